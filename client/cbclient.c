@@ -1,0 +1,2 @@
+/* cbclient.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* cli_admin.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* cli_grant.c: (in progress) */
+#include "config.h"

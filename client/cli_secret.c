@@ -1,0 +1,2 @@
+/* cli_secret.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* proxy_cert.c: (in progress) */
+#include "config.h"

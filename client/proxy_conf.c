@@ -1,0 +1,2 @@
+/* proxy_conf.c: (in progress) */
+#include "config.h"

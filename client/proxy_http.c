@@ -1,0 +1,2 @@
+/* proxy_http.c: (in progress) */
+#include "config.h"

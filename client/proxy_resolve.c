@@ -1,0 +1,2 @@
+/* proxy_resolve.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* proxy_scrub.c: (in progress) */
+#include "config.h"

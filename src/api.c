@@ -1,0 +1,2 @@
+/* api.c: (in progress) */
+#include "config.h"

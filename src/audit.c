@@ -1,0 +1,2 @@
+/* audit.c: (in progress) */
+#include "config.h"

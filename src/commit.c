@@ -1,0 +1,2 @@
+/* commit.c: (in progress) */
+#include "config.h"

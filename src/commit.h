@@ -1,0 +1,57 @@
+/*
+ * commit.h: the group-commit writer. One thread owns the only writer connection;
+ * operations from every server thread are queued, executed in submission order inside
+ * one transaction per batch (each op in its own savepoint), each followed by its audit
+ * record (hash-chained, audit.h), then the batch is committed with one fsync
+ * (synchronous=FULL) and every op's done() is called. An op's reply therefore leaves
+ * only after its effect and its audit record are durable. If the commit fails, every
+ * op of the batch gets the error (the request fails).
+ */
+#ifndef CB_COMMIT_H
+#define CB_COMMIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "audit.h"
+
+struct store;
+struct commit;
+
+struct commit_op;
+/*
+ * Runs on the commit thread inside the batch transaction (in a savepoint) with the
+ * writer connection. May adjust op->audit (e.g. the outcome). A non-zero return rolls
+ * back the op's savepoint; its audit record is still written (refusals are audited)
+ * unless op->audit.action is NULL.
+ */
+typedef int (*commit_fn)(struct store *wst, struct commit_op *op);
+/* Called on the commit thread once the batch is durable (rc = fn's result or a commit error). */
+typedef void (*commit_done_fn)(struct commit_op *op, int rc);
+
+struct commit_op {
+	commit_fn fn;		/* may be NULL: audit record only */
+	void *arg;		/* for fn and done */
+	struct audit_rec audit;	/* the record to append; strings must live until done */
+	commit_done_fn done;	/* may be NULL */
+	/* private to commit.c */
+	int rc;
+	struct commit_op *next;
+};
+
+/*
+ * Opens the writer connection on db_path, loads the audit chain head, starts the
+ * thread. *out owned by the caller (commit_close).
+ */
+int commit_open(const char *db_path, struct commit **out);
+/* Queues op (not copied: it must live until done). Returns 0, or CB_ERR_BUSY when closing. */
+int commit_submit(struct commit *c, struct commit_op *op);
+/* Queues op and waits until it is durable; returns its rc. op->done must be NULL. */
+int commit_run(struct commit *c, struct commit_op *op);
+/* Stops accepting, drains what is queued, joins the thread, closes. NULL is fine. */
+void commit_close(struct commit *c);
+
+/* Statistics for metrics: batches and ops committed so far. */
+void commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops);
+
+#endif

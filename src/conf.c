@@ -1,0 +1,2 @@
+/* conf.c: (in progress) */
+#include "config.h"

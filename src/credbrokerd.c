@@ -1,0 +1,8 @@
+/* src/credbrokerd.c: (in progress) */
+#include "config.h"
+int main(void);
+int
+main(void)
+{
+	return 1;
+}

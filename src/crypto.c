@@ -1,0 +1,2 @@
+/* crypto.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* dest.c: (in progress) */
+#include "config.h"

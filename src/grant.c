@@ -1,0 +1,2 @@
+/* grant.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* json.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,54 @@
+/*
+ * json.h: strict JSON for request bodies (jansson). Duplicate keys are refused, unknown
+ * fields are refused, every field is type-checked. Errors carry a stable API code.
+ */
+#ifndef CB_JSON_H
+#define CB_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+/* Stable error codes for the API (the "error" member of a 4xx body). */
+#define JSON_E_BAD_JSON		"bad_json"
+#define JSON_E_DUPLICATE_KEY	"duplicate_key"
+#define JSON_E_NOT_OBJECT	"not_an_object"
+#define JSON_E_UNKNOWN_FIELD	"unknown_field"
+#define JSON_E_MISSING_FIELD	"missing_field"
+#define JSON_E_WRONG_TYPE	"wrong_type"
+#define JSON_E_INVALID_VALUE	"invalid_value"
+
+/*
+ * Parses buf as one JSON object (JSON_REJECT_DUPLICATES, depth and size bounded).
+ * *out owned by the caller (json_decref). On error returns CB_ERR_INVAL and sets
+ * *code to one of the codes above (static string).
+ */
+int json_parse_object(const char *buf, size_t len, json_t **out, const char **code);
+
+/*
+ * Refuses members of obj not named in allowed (NULL-terminated). Returns 0 or
+ * CB_ERR_INVAL with *code = JSON_E_UNKNOWN_FIELD and *field the offending name.
+ */
+int json_only_fields(json_t *obj, const char *const *allowed, const char **code,
+    const char **field);
+
+/*
+ * Typed getters. required: absent is JSON_E_MISSING_FIELD; optional: absent leaves
+ * *out untouched and returns 1. A JSON null counts as absent for optional fields.
+ * Strings: NUL-free, at most maxlen bytes (else JSON_E_INVALID_VALUE); *out points
+ * into obj. Integers: JSON integers only (no floats, no strings), within [min, max].
+ */
+int json_get_string(json_t *obj, const char *key, int required, size_t maxlen,
+    const char **out, const char **code);
+int json_get_int(json_t *obj, const char *key, int required, long long min, long long max,
+    long long *out, const char **code);
+int json_get_bool(json_t *obj, const char *key, int required, int *out, const char **code);
+/* Array getter: *out borrowed; at most maxitems items. */
+int json_get_array(json_t *obj, const char *key, int required, size_t maxitems,
+    json_t **out, const char **code);
+
+/* {"error": code} (and "field": field when not NULL); new reference. */
+json_t *json_error_body(const char *code, const char *field);
+
+#endif

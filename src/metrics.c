@@ -1,0 +1,2 @@
+/* metrics.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* pki.c: (in progress) */
+#include "config.h"

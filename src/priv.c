@@ -1,0 +1,2 @@
+/* priv.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* secret.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,20 @@
+/*
+ * server.h: the HTTPS server (libmicrohttpd over GnuTLS). TLS 1.2+ only; mutual TLS
+ * enforced by us once per connection (certificate present, chains to the client CA,
+ * valid now, clientAuth key purpose), identity from SAN URI or CN mapped to a role via
+ * the configuration. Bodies are bounded, CL+TE refused; calls are handed to
+ * api_dispatch() and answered asynchronously (suspend/resume) so that the thread pool
+ * never waits on the commit thread.
+ */
+#ifndef CB_SERVER_H
+#define CB_SERVER_H
+
+struct broker;
+struct server;
+
+/* Starts listening as configured in b->conf. *out owned by the caller (server_stop). */
+int server_start(struct broker *b, struct server **out, char *why, size_t whylen);
+/* Stops accepting, finishes in-flight calls, frees. NULL is fine. */
+void server_stop(struct server *s);
+
+#endif

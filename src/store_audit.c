@@ -1,0 +1,2 @@
+/* store_audit.c: (in progress) */
+#include "config.h"

@@ -1,0 +1,2 @@
+/* store_grant.c: (in progress) */
+#include "config.h"

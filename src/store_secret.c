@@ -1,0 +1,2 @@
+/* store_secret.c: (in progress) */
+#include "config.h"

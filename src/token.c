@@ -1,0 +1,2 @@
+/* token.c: (in progress) */
+#include "config.h"

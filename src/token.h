@@ -1,0 +1,59 @@
+/*
+ * token.h: grant tokens. A token is "cbt_" followed by a compact HS256 JWT (libjwt)
+ * signed with a vault signing key named by "kid". Claims: iss "credbroker", aud
+ * "credproxy", sub (sandbox ID), jti (grant ID), iat, nbf, exp. libjwt 1.10 checks
+ * nothing but the signature, so token_verify checks the raw header (alg exactly
+ * "HS256", typ "JWT" if present, known kid), the MAC in constant time, every claim and
+ * its JSON type, and the time window. The grant in the database stays the authority.
+ */
+#ifndef CB_TOKEN_H
+#define CB_TOKEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct vault;
+
+#define TOKEN_PREFIX	"cbt_"
+#define TOKEN_MAX	2048	/* longer strings are refused before any parsing */
+#define TOKEN_ISS	"credbroker"
+#define TOKEN_AUD	"credproxy"
+#define GRANT_ID_LEN	32	/* hex characters (128 random bits) */
+
+struct token_claims {
+	char sub[129];			/* sandbox ID */
+	char jti[GRANT_ID_LEN + 1];	/* grant ID */
+	char kid[40];
+	int64_t iat, nbf, exp;
+};
+
+/* Refusal reasons; token_reason() gives the stable error code used in the API. */
+enum token_result {
+	TOKEN_OK = 0,
+	TOKEN_MALFORMED = -1,	/* "invalid_token": not cbt_ + JWT, bad base64/JSON, wrong claim types */
+	TOKEN_BAD_ALG = -2,	/* "invalid_token" */
+	TOKEN_UNKNOWN_KID = -3,	/* "invalid_token" */
+	TOKEN_BAD_SIGNATURE = -4,	/* "invalid_token" */
+	TOKEN_EXPIRED = -5,	/* "expired" */
+	TOKEN_NOT_YET_VALID = -6,	/* "not_yet_valid" */
+	TOKEN_INTERNAL = -7,	/* "internal" */
+};
+
+/*
+ * Signs a token for the claims (kid is filled in with the active signing key).
+ * *out is malloc'd, owned by the caller (a bearer credential: wipe with util_wipe_str).
+ */
+int token_mint(struct vault *v, struct token_claims *c, char **out);
+/*
+ * Verifies a token at time now; on TOKEN_OK fills *c. Never logs the token.
+ * Allowed clock skew for nbf/iat: TOKEN_SKEW_S.
+ */
+#define TOKEN_SKEW_S	5
+enum token_result token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
+    struct token_claims *c) __attribute__((warn_unused_result));
+/* The stable API error code of a result ("invalid_token", "expired", ...). */
+const char *token_reason(enum token_result r);
+/* Fills id with a fresh grant ID (GRANT_ID_LEN hex chars + NUL). */
+int token_new_grant_id(char id[GRANT_ID_LEN + 1]);
+
+#endif

@@ -1,0 +1,2 @@
+/* vault.c: (in progress) */
+#include "config.h"

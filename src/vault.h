@@ -1,0 +1,95 @@
+/*
+ * vault.h: the one narrow interface to key material. The master key (KEK) wraps data
+ * keys (DEKs) and token signing keys, all stored wrapped in the database; the vault
+ * holds the unwrapped keys in locked memory and offers seal/open for secret values and
+ * the signing keys to token.c. Everything that touches key bytes goes through here so
+ * it can later move into its own privilege-separated process. Thread-safe (rwlock):
+ * server threads seal/open while a rotation runs.
+ */
+#ifndef CB_VAULT_H
+#define CB_VAULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+
+struct store;
+struct vault;
+
+#define VAULT_KID_MAX	40	/* signing key IDs: "k" + 16 hex digits, NUL included with room */
+
+/*
+ * Creates a new master key file at path (256 random bits, mode 0600, O_EXCL).
+ * Returns 0, CB_ERR_EXISTS or CB_ERR_IO.
+ */
+int vault_create_master_key(const char *path);
+
+/*
+ * Reads the master key from path: refuses (CB_ERR_PERM) a file not owned by the
+ * effective user or with group/other bits, naming the file and its mode in why.
+ * On an empty database (no kek_check) it initialises one: check value, first data key,
+ * first signing key. Otherwise it verifies the key against the stored check value
+ * (CB_ERR_AUTH with "wrong master key for DATABASE" in why), unwraps every data key
+ * and signing key, and finishes an interrupted data-key rotation (st must be writable
+ * for that). *out is owned by the caller (vault_free). The file bytes are wiped.
+ */
+int vault_open(struct store *st, const char *master_key_path, struct vault **out,
+    char *why, size_t whylen);
+/* Wipes every key and frees; NULL is fine. */
+void vault_free(struct vault *v);
+
+/*
+ * Seals a secret value for (name, version) under the active data key: *ct is
+ * malloc'd (owned by the caller), *key_id names the data key. AD binds name, version
+ * and key ID.
+ */
+int vault_secret_seal(struct vault *v, const char *name, int64_t version,
+    const uint8_t *pt, size_t ptlen, int64_t *key_id, uint8_t **ct, size_t *ctlen);
+/*
+ * Opens a sealed value: *pt is malloc'd with one extra NUL byte (not counted in
+ * *ptlen); the caller wipes it with util_wipe_free(*pt, *ptlen + 1).
+ * CB_ERR_AUTH when the ciphertext was tampered with or moved to another row.
+ */
+int vault_secret_open(struct vault *v, const char *name, int64_t version, int64_t key_id,
+    const uint8_t *ct, size_t ctlen, uint8_t **pt, size_t *ptlen)
+    __attribute__((warn_unused_result));
+
+/*
+ * Copies a signing key into key (caller wipes it with explicit_bzero after use).
+ * kid NULL: the active key, its ID copied to kid_out (VAULT_KID_MAX bytes). kid given:
+ * that key if it may still verify (active or 'verify' state), else CB_ERR_NOTFOUND.
+ */
+int vault_signing_key(struct vault *v, const char *kid, uint8_t key[CRYPTO_KEY_LEN],
+    char kid_out[VAULT_KID_MAX]);
+
+/*
+ * Data-key rotation: a new active DEK, every secret version re-sealed under it in
+ * bounded batches (each its own transaction), then the old DEK retired. Survives a
+ * crash at any point: vault_open resumes it. max_batches < 0 means run to the end;
+ * tests pass a small number to simulate a crash half-way. *new_key_id may be NULL.
+ */
+int vault_rotate_data_key(struct vault *v, struct store *st, int max_batches,
+    int64_t *new_key_id);
+/* Finishes an interrupted data-key rotation, if any (vault_open calls it). */
+int vault_resume_rotation(struct vault *v, struct store *st);
+
+/*
+ * Signing-key rotation: a new active key; the old one stays in 'verify' state until
+ * retire_after (now + the longest TTL a grant can have), then is retired.
+ */
+int vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_after,
+    char kid_out[VAULT_KID_MAX]);
+
+/*
+ * Master-key rotation, on the broker's host only: re-wraps every data key and signing
+ * key from the KEK in old_path to the one in new_path, in one transaction. Crash-safe
+ * by atomicity: the database is either wholly under the old key or the new one.
+ */
+int vault_rotate_master_key(struct store *st, const char *old_path, const char *new_path,
+    char *why, size_t whylen);
+
+/* Number of data keys and signing keys currently held (for metrics and tests). */
+void vault_counts(struct vault *v, int *data_keys, int *signing_keys);
+
+#endif

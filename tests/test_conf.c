@@ -1,0 +1,8 @@
+/* test_conf.c: (in progress) fails until written. */
+#include "config.h"
+int main(void);
+int
+main(void)
+{
+	return 1;
+}
