@@ -3,7 +3,7 @@
  *   # comment
  *   keyword arg arg ...        (arguments separated by blanks; "double quotes" allowed)
  * Relative paths are resolved against the directory of the configuration file.
- * credbrokerd.conf keywords: see docs/credbrokerd.conf.md (and conf.c).
+ * credbrokerd.conf keywords: see docs/configuration.md (and conf.c).
  */
 #ifndef CB_CONF_H
 #define CB_CONF_H
@@ -61,12 +61,21 @@ const char *conf_role_name(enum role r);
 
 /*
  * The shared line parser: calls fn for each non-empty line with its words (quotes
- * removed). fn returns 0 or an error after writing why. Lines are bounded (4 KiB),
- * words per line bounded (64); a longer line or an unterminated quote is an error.
+ * removed). fn returns 0 or an error after writing why (its whole message: put the
+ * file and lineno in it). Lines are bounded (4 KiB), words per line bounded (64), the
+ * buffer 1 MiB; a longer line, an unterminated quote, a quote inside a word or a control
+ * byte (other than tab and the CR of CRLF) is an error, written as "line N: message".
+ * A word is a run of non-blank bytes or a "quoted string" (no escapes); '#' at the
+ * start of a word comments out the rest of the line. Returns 0 or a CB_ERR_*.
  */
 typedef int (*conf_line_fn)(void *arg, int lineno, int argc, char **argv, char *why,
     size_t whylen);
 int conf_parse_lines(const char *buf, size_t len, conf_line_fn fn, void *arg, char *why,
     size_t whylen);
+/*
+ * Reads path (a regular file of at most 1 MiB) and runs conf_parse_lines on it; the
+ * lexer's own errors then read "PATH:LINE: message" (fn writes its own messages).
+ */
+int conf_load_lines(const char *path, conf_line_fn fn, void *arg, char *why, size_t whylen);
 
 #endif
