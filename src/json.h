@@ -19,8 +19,12 @@
 #define JSON_E_WRONG_TYPE	"wrong_type"
 #define JSON_E_INVALID_VALUE	"invalid_value"
 
+#define JSON_MAX_LEN	(1024 * 1024)	/* bodies longer than this are refused unparsed */
+
 /*
- * Parses buf as one JSON object (JSON_REJECT_DUPLICATES, depth and size bounded).
+ * Parses buf as one JSON object (JSON_REJECT_DUPLICATES, at most JSON_MAX_LEN bytes,
+ * containers nested at most 8 deep, no NUL in strings: "\u0000" is bad_json, a number
+ * too large for its type is invalid_value, a non-object root not_an_object).
  * *out owned by the caller (json_decref). On error returns CB_ERR_INVAL and sets
  * *code to one of the codes above (static string).
  */

@@ -1,2 +1,438 @@
-/* token.c: (in progress) */
+/*
+ * token.c: grant tokens, "cbt_" + compact HS256 JWT. Minting goes through libjwt.
+ * Verification does not trust libjwt (1.10 accepts alg "none" with an empty key, matches
+ * alg names case-insensitively, confuses HS and RS keys and checks no claim): it checks
+ * the raw header, recomputes the MAC itself over the raw "header.payload" bytes,
+ * compares in constant time, parses and type-checks every claim with jansson, and only
+ * then asks libjwt for a second opinion. Tokens are bearer credentials: never logged,
+ * every copy wiped.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <jwt.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+#include "token.h"
+#include "util.h"
+#include "vault.h"
+
+#define PREFIX_LEN	(sizeof(TOKEN_PREFIX) - 1)
+#define SUB_MAX		128
+#define SIG_B64_LEN	43	/* base64url of 32 bytes, no padding */
+#define KID_HEX		16	/* kid: "k" + 16 lower-case hex digits (vault.h) */
+#define PART_MAX	(TOKEN_MAX / 4 * 3)	/* decoded size bound of any part */
+
+static int
+b64url_val(int ch)
+{
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	if (ch == '-')
+		return 62;
+	if (ch == '_')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict base64url without padding: only the 64 characters, no '=', a length that is
+ * not 1 mod 4, and unused trailing bits zero, so each byte string has exactly one
+ * encoding and no change of a character can decode to the same bytes.
+ */
+static int
+b64url_decode(const char *in, size_t len, uint8_t *out, size_t outcap, size_t *outlen)
+{
+	uint32_t acc;
+	size_t i, o;
+	int bits, v;
+
+	*outlen = 0;
+	if (len % 4 == 1 || len / 4 * 3 + 2 > outcap)
+		return CB_ERR_INVAL;
+	acc = 0;
+	bits = 0;
+	o = 0;
+	for (i = 0; i < len; i++) {
+		if ((v = b64url_val((unsigned char)in[i])) < 0)
+			return CB_ERR_INVAL;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (uint8_t)(acc >> bits);
+			acc &= (1U << bits) - 1;
+		}
+	}
+	if (acc != 0)
+		return CB_ERR_INVAL;	/* non-canonical: unused bits set */
+	*outlen = o;
+	return 0;
+}
+
+static int
+is_lower_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+kid_valid(const char *kid)
+{
+	return kid[0] == 'k' && strlen(kid) == 1 + KID_HEX && is_lower_hex(kid + 1, KID_HEX);
+}
+
+static int
+jti_valid(const char *jti)
+{
+	return strlen(jti) == GRANT_ID_LEN && is_lower_hex(jti, GRANT_ID_LEN);
+}
+
+/* A sandbox ID: 1..128 printable ASCII characters. */
+static int
+sub_valid(const char *sub, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > SUB_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)sub[i] < 0x21 || (unsigned char)sub[i] > 0x7e)
+			return 0;
+	}
+	return 1;
+}
+
+int
+token_new_grant_id(char id[GRANT_ID_LEN + 1])
+{
+	uint8_t rnd[GRANT_ID_LEN / 2];
+
+	id[0] = '\0';
+	if (crypto_random(rnd, sizeof(rnd)) != 0)
+		return CB_ERR_CRYPTO;
+	util_hex(rnd, sizeof(rnd), id);
+	return 0;
+}
+
+int
+token_mint(struct vault *v, struct token_claims *c, char **out)
+{
+	uint8_t key[CRYPTO_KEY_LEN];
+	char kid[VAULT_KID_MAX];
+	jwt_t *jwt = NULL;
+	char *enc = NULL, *tok = NULL;
+	size_t enclen;
+	int rc;
+
+	*out = NULL;
+	kid[0] = '\0';
+	if (c == NULL || !sub_valid(c->sub, strnlen(c->sub, sizeof(c->sub))) ||
+	    !jti_valid(c->jti) || c->iat < 0 || c->nbf < 0 || c->exp <= c->nbf) {
+		rc = CB_ERR_INVAL;
+		goto out;
+	}
+	if ((rc = vault_signing_key(v, NULL, key, kid)) != 0)
+		goto out;
+	if (!kid_valid(kid) || util_strlcpy(c->kid, kid, sizeof(c->kid)) >= sizeof(c->kid)) {
+		log_warnx("signing key ID of unexpected form");
+		rc = CB_ERR_CRYPTO;
+		goto out;
+	}
+	rc = CB_ERR_NOMEM;
+	if (jwt_new(&jwt) != 0)
+		goto out;
+	if (jwt_add_header(jwt, "kid", kid) != 0 ||
+	    jwt_add_grant(jwt, "iss", TOKEN_ISS) != 0 ||
+	    jwt_add_grant(jwt, "aud", TOKEN_AUD) != 0 ||
+	    jwt_add_grant(jwt, "sub", c->sub) != 0 ||
+	    jwt_add_grant(jwt, "jti", c->jti) != 0 ||
+	    jwt_add_grant_int(jwt, "iat", (long)c->iat) != 0 ||
+	    jwt_add_grant_int(jwt, "nbf", (long)c->nbf) != 0 ||
+	    jwt_add_grant_int(jwt, "exp", (long)c->exp) != 0)
+		goto out;
+	rc = CB_ERR_CRYPTO;
+	if (jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)sizeof(key)) != 0)
+		goto out;
+	if ((enc = jwt_encode_str(jwt)) == NULL)
+		goto out;
+	enclen = strlen(enc);
+	rc = CB_ERR_LIMIT;
+	if (PREFIX_LEN + enclen > TOKEN_MAX)
+		goto out;
+	rc = CB_ERR_NOMEM;
+	if ((tok = malloc(PREFIX_LEN + enclen + 1)) == NULL)
+		goto out;
+	memcpy(tok, TOKEN_PREFIX, PREFIX_LEN);
+	memcpy(tok + PREFIX_LEN, enc, enclen + 1);
+	*out = tok;	/* transferred */
+	tok = NULL;
+	rc = 0;
+out:
+	explicit_bzero(key, sizeof(key));
+	util_wipe_str(enc);
+	util_wipe_str(tok);
+	jwt_free(jwt);	/* scrubs its own key copy */
+	return rc;
+}
+
+/* Header: exactly {"alg":"HS256","kid":"k…"} with an optional "typ":"JWT". */
+static enum token_result
+check_header(const uint8_t *buf, size_t len, char kid[VAULT_KID_MAX])
+{
+	json_error_t err;
+	json_t *h, *m;
+	const char *k, *s;
+	enum token_result r;
+	int have_alg = 0, have_kid = 0;
+
+	kid[0] = '\0';
+	if ((h = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err)) == NULL)
+		return TOKEN_MALFORMED;
+	r = TOKEN_MALFORMED;
+	if (!json_is_object(h))
+		goto out;
+	json_object_foreach(h, k, m) {
+		if (strcmp(k, "alg") == 0) {
+			/* Byte-exact: not "none", not "hs256", not "HS384", not "RS256". */
+			if (!json_is_string(m) || json_string_length(m) != 5 ||
+			    strcmp(json_string_value(m), "HS256") != 0) {
+				r = TOKEN_BAD_ALG;
+				goto out;
+			}
+			have_alg = 1;
+		} else if (strcmp(k, "typ") == 0) {
+			if (!json_is_string(m) || strcmp(json_string_value(m), "JWT") != 0)
+				goto out;
+		} else if (strcmp(k, "kid") == 0) {
+			if (!json_is_string(m))
+				goto out;
+			s = json_string_value(m);
+			if (json_string_length(m) >= VAULT_KID_MAX || !kid_valid(s))
+				goto out;
+			util_strlcpy(kid, s, VAULT_KID_MAX);
+			have_kid = 1;
+		} else
+			goto out;	/* jku, x5u, crit, ...: nothing else is ours */
+	}
+	if (!have_alg) {
+		r = TOKEN_BAD_ALG;
+		goto out;
+	}
+	if (have_kid)
+		r = TOKEN_OK;
+out:
+	json_decref(h);
+	return r;
+}
+
+static int
+claim_int(json_t *m, int64_t *out)
+{
+	/* JSON integers only: "exp": "123" or 1.5 is malformed, never 0. */
+	if (!json_is_integer(m) || json_integer_value(m) < 0)
+		return 0;
+	*out = json_integer_value(m);
+	return 1;
+}
+
+/* Payload: exactly iss, aud, sub, jti, iat, nbf, exp, each of its type. */
+static enum token_result
+check_payload(const uint8_t *buf, size_t len, struct token_claims *c)
+{
+	json_error_t err;
+	json_t *p, *m;
+	const char *k;
+	enum token_result r;
+	unsigned seen = 0, bit;
+
+	if ((p = json_loadb((const char *)buf, len, JSON_REJECT_DUPLICATES, &err)) == NULL)
+		return TOKEN_MALFORMED;
+	r = TOKEN_MALFORMED;
+	if (!json_is_object(p))
+		goto out;
+	json_object_foreach(p, k, m) {
+		if (strcmp(k, "iss") == 0) {
+			bit = 1;
+			if (!json_is_string(m) || strcmp(json_string_value(m), TOKEN_ISS) != 0)
+				goto out;
+		} else if (strcmp(k, "aud") == 0) {
+			bit = 2;
+			if (!json_is_string(m) || strcmp(json_string_value(m), TOKEN_AUD) != 0)
+				goto out;
+		} else if (strcmp(k, "sub") == 0) {
+			bit = 4;
+			if (!json_is_string(m) ||
+			    !sub_valid(json_string_value(m), json_string_length(m)))
+				goto out;
+			memcpy(c->sub, json_string_value(m), json_string_length(m) + 1);
+		} else if (strcmp(k, "jti") == 0) {
+			bit = 8;
+			if (!json_is_string(m) || json_string_length(m) != GRANT_ID_LEN ||
+			    !jti_valid(json_string_value(m)))
+				goto out;
+			memcpy(c->jti, json_string_value(m), GRANT_ID_LEN + 1);
+		} else if (strcmp(k, "iat") == 0) {
+			bit = 16;
+			if (!claim_int(m, &c->iat))
+				goto out;
+		} else if (strcmp(k, "nbf") == 0) {
+			bit = 32;
+			if (!claim_int(m, &c->nbf))
+				goto out;
+		} else if (strcmp(k, "exp") == 0) {
+			bit = 64;
+			if (!claim_int(m, &c->exp))
+				goto out;
+		} else
+			goto out;
+		seen |= bit;
+	}
+	if (seen != 127 || c->exp <= c->nbf)
+		goto out;
+	r = TOKEN_OK;
+out:
+	json_decref(p);
+	return r;
+}
+
+enum token_result
+token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
+    struct token_claims *c)
+{
+	uint8_t key[CRYPTO_KEY_LEN], mac[CRYPTO_HASH_LEN], sig[CRYPTO_HASH_LEN + 3];
+	uint8_t part[PART_MAX];
+	char copy[TOKEN_MAX + 1], kid[VAULT_KID_MAX], kid_out[VAULT_KID_MAX];
+	const char *jwt, *dot1, *dot2, *end;
+	size_t jlen, plen, siglen;
+	jwt_t *lj = NULL;
+	enum token_result r;
+	int rc;
+
+	if (c != NULL)
+		memset(c, 0, sizeof(*c));
+	kid[0] = '\0';
+	r = TOKEN_MALFORMED;
+	copy[0] = '\0';
+	if (tok == NULL || c == NULL || len > TOKEN_MAX || len <= PREFIX_LEN)
+		return TOKEN_MALFORMED;
+	if (memcmp(tok, TOKEN_PREFIX, PREFIX_LEN) != 0)
+		return TOKEN_MALFORMED;
+
+	/* Three base64url parts separated by exactly two dots; the charset is checked by decoding. */
+	jwt = tok + PREFIX_LEN;
+	jlen = len - PREFIX_LEN;
+	end = jwt + jlen;
+	if ((dot1 = memchr(jwt, '.', jlen)) == NULL)
+		return TOKEN_MALFORMED;
+	if ((dot2 = memchr(dot1 + 1, '.', (size_t)(end - dot1 - 1))) == NULL)
+		return TOKEN_MALFORMED;
+	if (memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1)) != NULL)
+		return TOKEN_MALFORMED;
+	if (dot1 == jwt || dot2 == dot1 + 1 || (size_t)(end - dot2 - 1) != SIG_B64_LEN)
+		return TOKEN_MALFORMED;
+
+	/* Header first: alg and kid decide whether any key is looked up at all. */
+	if (b64url_decode(jwt, (size_t)(dot1 - jwt), part, sizeof(part), &plen) != 0)
+		goto out;
+	if ((r = check_header(part, plen, kid)) != TOKEN_OK)
+		goto out;
+	r = TOKEN_MALFORMED;
+	if (b64url_decode(dot2 + 1, SIG_B64_LEN, sig, sizeof(sig), &siglen) != 0 ||
+	    siglen != CRYPTO_HASH_LEN)
+		goto out;
+	/* The payload's charset, before any MAC is computed. */
+	if (b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), part, sizeof(part), &plen) != 0)
+		goto out;
+
+	rc = vault_signing_key(v, kid, key, kid_out);
+	if (rc == CB_ERR_NOTFOUND) {
+		r = TOKEN_UNKNOWN_KID;
+		goto out;
+	} else if (rc != 0) {
+		r = TOKEN_INTERNAL;
+		goto out;
+	}
+	if (crypto_hmac_sha256(key, sizeof(key), jwt, (size_t)(dot2 - jwt), mac) != 0) {
+		r = TOKEN_INTERNAL;
+		goto out;
+	}
+	if (!crypto_memeq(mac, sig, CRYPTO_HASH_LEN)) {
+		r = TOKEN_BAD_SIGNATURE;
+		goto out;
+	}
+
+	if ((r = check_payload(part, plen, c)) != TOKEN_OK)
+		goto out;
+	util_strlcpy(c->kid, kid, sizeof(c->kid));
+
+	/* The time window: no skew on exp, TOKEN_SKEW_S on nbf and iat. */
+	if (now >= c->exp) {
+		r = TOKEN_EXPIRED;
+		goto out;
+	}
+	if (now + TOKEN_SKEW_S < c->nbf || now + TOKEN_SKEW_S < c->iat) {
+		r = TOKEN_NOT_YET_VALID;
+		goto out;
+	}
+
+	/* libjwt's opinion last (it needs a NUL-terminated copy): it must agree on HS256. */
+	memcpy(copy, jwt, jlen);
+	copy[jlen] = '\0';
+	rc = jwt_decode(&lj, copy, key, (int)sizeof(key));
+	if (rc != 0 || lj == NULL) {
+		r = TOKEN_BAD_SIGNATURE;
+		goto out;
+	}
+	if (jwt_get_alg(lj) != JWT_ALG_HS256) {
+		r = TOKEN_BAD_ALG;
+		goto out;
+	}
+	r = TOKEN_OK;
+out:
+	if (r != TOKEN_OK && c != NULL)
+		memset(c, 0, sizeof(*c));
+	jwt_free(lj);
+	explicit_bzero(copy, sizeof(copy));
+	explicit_bzero(key, sizeof(key));
+	explicit_bzero(mac, sizeof(mac));
+	explicit_bzero(part, sizeof(part));
+	return r;
+}
+
+const char *
+token_reason(enum token_result r)
+{
+	switch (r) {
+	case TOKEN_OK:
+		return "ok";
+	case TOKEN_MALFORMED:
+	case TOKEN_BAD_ALG:
+	case TOKEN_UNKNOWN_KID:
+	case TOKEN_BAD_SIGNATURE:
+		return "invalid_token";
+	case TOKEN_EXPIRED:
+		return "expired";
+	case TOKEN_NOT_YET_VALID:
+		return "not_yet_valid";
+	case TOKEN_INTERNAL:
+	default:
+		return "internal";
+	}
+}
