@@ -1,2 +1,1267 @@
-/* cbclient.c: (in progress) */
+/*
+ * cbclient.c: libcredbroker, the C client of the broker API (credbroker.h).
+ *
+ * One libcurl easy handle per cbc_t, reused so the TLS connection stays alive.
+ * Mutual TLS only, TLS 1.2 or newer, peer and host verified, https only, no proxy.
+ * Answers land in our own bounded buffer (CBC_ANSWER_MAX) that is wiped before it is
+ * freed, because a resolve answer holds a real credential; the same goes for request
+ * bodies that hold a secret value. Answers are parsed strictly with jansson.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "credbroker.h"
+#include "cbclient_int.h"
+
+#define CBC_TIMEOUT_DEFAULT_MS	10000L
+#define CBC_ERRMSG_MAX		512
+#define CBC_URL_MAX		2048
+#define CBC_ID_MAX		256	/* names and IDs put in a URL path */
+
+struct cbc {
+	CURL *curl;
+	struct curl_slist *hdrs;
+	char *url;		/* without a trailing slash */
+	char *cert;
+	char *key;
+	char *cacert;
+	long timeout_ms;
+	int http_status;
+	char errcode[CBC_ERRCODE_MAX];
+	char errmsg[CBC_ERRMSG_MAX];
+	char curlerr[CURL_ERROR_SIZE];
+};
+
+/* The answer buffer: grows by copying and wiping, never by realloc (which may leave copies). */
+struct cbc_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+	int over;
+};
+
+static pthread_once_t cbc_once = PTHREAD_ONCE_INIT;
+static int cbc_global_rc;
+
+static void
+cbc_set_why(char *why, size_t whylen, const char *msg)
+{
+	if (why != NULL && whylen > 0)
+		snprintf(why, whylen, "%s", msg);
+}
+
+static void *
+cbc_json_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+/* jansson's own copies of parsed strings may hold a credential: wipe them on free. */
+static void
+cbc_json_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void
+cbc_global_init(void)
+{
+	json_malloc_t m;
+	json_free_t f;
+
+	cbc_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : CBC_E_NOMEM;
+	/* Only when the application kept jansson's defaults: never replace its own. */
+	json_get_alloc_funcs(&m, &f);
+	if (m == malloc && f == free)
+		json_set_alloc_funcs(cbc_json_malloc, cbc_json_free);
+}
+
+const char *
+cbc_strerror(int err)
+{
+	switch (err) {
+	case CBC_OK:
+		return "success";
+	case CBC_E_REFUSED:
+		return "refused by the broker";
+	case CBC_E_USAGE:
+		return "invalid argument";
+	case CBC_E_CONNECT:
+		return "connection or TLS failure";
+	case CBC_E_PROTOCOL:
+		return "malformed answer from the broker";
+	case CBC_E_SERVER:
+		return "broker error";
+	case CBC_E_NOMEM:
+		return "out of memory";
+	case CBC_E_IO:
+		return "local file error";
+	default:
+		return "unknown error";
+	}
+}
+
+static void cbc_err(cbc_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+cbc_err(cbc_t *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
+	va_end(ap);
+}
+
+const char *
+cbc_errmsg(const cbc_t *c)
+{
+	return c == NULL ? "no client" : c->errmsg;
+}
+
+int
+cbc_http_status(const cbc_t *c)
+{
+	return c == NULL ? 0 : c->http_status;
+}
+
+const char *
+cbc_error_code(const cbc_t *c)
+{
+	return c == NULL ? "" : c->errcode;
+}
+
+/* ---- JSON helpers ------------------------------------------------------------ */
+
+static json_t *
+cbc_load(const char *buf, size_t len, char *why, size_t whylen)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if (buf == NULL || len == 0) {
+		cbc_set_why(why, whylen, "empty answer");
+		return NULL;
+	}
+	if (len > CBC_ANSWER_MAX) {
+		cbc_set_why(why, whylen, "answer larger than 1 MiB");
+		return NULL;
+	}
+	/* Reject duplicate keys and anything after the value; NUL in strings is refused by default. */
+	j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL) {
+		/* jerr.text describes the syntax, never quotes the input. */
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "invalid JSON at byte %d: %s", jerr.position, jerr.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		json_decref(j);
+		cbc_set_why(why, whylen, "answer is not a JSON object");
+		return NULL;
+	}
+	return j;
+}
+
+/* A member that must be a non-empty string of at most max bytes without control bytes. */
+static const char *
+cbc_get_str(json_t *o, const char *key, size_t max, int allow_space)
+{
+	json_t *v;
+	const char *s;
+	size_t n, i;
+
+	v = json_object_get(o, key);
+	if (!json_is_string(v))
+		return NULL;
+	s = json_string_value(v);
+	n = json_string_length(v);
+	if (n == 0 || n > max || strlen(s) != n)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch < 0x20 || ch == 0x7f || (!allow_space && ch == ' '))
+			return NULL;
+	}
+	return s;
+}
+
+static int
+cbc_get_int(json_t *o, const char *key, long long min, long long max, long long *out)
+{
+	json_t *v;
+	json_int_t n;
+
+	v = json_object_get(o, key);
+	if (!json_is_integer(v))
+		return -1;
+	n = json_integer_value(v);
+	if (n < min || n > max)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static char *
+cbc_strdup_n(const char *s, size_t n)
+{
+	char *p;
+
+	p = malloc(n + 1);
+	if (p == NULL)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
+static void
+cbc_wipe_str(char *s)
+{
+	if (s == NULL)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+/* A header name is an HTTP token (RFC 9110). */
+static int
+cbc_is_token(const char *s)
+{
+	static const char extra[] = "!#$%&'*+-.^_`|~";
+
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+		    (ch >= 'A' && ch <= 'Z') || strchr(extra, ch) != NULL))
+			return 0;
+	}
+	return 1;
+}
+
+/* ---- request bodies ---------------------------------------------------------- */
+
+static int
+cbc_dump(json_t *j, char **out, size_t *outlen)
+{
+	char *s;
+
+	if (j == NULL)
+		return CBC_E_NOMEM;
+	s = json_dumps(j, JSON_COMPACT);
+	if (s == NULL)
+		return CBC_E_NOMEM;
+	*out = s;
+	if (outlen != NULL)
+		*outlen = strlen(s);
+	return 0;
+}
+
+/* Adds key: string, or fails with CBC_E_USAGE on a string that is not valid UTF-8. */
+static int
+cbc_set_str(json_t *o, const char *key, const char *val)
+{
+	json_t *v;
+
+	v = json_string(val);
+	if (v == NULL)
+		return CBC_E_USAGE;
+	if (json_object_set_new(o, key, v) != 0)
+		return CBC_E_NOMEM;
+	return 0;
+}
+
+static int
+cbc_set_int(json_t *o, const char *key, long long n)
+{
+	return json_object_set_new(o, key, json_integer(n)) == 0 ? 0 : CBC_E_NOMEM;
+}
+
+static int
+cbc_build_binding(const struct cbc_binding *b, json_t **out)
+{
+	json_t *o, *m;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (b->secret == NULL || *b->secret == '\0' || b->host == NULL || *b->host == '\0' ||
+	    b->port < 0 || b->port > 65535)
+		return CBC_E_USAGE;
+	if ((o = json_object()) == NULL)
+		return CBC_E_NOMEM;
+	if ((rc = cbc_set_str(o, "secret", b->secret)) != 0 ||
+	    (rc = cbc_set_str(o, "host", b->host)) != 0 ||
+	    (rc = cbc_set_int(o, "port", b->port == 0 ? 443 : b->port)) != 0)
+		goto out;
+	if (b->methods != NULL) {
+		if ((m = json_array()) == NULL || json_object_set_new(o, "methods", m) != 0) {
+			rc = CBC_E_NOMEM;
+			goto out;
+		}
+		/* Bounded: the broker accepts far fewer; a missing terminator stops here. */
+		for (i = 0; b->methods[i] != NULL; i++) {
+			if (i >= 64 || *b->methods[i] == '\0') {
+				rc = CBC_E_USAGE;
+				goto out;
+			}
+			if (json_array_append_new(m, json_string(b->methods[i])) != 0) {
+				rc = CBC_E_USAGE;
+				goto out;
+			}
+		}
+	}
+	if (b->path_prefix != NULL && (rc = cbc_set_str(o, "path_prefix", b->path_prefix)) != 0)
+		goto out;
+	if (b->header != NULL && (rc = cbc_set_str(o, "header", b->header)) != 0)
+		goto out;
+	if (b->template_ != NULL && (rc = cbc_set_str(o, "template", b->template_)) != 0)
+		goto out;
+	if (b->inject && json_object_set_new(o, "inject", json_true()) != 0) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	*out = o;	/* transferred */
+	o = NULL;
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+int
+cbc_build_grant(const struct cbc_grant_req *req, char **out)
+{
+	json_t *o = NULL, *arr, *b;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (req == NULL || req->sandbox_id == NULL || *req->sandbox_id == '\0' ||
+	    req->ttl_s <= 0 || req->max_uses < 0 || req->bindings == NULL ||
+	    req->nbindings == 0 || req->nbindings > 64)
+		return CBC_E_USAGE;
+	if ((o = json_object()) == NULL)
+		return CBC_E_NOMEM;
+	if ((rc = cbc_set_str(o, "sandbox_id", req->sandbox_id)) != 0 ||
+	    (rc = cbc_set_int(o, "ttl_s", req->ttl_s)) != 0)
+		goto out;
+	if (json_object_set_new(o, "max_uses", req->max_uses == 0 ? json_null() :
+	    json_integer(req->max_uses)) != 0) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	if ((arr = json_array()) == NULL || json_object_set_new(o, "bindings", arr) != 0) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < req->nbindings; i++) {
+		if ((rc = cbc_build_binding(&req->bindings[i], &b)) != 0)
+			goto out;
+		if (json_array_append_new(arr, b) != 0) {
+			rc = CBC_E_NOMEM;
+			goto out;
+		}
+	}
+	rc = cbc_dump(o, out, NULL);
+out:
+	json_decref(o);
+	return rc;
+}
+
+int
+cbc_build_resolve(const char *token, const char *sandbox_id, const char *host, int port,
+    const char *method, const char *path, char **out, size_t *len)
+{
+	json_t *o;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	if (sandbox_id == NULL || *sandbox_id == '\0' || host == NULL || *host == '\0' ||
+	    port <= 0 || port > 65535 || method == NULL || *method == '\0' || path == NULL ||
+	    *path == '\0' || (token != NULL && *token == '\0'))
+		return CBC_E_USAGE;
+	if ((o = json_object()) == NULL)
+		return CBC_E_NOMEM;
+	/* Token-less resolve (inject bindings): the field is absent. */
+	if (token != NULL && (rc = cbc_set_str(o, "token", token)) != 0)
+		goto out;
+	if ((rc = cbc_set_str(o, "sandbox_id", sandbox_id)) != 0 ||
+	    (rc = cbc_set_str(o, "host", host)) != 0 ||
+	    (rc = cbc_set_int(o, "port", port)) != 0 ||
+	    (rc = cbc_set_str(o, "method", method)) != 0 ||
+	    (rc = cbc_set_str(o, "path", path)) != 0)
+		goto out;
+	rc = cbc_dump(o, out, len);
+out:
+	json_decref(o);	/* the token's copy is wiped by cbc_json_free */
+	return rc;
+}
+
+int
+cbc_build_secret(const unsigned char *value, size_t len, const char *const *hosts,
+    long long max_ttl_s, char **out, size_t *outlen)
+{
+	json_t *o = NULL, *arr;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if (value == NULL || len == 0 || len > CBC_VALUE_MAX || max_ttl_s < 0)
+		return CBC_E_USAGE;
+	/* The broker refuses these too; say so before the value travels. */
+	for (i = 0; i < len; i++)
+		if (value[i] == '\0' || value[i] == '\r' || value[i] == '\n')
+			return CBC_E_USAGE;
+	if ((o = json_object()) == NULL)
+		return CBC_E_NOMEM;
+	if (json_object_set_new(o, "value", json_stringn((const char *)value, len)) != 0) {
+		rc = CBC_E_USAGE;	/* not valid UTF-8 */
+		goto out;
+	}
+	if ((arr = json_array()) == NULL || json_object_set_new(o, "hosts", arr) != 0) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; hosts != NULL && hosts[i] != NULL; i++) {
+		if (i >= 256 || *hosts[i] == '\0') {
+			rc = CBC_E_USAGE;
+			goto out;
+		}
+		if (json_array_append_new(arr, json_string(hosts[i])) != 0) {
+			rc = CBC_E_USAGE;
+			goto out;
+		}
+	}
+	if (max_ttl_s > 0 && (rc = cbc_set_int(o, "max_ttl_s", max_ttl_s)) != 0)
+		goto out;
+	rc = cbc_dump(o, out, outlen);
+out:
+	json_decref(o);	/* the value's copy is wiped by cbc_json_free (or our caller) */
+	return rc;
+}
+
+int
+cbc_build_rotate(const char *kind, char **out)
+{
+	json_t *o;
+	int rc;
+
+	*out = NULL;
+	if (kind == NULL || (strcmp(kind, "data") != 0 && strcmp(kind, "signing") != 0))
+		return CBC_E_USAGE;
+	if ((o = json_object()) == NULL)
+		return CBC_E_NOMEM;
+	if ((rc = cbc_set_str(o, "kind", kind)) == 0)
+		rc = cbc_dump(o, out, NULL);
+	json_decref(o);
+	return rc;
+}
+
+/* ---- answer parsing ---------------------------------------------------------- */
+
+void
+cbc_grant_free(struct cbc_grant *g)
+{
+	if (g == NULL)
+		return;
+	free(g->grant_id);
+	cbc_wipe_str(g->token);
+	free(g->expires_at);
+	free(g);
+}
+
+int
+cbc_parse_grant(const char *buf, size_t len, struct cbc_grant **out, char *why, size_t whylen)
+{
+	struct cbc_grant *g = NULL;
+	const char *id, *tok, *exp;
+	json_t *j;
+	int rc = CBC_E_PROTOCOL;
+
+	*out = NULL;
+	if ((j = cbc_load(buf, len, why, whylen)) == NULL)
+		return CBC_E_PROTOCOL;
+	id = cbc_get_str(j, "grant_id", 128, 0);
+	tok = cbc_get_str(j, "token", 8192, 0);
+	exp = cbc_get_str(j, "expires_at", 64, 0);
+	if (id == NULL || tok == NULL || exp == NULL) {
+		cbc_set_why(why, whylen, "grant answer lacks a valid grant_id, token or expires_at");
+		goto out;
+	}
+	if (strncmp(tok, "cbt_", 4) != 0 || tok[4] == '\0') {
+		cbc_set_why(why, whylen, "grant answer's token does not start with cbt_");
+		goto out;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL ||
+	    (g->grant_id = strdup(id)) == NULL ||
+	    (g->token = strdup(tok)) == NULL ||
+	    (g->expires_at = strdup(exp)) == NULL) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	*out = g;	/* transferred */
+	g = NULL;
+	rc = 0;
+out:
+	cbc_grant_free(g);
+	json_decref(j);
+	return rc;
+}
+
+void
+cbc_resolved_free(struct cbc_resolved *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nheaders; i++) {
+		free(r->headers[i].name);
+		cbc_wipe_str(r->headers[i].value);
+	}
+	free(r->headers);
+	free(r);
+}
+
+int
+cbc_parse_resolved(const char *buf, size_t len, struct cbc_resolved **out, char *why,
+    size_t whylen)
+{
+	struct cbc_resolved *r = NULL;
+	json_t *j, *arr, *h;
+	const char *name, *value;
+	long long exp;
+	size_t i, n;
+	int rc = CBC_E_PROTOCOL;
+
+	*out = NULL;
+	if ((j = cbc_load(buf, len, why, whylen)) == NULL)
+		return CBC_E_PROTOCOL;
+	arr = json_object_get(j, "headers");
+	if (!json_is_array(arr) || json_array_size(arr) > 64) {
+		cbc_set_why(why, whylen, "resolve answer lacks a headers array (at most 64)");
+		goto out;
+	}
+	if (cbc_get_int(j, "expires_in", 0, LLONG_MAX, &exp) != 0) {
+		cbc_set_why(why, whylen, "resolve answer lacks a non-negative integer expires_in");
+		goto out;
+	}
+	n = json_array_size(arr);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	r->expires_in = exp;
+	if (n > 0 && (r->headers = calloc(n, sizeof(*r->headers))) == NULL) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		h = json_array_get(arr, i);
+		if (!json_is_object(h) ||
+		    (name = cbc_get_str(h, "name", 256, 0)) == NULL || !cbc_is_token(name) ||
+		    (value = cbc_get_str(h, "value", CBC_ANSWER_MAX, 1)) == NULL) {
+			/* Never quote the value: it is the credential. */
+			if (why != NULL && whylen > 0)
+				snprintf(why, whylen, "resolve answer's header %zu lacks a valid "
+				    "name or value", i);
+			goto out;
+		}
+		if ((r->headers[i].name = strdup(name)) == NULL ||
+		    (r->headers[i].value = strdup(value)) == NULL) {
+			r->nheaders = i + 1;
+			rc = CBC_E_NOMEM;
+			goto out;
+		}
+		r->nheaders = i + 1;
+	}
+	*out = r;	/* transferred */
+	r = NULL;
+	rc = 0;
+out:
+	cbc_resolved_free(r);
+	json_decref(j);
+	return rc;
+}
+
+int
+cbc_parse_version(const char *buf, size_t len, long long *version, char *why, size_t whylen)
+{
+	json_t *j;
+	int rc = 0;
+
+	*version = 0;
+	if ((j = cbc_load(buf, len, why, whylen)) == NULL)
+		return CBC_E_PROTOCOL;
+	if (cbc_get_int(j, "version", 1, LLONG_MAX, version) != 0) {
+		cbc_set_why(why, whylen, "answer lacks a positive integer version");
+		*version = 0;
+		rc = CBC_E_PROTOCOL;
+	}
+	json_decref(j);
+	return rc;
+}
+
+int
+cbc_parse_revoked(const char *buf, size_t len, long long *revoked, char *why, size_t whylen)
+{
+	json_t *j;
+	int rc = 0;
+
+	*revoked = 0;
+	if ((j = cbc_load(buf, len, why, whylen)) == NULL)
+		return CBC_E_PROTOCOL;
+	if (cbc_get_int(j, "revoked", 0, LLONG_MAX, revoked) != 0) {
+		cbc_set_why(why, whylen, "answer lacks a non-negative integer revoked");
+		*revoked = 0;
+		rc = CBC_E_PROTOCOL;
+	}
+	json_decref(j);
+	return rc;
+}
+
+int
+cbc_parse_object(const char *buf, size_t len, char **json, char *why, size_t whylen)
+{
+	json_t *j;
+
+	*json = NULL;
+	if ((j = cbc_load(buf, len, why, whylen)) == NULL)
+		return CBC_E_PROTOCOL;
+	json_decref(j);
+	if ((*json = cbc_strdup_n(buf, len)) == NULL)
+		return CBC_E_NOMEM;
+	return 0;
+}
+
+int
+cbc_parse_error(const char *buf, size_t len, char *code, size_t codelen)
+{
+	const char *s;
+	json_t *j;
+	size_t i;
+	int rc = CBC_E_PROTOCOL;
+
+	if (codelen == 0)
+		return CBC_E_USAGE;
+	code[0] = '\0';
+	if ((j = cbc_load(buf, len, NULL, 0)) == NULL)
+		return CBC_E_PROTOCOL;
+	s = cbc_get_str(j, "error", codelen - 1, 0);
+	if (s == NULL)
+		goto out;
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_' || s[i] == '.' || s[i] == '-'))
+			goto out;
+	memcpy(code, s, i + 1);
+	rc = 0;
+out:
+	json_decref(j);
+	return rc;
+}
+
+/* ---- the connection ---------------------------------------------------------- */
+
+static size_t
+cbc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct cbc_buf *b = arg;
+	size_t n = nmemb, ncap;
+	char *np;
+
+	(void)size;	/* always 1 for a write callback */
+	if (n > CBC_ANSWER_MAX - b->len) {
+		b->over = 1;
+		return 0;	/* curl aborts with CURLE_WRITE_ERROR */
+	}
+	if (b->len + n + 1 > b->cap) {
+		ncap = b->cap == 0 ? 4096 : b->cap;
+		while (ncap < b->len + n + 1)
+			ncap *= 2;
+		if ((np = malloc(ncap)) == NULL)
+			return 0;
+		if (b->p != NULL) {
+			memcpy(np, b->p, b->len);
+			explicit_bzero(b->p, b->cap);
+			free(b->p);
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+	return n;
+}
+
+static void
+cbc_buf_wipe(struct cbc_buf *b)
+{
+	if (b->p != NULL) {
+		explicit_bzero(b->p, b->cap);
+		free(b->p);
+	}
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static char *
+cbc_dupstr(const char *s)
+{
+	return s == NULL ? NULL : strdup(s);
+}
+
+/* Checks a local file can be opened for reading; the message names the file. */
+static int
+cbc_check_file(cbc_t *c, const char *what, const char *path)
+{
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		cbc_err(c, "cannot read the %s %s: %s", what, path, strerror(errno));
+		return CBC_E_IO;
+	}
+	close(fd);
+	return 0;
+}
+
+void
+cbc_free(cbc_t *c)
+{
+	if (c == NULL)
+		return;
+	if (c->curl != NULL)
+		curl_easy_cleanup(c->curl);
+	curl_slist_free_all(c->hdrs);
+	free(c->url);
+	free(c->cert);
+	free(c->key);
+	free(c->cacert);
+	free(c);
+}
+
+int
+cbc_new(const struct cbc_opts *opts, cbc_t **out)
+{
+	struct curl_slist *l;
+	cbc_t *c = NULL;
+	size_t n;
+	int rc;
+
+	if (out == NULL)
+		return CBC_E_USAGE;
+	*out = NULL;
+	if (opts == NULL || opts->url == NULL || opts->cert == NULL || opts->key == NULL ||
+	    opts->cacert == NULL || opts->timeout_ms < 0)
+		return CBC_E_USAGE;
+	if (pthread_once(&cbc_once, cbc_global_init) != 0 || cbc_global_rc != 0)
+		return CBC_E_NOMEM;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CBC_E_NOMEM;
+	if ((c->url = strdup(opts->url)) == NULL || (c->cert = cbc_dupstr(opts->cert)) == NULL ||
+	    (c->key = cbc_dupstr(opts->key)) == NULL ||
+	    (c->cacert = cbc_dupstr(opts->cacert)) == NULL) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	n = strlen(c->url);
+	while (n > 0 && c->url[n - 1] == '/')
+		c->url[--n] = '\0';
+	if (strncmp(c->url, "https://", 8) != 0 || n <= 8 || n > 1024 ||
+	    strpbrk(c->url, " \t\r\n?#") != NULL) {
+		rc = CBC_E_USAGE;
+		goto out;
+	}
+	c->timeout_ms = opts->timeout_ms == 0 ? CBC_TIMEOUT_DEFAULT_MS : opts->timeout_ms;
+	if ((c->curl = curl_easy_init()) == NULL) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	l = curl_slist_append(NULL, "Content-Type: application/json");
+	if (l != NULL)
+		c->hdrs = l;
+	if (l == NULL || (l = curl_slist_append(c->hdrs, "Accept: application/json")) == NULL ||
+	    (l = curl_slist_append(c->hdrs, "Expect:")) == NULL) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	if (curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_PROXY, "") != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->cacert) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_CAPATH, NULL) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSLCERT, c->cert) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSLKEY, c->key) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_SSLKEYTYPE, "PEM") != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, c->hdrs) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->curlerr) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, cbc_write_cb) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "libcredbroker/" PACKAGE_VERSION) !=
+	    CURLE_OK) {
+		rc = CBC_E_NOMEM;
+		goto out;
+	}
+	*out = c;	/* transferred */
+	c = NULL;
+	rc = 0;
+out:
+	cbc_free(c);
+	return rc;
+}
+
+/* Turns a curl failure into an error that says what to do. */
+static int
+cbc_curl_fail(cbc_t *c, CURLcode cc, const struct cbc_buf *b)
+{
+	const char *detail = c->curlerr[0] != '\0' ? c->curlerr : curl_easy_strerror(cc);
+
+	/* Which local file is missing is the most useful thing a TLS error can say. */
+	if (cc == CURLE_SSL_CERTPROBLEM || cc == CURLE_SSL_CACERT_BADFILE ||
+	    cc == CURLE_SSL_CONNECT_ERROR) {
+		if (cbc_check_file(c, "client certificate", c->cert) != 0 ||
+		    cbc_check_file(c, "client key", c->key) != 0 ||
+		    cbc_check_file(c, "CA file", c->cacert) != 0)
+			return CBC_E_IO;
+	}
+	switch (cc) {
+	case CURLE_WRITE_ERROR:
+		if (b->over) {
+			cbc_err(c, "the broker's answer at %s is larger than 1 MiB", c->url);
+			return CBC_E_PROTOCOL;
+		}
+		cbc_err(c, "out of memory reading the broker's answer");
+		return CBC_E_NOMEM;
+	case CURLE_OUT_OF_MEMORY:
+		cbc_err(c, "out of memory");
+		return CBC_E_NOMEM;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+		cbc_err(c, "cannot connect to %s: %s (is credbrokerd running at %s?)", c->url,
+		    detail, c->url);
+		return CBC_E_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		cbc_err(c, "no answer from %s within %ld ms (is credbrokerd running and "
+		    "reachable there?)", c->url, c->timeout_ms);
+		return CBC_E_CONNECT;
+	case CURLE_PEER_FAILED_VERIFICATION:
+		cbc_err(c, "the broker's certificate at %s is not signed by CA %s or does not "
+		    "name that host: %s (use the CA of the deployment, --cacert FILE)", c->url,
+		    c->cacert, detail);
+		return CBC_E_CONNECT;
+	case CURLE_SSL_CACERT_BADFILE:
+		cbc_err(c, "cannot load the CA file %s: %s", c->cacert, detail);
+		return CBC_E_IO;
+	case CURLE_SSL_CERTPROBLEM:
+		cbc_err(c, "cannot use the client certificate %s with key %s: %s (do they "
+		    "match, are they PEM?)", c->cert, c->key, detail);
+		return CBC_E_IO;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_GOT_NOTHING:
+		cbc_err(c, "TLS connection to %s failed: %s (does the broker accept the client "
+		    "certificate %s? is it a credbrokerd?)", c->url, detail, c->cert);
+		return CBC_E_CONNECT;
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+		cbc_err(c, "invalid broker URL %s: %s (expected https://HOST:PORT)", c->url,
+		    detail);
+		return CBC_E_USAGE;
+	default:
+		cbc_err(c, "request to %s failed: %s", c->url, detail);
+		return CBC_E_CONNECT;
+	}
+}
+
+/*
+ * One request. body (may be NULL) is sent as is and never copied by curl. On a 2xx
+ * answer, *ans holds it (wiped by the caller with cbc_buf_wipe); other statuses are
+ * turned into errors here.
+ */
+static int
+cbc_request(cbc_t *c, const char *method, const char *path, const char *body, size_t bodylen,
+    struct cbc_buf *ans)
+{
+	char url[CBC_URL_MAX];
+	CURLcode cc;
+	long status = 0;
+	int rc, n;
+	char why[160];
+
+	memset(ans, 0, sizeof(*ans));
+	c->http_status = 0;
+	c->errcode[0] = '\0';
+	c->errmsg[0] = '\0';
+	c->curlerr[0] = '\0';
+	n = snprintf(url, sizeof(url), "%s%s", c->url, path);
+	if (n < 0 || (size_t)n >= sizeof(url)) {
+		cbc_err(c, "request URL too long");
+		return CBC_E_USAGE;
+	}
+	if (curl_easy_setopt(c->curl, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, ans) != CURLE_OK) {
+		cbc_err(c, "out of memory");
+		return CBC_E_NOMEM;
+	}
+	if (body != NULL) {
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodylen);
+	} else
+		curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	/* POST is what POSTFIELDS means; anything else is named. */
+	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST,
+	    strcmp(method, "GET") == 0 || strcmp(method, "POST") == 0 ? NULL : method);
+	cc = curl_easy_perform(c->curl);
+	/* Forget the body pointer: the caller wipes and frees it next. */
+	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
+	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+	if (cc != CURLE_OK) {
+		rc = cbc_curl_fail(c, cc, ans);
+		cbc_buf_wipe(ans);
+		return rc;
+	}
+	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	c->http_status = (int)status;
+	if (status >= 200 && status < 300)
+		return 0;
+	if (status >= 400 && status < 600) {
+		if (cbc_parse_error(ans->p, ans->len, c->errcode, sizeof(c->errcode)) != 0)
+			c->errcode[0] = '\0';
+		if (status < 500) {
+			cbc_err(c, "the broker refused %s %s: HTTP %ld %s%s", method, path, status,
+			    c->errcode[0] != '\0' ? c->errcode : "(no error code)",
+			    status == 403 && strcmp(c->errcode, "forbidden") == 0 ?
+			    " (this certificate's role may not do this)" : "");
+			rc = CBC_E_REFUSED;
+		} else {
+			cbc_err(c, "the broker failed on %s %s: HTTP %ld %s (see credbrokerd's log)",
+			    method, path, status, c->errcode[0] != '\0' ? c->errcode :
+			    "(no error code)");
+			rc = CBC_E_SERVER;
+		}
+	} else {
+		snprintf(why, sizeof(why), "unexpected HTTP status %ld", status);
+		cbc_err(c, "the broker's answer to %s %s is invalid: %s", method, path, why);
+		rc = CBC_E_PROTOCOL;
+	}
+	cbc_buf_wipe(ans);
+	return rc;
+}
+
+/* Parse failures become CBC_E_PROTOCOL with a message naming the request. */
+static int
+cbc_bad_answer(cbc_t *c, int rc, const char *method, const char *path, const char *why)
+{
+	if (rc == CBC_E_NOMEM)
+		cbc_err(c, "out of memory");
+	else
+		cbc_err(c, "the broker's answer to %s %s is invalid: %s", method, path, why);
+	return rc;
+}
+
+/* Builds "prefix/ESCAPED(arg)suffix" into out. */
+static int
+cbc_path(cbc_t *c, char *out, size_t outlen, const char *prefix, const char *arg,
+    const char *suffix)
+{
+	char *e;
+	int n;
+
+	if (arg == NULL || *arg == '\0' || strlen(arg) > CBC_ID_MAX) {
+		cbc_err(c, "missing or overlong name or ID (at most %d bytes)", CBC_ID_MAX);
+		return CBC_E_USAGE;
+	}
+	if ((e = curl_easy_escape(c->curl, arg, 0)) == NULL) {
+		cbc_err(c, "out of memory");
+		return CBC_E_NOMEM;
+	}
+	n = snprintf(out, outlen, "%s/%s%s", prefix, e, suffix);
+	curl_free(e);
+	if (n < 0 || (size_t)n >= outlen) {
+		cbc_err(c, "request path too long");
+		return CBC_E_USAGE;
+	}
+	return 0;
+}
+
+static int
+cbc_usage(cbc_t *c, const char *msg)
+{
+	cbc_err(c, "%s", msg);
+	return CBC_E_USAGE;
+}
+
+/* A request whose 2xx answer is any JSON object, handed to the caller as text. */
+static int
+cbc_get_json(cbc_t *c, const char *method, const char *path, const char *body, char **json)
+{
+	struct cbc_buf ans;
+	char why[160];
+	int rc;
+
+	if ((rc = cbc_request(c, method, path, body, body != NULL ? strlen(body) : 0, &ans)) != 0)
+		return rc;
+	if (json != NULL) {
+		rc = cbc_parse_object(ans.p, ans.len, json, why, sizeof(why));
+		if (rc != 0)
+			cbc_bad_answer(c, rc, method, path, why);
+	}
+	cbc_buf_wipe(&ans);
+	return rc;
+}
+
+int
+cbc_grant_mint(cbc_t *c, const struct cbc_grant_req *req, struct cbc_grant **out)
+{
+	struct cbc_buf ans;
+	char *body = NULL, why[160];
+	int rc;
+
+	if (out == NULL || c == NULL)
+		return CBC_E_USAGE;
+	*out = NULL;
+	if ((rc = cbc_build_grant(req, &body)) != 0)
+		return rc == CBC_E_USAGE ? cbc_usage(c, "invalid grant request (sandbox ID, "
+		    "positive TTL, 1 to 64 bindings with secret and host, valid UTF-8)") : rc;
+	rc = cbc_request(c, "POST", "/v1/grants", body, strlen(body), &ans);
+	free(body);
+	if (rc != 0)
+		return rc;
+	if ((rc = cbc_parse_grant(ans.p, ans.len, out, why, sizeof(why))) != 0)
+		cbc_bad_answer(c, rc, "POST", "/v1/grants", why);
+	cbc_buf_wipe(&ans);
+	return rc;
+}
+
+int
+cbc_grant_show(cbc_t *c, const char *grant_id, char **json)
+{
+	char path[CBC_URL_MAX];
+	int rc;
+
+	if (c == NULL || json == NULL)
+		return CBC_E_USAGE;
+	*json = NULL;
+	if ((rc = cbc_path(c, path, sizeof(path), "/v1/grants", grant_id, "")) != 0)
+		return rc;
+	return cbc_get_json(c, "GET", path, NULL, json);
+}
+
+int
+cbc_grant_revoke(cbc_t *c, const char *grant_id)
+{
+	char path[CBC_URL_MAX];
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if ((rc = cbc_path(c, path, sizeof(path), "/v1/grants", grant_id, "")) != 0)
+		return rc;
+	return cbc_get_json(c, "DELETE", path, NULL, NULL);
+}
+
+int
+cbc_sandbox_revoke(cbc_t *c, const char *sandbox_id, long long *revoked)
+{
+	char path[CBC_URL_MAX], why[160];
+	struct cbc_buf ans;
+	long long n;
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if (revoked != NULL)
+		*revoked = 0;
+	if ((rc = cbc_path(c, path, sizeof(path), "/v1/sandboxes", sandbox_id, "/grants")) != 0)
+		return rc;
+	if ((rc = cbc_request(c, "DELETE", path, NULL, 0, &ans)) != 0)
+		return rc;
+	if ((rc = cbc_parse_revoked(ans.p, ans.len, &n, why, sizeof(why))) != 0)
+		cbc_bad_answer(c, rc, "DELETE", path, why);
+	else if (revoked != NULL)
+		*revoked = n;
+	cbc_buf_wipe(&ans);
+	return rc;
+}
+
+int
+cbc_resolve(cbc_t *c, const char *token, const char *sandbox_id, const char *host, int port,
+    const char *method, const char *path, struct cbc_resolved **out)
+{
+	struct cbc_buf ans;
+	char *body = NULL, why[160];
+	size_t len;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return CBC_E_USAGE;
+	*out = NULL;
+	if ((rc = cbc_build_resolve(token, sandbox_id, host, port == 0 ? 443 : port, method,
+	    path, &body, &len)) != 0)
+		return rc == CBC_E_USAGE ? cbc_usage(c, "invalid resolve request (sandbox ID, "
+		    "host, port 1-65535, method and path required, valid UTF-8)") : rc;
+	rc = cbc_request(c, "POST", "/v1/resolve", body, len, &ans);
+	explicit_bzero(body, len);	/* it holds the token */
+	free(body);
+	if (rc != 0)
+		return rc;
+	if ((rc = cbc_parse_resolved(ans.p, ans.len, out, why, sizeof(why))) != 0)
+		cbc_bad_answer(c, rc, "POST", "/v1/resolve", why);
+	cbc_buf_wipe(&ans);
+	return rc;
+}
+
+int
+cbc_secret_put(cbc_t *c, const char *name, const unsigned char *value, size_t len,
+    const char *const *hosts, long long max_ttl_s, long long *version)
+{
+	char path[CBC_URL_MAX], why[160];
+	struct cbc_buf ans;
+	char *body = NULL;
+	size_t blen = 0;
+	long long v;
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if (version != NULL)
+		*version = 0;
+	if ((rc = cbc_path(c, path, sizeof(path), "/v1/secrets", name, "")) != 0)
+		return rc;
+	if ((rc = cbc_build_secret(value, len, hosts, max_ttl_s, &body, &blen)) != 0)
+		return rc == CBC_E_USAGE ? cbc_usage(c, "invalid secret: the value must be 1 to "
+		    "8192 bytes of UTF-8 without CR, LF or NUL; hosts non-empty; max TTL >= 0") :
+		    rc;
+	rc = cbc_request(c, "PUT", path, body, blen, &ans);
+	explicit_bzero(body, blen);
+	free(body);
+	if (rc != 0)
+		return rc;
+	if ((rc = cbc_parse_version(ans.p, ans.len, &v, why, sizeof(why))) != 0)
+		cbc_bad_answer(c, rc, "PUT", path, why);
+	else if (version != NULL)
+		*version = v;
+	cbc_buf_wipe(&ans);
+	return rc;
+}
+
+int
+cbc_secret_get(cbc_t *c, const char *name, char **json)
+{
+	char path[CBC_URL_MAX];
+	int rc;
+
+	if (c == NULL || json == NULL)
+		return CBC_E_USAGE;
+	*json = NULL;
+	if (name == NULL)
+		return cbc_get_json(c, "GET", "/v1/secrets", NULL, json);
+	if ((rc = cbc_path(c, path, sizeof(path), "/v1/secrets", name, "")) != 0)
+		return rc;
+	return cbc_get_json(c, "GET", path, NULL, json);
+}
+
+int
+cbc_secret_delete(cbc_t *c, const char *name)
+{
+	char path[CBC_URL_MAX];
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if ((rc = cbc_path(c, path, sizeof(path), "/v1/secrets", name, "")) != 0)
+		return rc;
+	return cbc_get_json(c, "DELETE", path, NULL, NULL);
+}
+
+int
+cbc_key_rotate(cbc_t *c, const char *kind, char **json)
+{
+	char *body = NULL;
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if (json != NULL)
+		*json = NULL;
+	if ((rc = cbc_build_rotate(kind, &body)) != 0)
+		return rc == CBC_E_USAGE ? cbc_usage(c, "key kind must be \"data\" or "
+		    "\"signing\"") : rc;
+	rc = cbc_get_json(c, "POST", "/v1/keys/rotate", body, json);
+	free(body);
+	return rc;
+}
+
+int
+cbc_audit_get(cbc_t *c, long long after, long long limit, char **json)
+{
+	char path[128];
+
+	if (c == NULL || json == NULL)
+		return CBC_E_USAGE;
+	*json = NULL;
+	if (after < 0 || limit < 0)
+		return cbc_usage(c, "audit: after and limit must be >= 0");
+	if (limit > 0)
+		snprintf(path, sizeof(path), "/v1/audit?after=%lld&limit=%lld", after, limit);
+	else
+		snprintf(path, sizeof(path), "/v1/audit?after=%lld", after);
+	return cbc_get_json(c, "GET", path, NULL, json);
+}
+
+int
+cbc_audit_verify(cbc_t *c, char **json)
+{
+	if (c == NULL || json == NULL)
+		return CBC_E_USAGE;
+	*json = NULL;
+	return cbc_get_json(c, "GET", "/v1/audit/verify", NULL, json);
+}
+
+int
+cbc_health(cbc_t *c)
+{
+	struct cbc_buf ans;
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if ((rc = cbc_request(c, "GET", "/healthz", NULL, 0, &ans)) != 0)
+		return rc;
+	cbc_buf_wipe(&ans);
+	return 0;
+}

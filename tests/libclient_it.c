@@ -1,0 +1,313 @@
+/*
+ * libclient_it.c: every libcredbroker call against the real daemon.
+ * Usage: libclient_it DIR URL [DOWN_URL]
+ *   DIR: a deployment made by `credbroker init` (pki/{ca,harness,proxy,admin,sandbox-ca}.*)
+ *   URL: the running broker; DOWN_URL: an https URL where nothing listens.
+ * Prints one "ok"/"FAIL" line per check; exits 0 only when every check passed.
+ * Driven by tests/integration/test_libclient.py.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "credbroker.h"
+
+static int failures;
+static int checks;
+
+static void
+check(int cond, const char *what, const cbc_t *c)
+{
+	checks++;
+	if (cond) {
+		printf("ok - %s\n", what);
+		return;
+	}
+	failures++;
+	printf("FAIL - %s (status %d, code \"%s\": %s)\n", what, cbc_http_status(c),
+	    cbc_error_code(c), cbc_errmsg(c));
+}
+
+static char *
+pki(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 6;
+	char *p = malloc(n);
+
+	if (p == NULL)
+		exit(4);
+	snprintf(p, n, "%s/pki/%s", dir, name);
+	return p;
+}
+
+static cbc_t *
+client(const char *dir, const char *url, const char *role, const char *ca)
+{
+	char cert[64], key[64];
+	struct cbc_opts o;
+	char *pc, *pk, *pca;
+	cbc_t *c = NULL;
+	int rc;
+
+	snprintf(cert, sizeof(cert), "%s.pem", role);
+	snprintf(key, sizeof(key), "%s.key", role);
+	pc = pki(dir, cert);
+	pk = pki(dir, key);
+	pca = pki(dir, ca);
+	memset(&o, 0, sizeof(o));
+	o.url = url;
+	o.cert = pc;
+	o.key = pk;
+	o.cacert = pca;
+	o.timeout_ms = 5000;
+	rc = cbc_new(&o, &c);
+	free(pc);
+	free(pk);
+	free(pca);
+	if (rc != 0) {
+		printf("FAIL - cbc_new(%s): %s\n", role, cbc_strerror(rc));
+		exit(1);
+	}
+	return c;
+}
+
+static int
+has(const char *json, const char *needle)
+{
+	return json != NULL && strstr(json, needle) != NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const char *const gh_hosts[] = { "api.github.com", NULL };
+	static const char *const inj_hosts[] = { "inj.example.com", NULL };
+	static const char *const get_only[] = { "GET", NULL };
+	const char *dir, *url;
+	cbc_t *admin, *harness, *proxy, *bad;
+	struct cbc_binding b;
+	struct cbc_grant_req req;
+	struct cbc_grant *g = NULL, *gi = NULL;
+	struct cbc_resolved *r = NULL;
+	long long v = 0, n = 0;
+	char *json = NULL;
+	int rc;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: libclient_it DIR URL [DOWN_URL]\n");
+		return 2;
+	}
+	dir = argv[1];
+	url = argv[2];
+	admin = client(dir, url, "admin", "ca.pem");
+	harness = client(dir, url, "harness", "ca.pem");
+	proxy = client(dir, url, "proxy", "ca.pem");
+
+	check(cbc_health(admin) == 0, "health", admin);
+
+	/* secrets (admin) */
+	rc = cbc_secret_put(admin, "it-gh", (const unsigned char *)"ghp_first", 9, gh_hosts, 3600,
+	    &v);
+	check(rc == 0 && v == 1, "secret put creates version 1", admin);
+	rc = cbc_secret_put(admin, "it-gh", (const unsigned char *)"ghp_second", 10, gh_hosts, 3600,
+	    &v);
+	check(rc == 0 && v == 2, "secret put on an existing name gives version 2", admin);
+	rc = cbc_secret_put(admin, "it-inj", (const unsigned char *)"inj_value", 9, inj_hosts, 0,
+	    NULL);
+	check(rc == 0, "secret put without max TTL", admin);
+	rc = cbc_secret_get(admin, NULL, &json);
+	check(rc == 0 && has(json, "it-gh") && has(json, "it-inj") && !has(json, "ghp_"),
+	    "secret list names both, no value", admin);
+	free(json);
+	json = NULL;
+	rc = cbc_secret_get(admin, "it-gh", &json);
+	check(rc == 0 && has(json, "it-gh") && has(json, "api.github.com") && !has(json, "ghp_"),
+	    "secret show: metadata only", admin);
+	free(json);
+	json = NULL;
+	rc = cbc_secret_get(admin, "it-nope", &json);
+	check(rc == CBC_E_REFUSED && cbc_http_status(admin) == 404 && json == NULL,
+	    "secret show unknown: refused 404", admin);
+	rc = cbc_secret_put(harness, "it-x", (const unsigned char *)"v", 1, gh_hosts, 0, NULL);
+	check(rc == CBC_E_REFUSED && cbc_http_status(harness) == 403 &&
+	    strcmp(cbc_error_code(harness), "forbidden") == 0,
+	    "harness may not put a secret: 403 forbidden", harness);
+	check(strstr(cbc_errmsg(harness), "403") != NULL, "refusal message names the status",
+	    harness);
+
+	/* grants (harness) */
+	memset(&b, 0, sizeof(b));
+	b.secret = "it-gh";
+	b.host = "api.github.com";
+	b.methods = get_only;
+	b.path_prefix = "/repos/acme/";
+	memset(&req, 0, sizeof(req));
+	req.sandbox_id = "sbx-it-1";
+	req.ttl_s = 600;
+	req.bindings = &b;
+	req.nbindings = 1;
+	rc = cbc_grant_mint(harness, &req, &g);
+	check(rc == 0 && g != NULL && strncmp(g->token, "cbt_", 4) == 0 &&
+	    g->grant_id[0] != '\0' && g->expires_at[0] != '\0', "grant mint", harness);
+	if (g == NULL) {
+		printf("FAIL - cannot continue without a grant\n");
+		return 1;
+	}
+	rc = cbc_grant_mint(proxy, &req, &gi);
+	check(rc == CBC_E_REFUSED && cbc_http_status(proxy) == 403 && gi == NULL,
+	    "proxy may not mint: 403", proxy);
+	b.secret = "it-nope";
+	rc = cbc_grant_mint(harness, &req, &gi);
+	check(rc == CBC_E_REFUSED && strcmp(cbc_error_code(harness), "unknown_secret") == 0,
+	    "mint of an unknown secret: unknown_secret", harness);
+	b.secret = "it-gh";
+	b.host = "evil.example.com";
+	rc = cbc_grant_mint(harness, &req, &gi);
+	check(rc == CBC_E_REFUSED && strcmp(cbc_error_code(harness), "host_not_allowed") == 0,
+	    "mint for a host outside the allowlist: host_not_allowed", harness);
+
+	rc = cbc_grant_show(harness, g->grant_id, &json);
+	check(rc == 0 && has(json, g->grant_id) && !has(json, "cbt_") && !has(json, "ghp_"),
+	    "grant show: no token, no value", harness);
+	free(json);
+	json = NULL;
+
+	/* resolve (proxy) */
+	rc = cbc_resolve(proxy, g->token, "sbx-it-1", "api.github.com", 443, "GET",
+	    "/repos/acme/x", &r);
+	check(rc == 0 && r != NULL && r->nheaders == 1 &&
+	    strcmp(r->headers[0].name, "Authorization") == 0 &&
+	    strcmp(r->headers[0].value, "Bearer ghp_second") == 0 && r->expires_in > 0 &&
+	    r->expires_in <= 600, "resolve: Authorization: Bearer <latest version>", proxy);
+	cbc_resolved_free(r);
+	r = NULL;
+	rc = cbc_resolve(proxy, g->token, "sbx-other", "api.github.com", 443, "GET",
+	    "/repos/acme/x", &r);
+	check(rc == CBC_E_REFUSED && r == NULL &&
+	    strcmp(cbc_error_code(proxy), "sandbox_mismatch") == 0 &&
+	    strstr(cbc_errmsg(proxy), "cbt_") == NULL,
+	    "resolve for another sandbox: sandbox_mismatch, token not in message", proxy);
+	rc = cbc_resolve(proxy, g->token, "sbx-it-1", "api.github.com", 443, "POST",
+	    "/repos/acme/x", &r);
+	check(rc == CBC_E_REFUSED && strcmp(cbc_error_code(proxy), "method_not_allowed") == 0,
+	    "resolve with another method: method_not_allowed", proxy);
+	rc = cbc_resolve(harness, g->token, "sbx-it-1", "api.github.com", 443, "GET",
+	    "/repos/acme/x", &r);
+	check(rc == CBC_E_REFUSED && cbc_http_status(harness) == 403 && r == NULL,
+	    "harness may not resolve: 403", harness);
+
+	/* inject binding and token-less resolve */
+	memset(&b, 0, sizeof(b));
+	b.secret = "it-inj";
+	b.host = "inj.example.com";
+	b.header = "X-Api-Key";
+	b.template_ = "{secret}";
+	b.inject = 1;
+	req.sandbox_id = "sbx-it-2";
+	req.max_uses = 5;
+	rc = cbc_grant_mint(harness, &req, &gi);
+	check(rc == 0 && gi != NULL, "grant mint (inject, max_uses 5)", harness);
+	rc = cbc_resolve(proxy, NULL, "sbx-it-2", "inj.example.com", 443, "GET", "/anything",
+	    &r);
+	check(rc == 0 && r != NULL && r->nheaders == 1 &&
+	    strcmp(r->headers[0].name, "X-Api-Key") == 0 &&
+	    strcmp(r->headers[0].value, "inj_value") == 0, "token-less resolve injects", proxy);
+	cbc_resolved_free(r);
+	r = NULL;
+	rc = cbc_resolve(proxy, NULL, "sbx-it-3", "inj.example.com", 443, "GET", "/", &r);
+	check(rc == CBC_E_REFUSED && strcmp(cbc_error_code(proxy), "no_grant") == 0,
+	    "token-less resolve without a grant: no_grant", proxy);
+
+	/* revocation */
+	rc = cbc_grant_revoke(harness, g->grant_id);
+	check(rc == 0, "grant revoke", harness);
+	rc = cbc_resolve(proxy, g->token, "sbx-it-1", "api.github.com", 443, "GET",
+	    "/repos/acme/x", &r);
+	check(rc == CBC_E_REFUSED && strcmp(cbc_error_code(proxy), "revoked") == 0,
+	    "resolve after revoke: revoked", proxy);
+	rc = cbc_grant_revoke(harness, "no-such-grant");
+	check(rc == CBC_E_REFUSED && cbc_http_status(harness) == 404, "revoke unknown: 404",
+	    harness);
+	rc = cbc_sandbox_revoke(harness, "sbx-it-2", &n);
+	check(rc == 0 && n == 1, "sandbox revoke counts one grant", harness);
+	rc = cbc_resolve(proxy, NULL, "sbx-it-2", "inj.example.com", 443, "GET", "/", &r);
+	check(rc == CBC_E_REFUSED, "token-less resolve after sandbox revoke: refused", proxy);
+
+	/* keys and audit (admin) */
+	rc = cbc_key_rotate(admin, "data", &json);
+	check(rc == 0 && json != NULL, "key rotate data", admin);
+	free(json);
+	json = NULL;
+	rc = cbc_key_rotate(admin, "signing", NULL);
+	check(rc == 0, "key rotate signing", admin);
+	rc = cbc_key_rotate(admin, "master", NULL);
+	check(rc == CBC_E_USAGE, "key rotate master: usage error (never over the network)",
+	    admin);
+	rc = cbc_key_rotate(harness, "data", NULL);
+	check(rc == CBC_E_REFUSED && cbc_http_status(harness) == 403,
+	    "harness may not rotate keys: 403", harness);
+	rc = cbc_audit_get(admin, 0, 3, &json);
+	check(rc == 0 && has(json, "\"seq\"") && !has(json, "cbt_") && !has(json, "ghp_"),
+	    "audit get: records, no token, no value", admin);
+	free(json);
+	json = NULL;
+	rc = cbc_audit_verify(admin, &json);
+	check(rc == 0 && has(json, "\"ok\"") && has(json, "true"), "audit verify ok", admin);
+	free(json);
+	json = NULL;
+	rc = cbc_audit_verify(harness, &json);
+	check(rc == CBC_E_REFUSED && json == NULL, "harness may not verify the audit", harness);
+
+	rc = cbc_secret_delete(admin, "it-inj");
+	check(rc == 0, "secret delete", admin);
+	rc = cbc_secret_get(admin, "it-inj", &json);
+	check(rc == CBC_E_REFUSED && cbc_http_status(admin) == 404, "deleted secret: 404", admin);
+
+	/* failures that are not the broker's answer */
+	bad = client(dir, url, "admin", "sandbox-ca.pem");
+	rc = cbc_health(bad);
+	check(rc == CBC_E_CONNECT && cbc_http_status(bad) == 0 &&
+	    strstr(cbc_errmsg(bad), "not signed by CA") != NULL &&
+	    strstr(cbc_errmsg(bad), "sandbox-ca.pem") != NULL, "wrong CA: connect error naming it",
+	    bad);
+	cbc_free(bad);
+	if (argc > 3) {
+		bad = client(dir, argv[3], "admin", "ca.pem");
+		rc = cbc_health(bad);
+		check(rc == CBC_E_CONNECT && strstr(cbc_errmsg(bad), "is credbrokerd running") !=
+		    NULL, "broker down: connect error", bad);
+		cbc_free(bad);
+	}
+	{
+		struct cbc_opts o;
+		char *ca = pki(dir, "ca.pem"), *k = pki(dir, "admin.key");
+
+		memset(&o, 0, sizeof(o));
+		o.url = url;
+		o.cert = "/nonexistent/admin.pem";
+		o.key = k;
+		o.cacert = ca;
+		rc = cbc_new(&o, &bad);
+		if (rc == 0) {
+			rc = cbc_health(bad);
+			check(rc == CBC_E_IO && strstr(cbc_errmsg(bad), "/nonexistent/admin.pem") !=
+			    NULL, "missing certificate: I/O error naming the file", bad);
+			cbc_free(bad);
+		} else
+			check(0, "cbc_new with a missing certificate file", NULL);
+		o.url = "http://127.0.0.1:1";
+		bad = NULL;
+		check(cbc_new(&o, &bad) == CBC_E_USAGE && bad == NULL, "http:// URL refused",
+		    NULL);
+		free(ca);
+		free(k);
+	}
+
+	cbc_grant_free(g);
+	cbc_grant_free(gi);
+	cbc_free(admin);
+	cbc_free(harness);
+	cbc_free(proxy);
+	printf("%d checks, %d failed\n", checks, failures);
+	return failures == 0 ? 0 : 1;
+}
