@@ -1,2 +1,259 @@
-/* audit.c: (in progress) */
+/* audit.c: the hash-chained audit log: canonical encoding, append, verification. */
 #include "config.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "crypto.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+
+#define AUDIT_TAG		"cbaudit1"
+#define AUDIT_FIELD_MAX		4096	/* bytes per string field; longer is refused on append */
+#define AUDIT_STACK_BUF		2048
+
+static void
+put_be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static size_t
+field_len(const char *s)
+{
+	return s == NULL ? 1 : 1 + 4 + strlen(s);
+}
+
+static uint8_t *
+put_field(uint8_t *p, const char *s)
+{
+	size_t len;
+
+	if (s == NULL) {
+		*p++ = 0;
+		return p;
+	}
+	len = strlen(s);
+	*p++ = 1;
+	*p++ = (uint8_t)(len >> 24);
+	*p++ = (uint8_t)(len >> 16);
+	*p++ = (uint8_t)(len >> 8);
+	*p++ = (uint8_t)len;
+	memcpy(p, s, len);
+	return p + len;
+}
+
+/*
+ * hash = SHA-256(prev || canonical(seq, ts, fields)). Uses a stack buffer for the
+ * usual small record so the commit thread does not allocate per record.
+ */
+static int
+audit_hash(const uint8_t prev[CRYPTO_HASH_LEN], int64_t seq, int64_t ts, const char *actor,
+    const char *role, const char *action, const char *outcome, const char *grant_id,
+    const char *sandbox_id, const char *detail, uint8_t out[CRYPTO_HASH_LEN])
+{
+	uint8_t sbuf[AUDIT_STACK_BUF], *buf = sbuf, *p;
+	size_t need;
+
+	need = CRYPTO_HASH_LEN + sizeof(AUDIT_TAG) - 1 + 16 + field_len(actor) +
+	    field_len(role) + field_len(action) + field_len(outcome) + field_len(grant_id) +
+	    field_len(sandbox_id) + field_len(detail);
+	if (need > sizeof(sbuf) && (buf = malloc(need)) == NULL)
+		return CB_ERR_NOMEM;
+	p = buf;
+	memcpy(p, prev, CRYPTO_HASH_LEN);
+	p += CRYPTO_HASH_LEN;
+	memcpy(p, AUDIT_TAG, sizeof(AUDIT_TAG) - 1);
+	p += sizeof(AUDIT_TAG) - 1;
+	put_be64(p, (uint64_t)seq);
+	put_be64(p + 8, (uint64_t)ts);
+	p += 16;
+	p = put_field(p, actor);
+	p = put_field(p, role);
+	p = put_field(p, action);
+	p = put_field(p, outcome);
+	p = put_field(p, grant_id);
+	p = put_field(p, sandbox_id);
+	p = put_field(p, detail);
+	crypto_sha256(buf, (size_t)(p - buf), out);
+	if (buf != sbuf)
+		free(buf);
+	return 0;
+}
+
+static int
+field_ok(const char *s, int required)
+{
+	if (s == NULL)
+		return !required;
+	return strlen(s) <= AUDIT_FIELD_MAX;
+}
+
+int
+audit_chain_load(struct store *st, struct audit_chain *ch)
+{
+	int64_t seq;
+	uint8_t hash[CRYPTO_HASH_LEN];
+	int rc;
+
+	if ((rc = store_audit_last(st, &seq, hash)) != 0)
+		return rc;
+	ch->last_seq = seq;
+	memcpy(ch->last_hash, hash, CRYPTO_HASH_LEN);
+	return 0;
+}
+
+int
+audit_append(struct store *wst, struct audit_chain *ch, const struct audit_rec *r, int64_t now)
+{
+	uint8_t hash[CRYPTO_HASH_LEN];
+	int64_t seq;
+	int rc;
+
+	if (!field_ok(r->actor, 1) || !field_ok(r->role, 1) || !field_ok(r->action, 1) ||
+	    !field_ok(r->outcome, 1) || !field_ok(r->grant_id, 0) ||
+	    !field_ok(r->sandbox_id, 0) || !field_ok(r->detail, 0)) {
+		log_warnx("refusing a malformed audit record (action %s)",
+		    r->action != NULL ? r->action : "(null)");
+		return CB_ERR_INVAL;
+	}
+	seq = ch->last_seq + 1;
+	if ((rc = audit_hash(ch->last_hash, seq, now, r->actor, r->role, r->action, r->outcome,
+	    r->grant_id, r->sandbox_id, r->detail, hash)) != 0)
+		return rc;
+	if ((rc = store_audit_insert(wst, seq, now, r->actor, r->role, r->action, r->outcome,
+	    r->grant_id, r->sandbox_id, r->detail, ch->last_hash, hash)) != 0)
+		return rc;
+	ch->last_seq = seq;
+	memcpy(ch->last_hash, hash, CRYPTO_HASH_LEN);
+	return 0;
+}
+
+int
+audit_anchor_save(struct store *wst, const struct audit_chain *ch)
+{
+	return store_audit_anchor_set(wst, ch->last_seq, ch->last_hash);
+}
+
+struct verify_state {
+	struct audit_report *rep;
+	int64_t expect;			/* next seq */
+	uint8_t prev[CRYPTO_HASH_LEN];	/* hash of the record before */
+	int64_t anchor_seq;
+	int anchor_seen;		/* the anchor's record was walked */
+	uint8_t anchor_row_hash[CRYPTO_HASH_LEN];
+};
+
+static int bad(struct audit_report *, int64_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+bad(struct audit_report *rep, int64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	rep->first_bad_seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(rep->problem, sizeof(rep->problem), fmt, ap);
+	va_end(ap);
+	return CB_ERR_CORRUPT;
+}
+
+static int
+verify_row(void *arg, const struct store_audit_row *row, int bad_len)
+{
+	struct verify_state *vs = arg;
+	uint8_t h[CRYPTO_HASH_LEN];
+	int rc;
+
+	if (row->seq != vs->expect) {
+		if (row->seq > vs->expect && row->seq == vs->expect + 1)
+			return bad(vs->rep, vs->expect, "record %lld missing (deleted)",
+			    (long long)vs->expect);
+		if (row->seq > vs->expect)
+			return bad(vs->rep, vs->expect, "records %lld..%lld missing (deleted)",
+			    (long long)vs->expect, (long long)(row->seq - 1));
+		return bad(vs->rep, row->seq, "record %lld out of sequence",
+		    (long long)row->seq);
+	}
+	if (bad_len || row->actor == NULL || row->role == NULL || row->action == NULL ||
+	    row->outcome == NULL)
+		return bad(vs->rep, row->seq, "record %lld: malformed columns (edited)",
+		    (long long)row->seq);
+	if ((rc = audit_hash(row->prev_hash, row->seq, row->ts, row->actor, row->role,
+	    row->action, row->outcome, row->grant_id, row->sandbox_id, row->detail, h)) != 0)
+		return rc;
+	if (!crypto_memeq(h, row->hash, CRYPTO_HASH_LEN))
+		return bad(vs->rep, row->seq, "record %lld: hash mismatch (edited)",
+		    (long long)row->seq);
+	if (!crypto_memeq(row->prev_hash, vs->prev, CRYPTO_HASH_LEN)) {
+		if (row->seq == 1)
+			return bad(vs->rep, 1, "record 1: does not start the chain");
+		return bad(vs->rep, row->seq,
+		    "record %lld: prev_hash is not the hash of record %lld (reordered or replaced)",
+		    (long long)row->seq, (long long)(row->seq - 1));
+	}
+	memcpy(vs->prev, row->hash, CRYPTO_HASH_LEN);
+	if (row->seq == vs->anchor_seq) {
+		vs->anchor_seen = 1;
+		memcpy(vs->anchor_row_hash, row->hash, CRYPTO_HASH_LEN);
+	}
+	vs->expect++;
+	vs->rep->records++;
+	return 0;
+}
+
+int
+audit_verify(struct store *st, struct audit_report *rep)
+{
+	struct verify_state vs;
+	uint8_t anchor_hash[CRYPTO_HASH_LEN];
+	int64_t anchor_seq, last;
+	int has_anchor = 0, rc;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&vs, 0, sizeof(vs));
+	vs.rep = rep;
+	vs.expect = 1;
+	/* The walk reads the anchor first, so vs.anchor_seq is known while rows go by. */
+	rc = store_audit_walk(st, verify_row, &vs, &has_anchor, &vs.anchor_seq, anchor_hash);
+	if (rc != 0 && rc != CB_ERR_CORRUPT)
+		return rc;
+	if (rc == CB_ERR_CORRUPT)
+		goto out;
+	last = vs.expect - 1;
+	if (has_anchor < 0) {
+		rc = bad(rep, last + 1, "audit anchor malformed (last record %lld)",
+		    (long long)last);
+		goto out;
+	}
+	if (!has_anchor) {
+		if (last > 0)
+			rc = bad(rep, last, "audit anchor missing (last record %lld)",
+			    (long long)last);
+		goto out;
+	}
+	anchor_seq = vs.anchor_seq;
+	if (anchor_seq > last) {
+		rc = bad(rep, last + 1, "records %lld..%lld missing (tail deleted)",
+		    (long long)(last + 1), (long long)anchor_seq);
+		goto out;
+	}
+	if (anchor_seq == 0)
+		goto out;
+	if (!vs.anchor_seen || !crypto_memeq(vs.anchor_row_hash, anchor_hash, CRYPTO_HASH_LEN))
+		rc = bad(rep, anchor_seq, "record %lld: does not match the audit anchor",
+		    (long long)anchor_seq);
+ out:
+	if (rc == CB_ERR_CORRUPT)
+		log_warnx("audit chain broken: %s", rep->problem);
+	return rc;
+}

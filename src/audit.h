@@ -1,7 +1,10 @@
 /*
  * audit.h: the tamper-evident audit log. Each record holds the SHA-256 of the one
  * before; hash = SHA-256(prev_hash || canonical encoding of seq, ts, actor, role,
- * action, outcome, grant_id, sandbox_id, detail). Records never contain a token or a
+ * action, outcome, grant_id, sandbox_id, detail). Canonical encoding: "cbaudit1",
+ * seq and ts as 8-byte big-endian, then each string field as 0x00 when NULL or
+ * 0x01 || 4-byte big-endian length || bytes (so "ab"+"c" differs from "a"+"bc" and
+ * NULL differs from ""). Records never contain a token or a
  * secret value: grant IDs, sandbox IDs, identities, outcomes and error codes only.
  */
 #ifndef CB_AUDIT_H
@@ -39,13 +42,27 @@ int audit_chain_load(struct store *st, struct audit_chain *ch);
 int audit_append(struct store *wst, struct audit_chain *ch, const struct audit_rec *r,
     int64_t now);
 
+/*
+ * Writes the chain head into the anchor (meta 'audit_head') inside the caller's
+ * transaction; commit.c does it once per batch, just before COMMIT. Without an
+ * up-to-date anchor a deleted tail of the log cannot be detected.
+ */
+int audit_anchor_save(struct store *wst, const struct audit_chain *ch);
+
 /* The result of a chain verification. */
 struct audit_report {
 	int64_t records;	/* records checked */
 	int64_t first_bad_seq;	/* 0 when the chain is intact */
 	char problem[160];	/* "record 42: hash mismatch (edited)", "record 17 missing (deleted)", ... */
 };
-/* Walks the whole chain; returns 0 (intact), CB_ERR_CORRUPT (report says where) or an error. */
+/*
+ * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap
+ * (deleted record), every hash matches its row (edited record), every prev_hash is
+ * the hash of the record before (reordered or deleted record), the anchor names an
+ * existing last record with the same hash (deleted tail). Returns 0 (intact),
+ * CB_ERR_CORRUPT (rep->first_bad_seq and rep->problem name the first broken record)
+ * or another error.
+ */
 int audit_verify(struct store *st, struct audit_report *rep);
 
 #endif

@@ -1,2 +1,290 @@
-/* commit.c: (in progress) */
+/*
+ * commit.c: the group-commit writer thread (see commit.h). Server threads queue
+ * commit_ops; the thread takes everything queued (up to COMMIT_BATCH_MAX), runs it in
+ * one BEGIN IMMEDIATE ... COMMIT with a savepoint per op and one audit record per op,
+ * and then completes each op. One fsync per batch, not per request.
+ */
 #include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "commit.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define COMMIT_BATCH_MAX	1024
+
+enum op_state {
+	OP_ASYNC = 0,		/* commit_submit: complete with done() */
+	OP_SYNC = 1,		/* commit_run: a waiter sleeps on done_cv */
+	OP_SYNC_DONE = 2,
+};
+
+struct commit {
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;		/* ops queued or closing */
+	pthread_cond_t done_cv;		/* commit_run ops completed */
+	struct commit_op *head, *tail;	/* FIFO of queued ops */
+	int closing;
+	int started;
+	pthread_t thread;
+
+	/* owned by the commit thread */
+	struct store *wst;
+	struct audit_chain ch;
+	struct commit_op *batch[COMMIT_BATCH_MAX];
+	unsigned char sync[COMMIT_BATCH_MAX];
+
+	/* statistics, under mu */
+	uint64_t nbatches, nops;
+};
+
+/* Runs one op inside the open transaction; returns its rc. */
+static int
+run_one(struct commit *c, struct commit_op *op, int64_t now)
+{
+	int rc = 0, arc, sp = 0;
+
+	if (op->fn != NULL) {
+		if ((rc = store_savepoint(c->wst)) != 0)
+			return rc;
+		sp = 1;
+		rc = op->fn(c->wst, op);
+		if (rc == INT_MIN || rc > 0)
+			rc = CB_ERR_INVAL;	/* keep rc a CB_ERR_* */
+		if (rc != 0) {
+			/* Undo the op's effects; its (refusal) record is still written below. */
+			if (store_savepoint_rollback(c->wst) != 0)
+				return CB_ERR_DB;
+			sp = 0;
+		}
+	}
+	if (op->audit.action != NULL) {
+		arc = audit_append(c->wst, &c->ch, &op->audit, now);
+		if (arc != 0) {
+			log_warnx("audit append failed for %s: %s", op->audit.action,
+			    cb_strerror(arc));
+			/* No audit record, no effect: the request fails. */
+			if (sp && store_savepoint_rollback(c->wst) != 0)
+				return CB_ERR_DB;
+			return arc;
+		}
+	}
+	if (sp && store_savepoint_release(c->wst) != 0)
+		return CB_ERR_DB;
+	return rc;
+}
+
+static void
+run_batch(struct commit *c, size_t n)
+{
+	int64_t now, seq0;
+	size_t i;
+	int brc, wrote;
+
+	now = util_now();
+	seq0 = c->ch.last_seq;
+	if ((brc = store_begin(c->wst)) == 0) {
+		for (i = 0; i < n; i++)
+			c->batch[i]->rc = run_one(c, c->batch[i], now);
+		wrote = c->ch.last_seq != seq0;
+		if (wrote)
+			brc = audit_anchor_save(c->wst, &c->ch);
+		if (brc == 0)
+			brc = store_commit(c->wst);
+		if (brc != 0) {
+			log_warnx("batch of %zu ops failed to commit: %s", n, cb_strerror(brc));
+			(void)store_rollback(c->wst);
+		}
+	} else
+		log_warnx("cannot begin a batch of %zu ops: %s", n, cb_strerror(brc));
+	if (brc != 0) {
+		for (i = 0; i < n; i++)
+			c->batch[i]->rc = brc;
+		/* The rows are gone: the chain head must follow the database again. */
+		if (audit_chain_load(c->wst, &c->ch) != 0)
+			log_warnx("cannot reload the audit chain head");
+	}
+
+	pthread_mutex_lock(&c->mu);
+	c->nbatches++;
+	c->nops += n;
+	pthread_mutex_unlock(&c->mu);
+
+	/* Completion: ops may be freed by done() or by their waiter; only c->batch is used. */
+	for (i = 0; i < n; i++) {
+		c->sync[i] = c->batch[i]->state == OP_SYNC;
+		if (!c->sync[i] && c->batch[i]->done != NULL)
+			c->batch[i]->done(c->batch[i], c->batch[i]->rc);
+	}
+	pthread_mutex_lock(&c->mu);
+	for (i = 0; i < n; i++)
+		if (c->sync[i])
+			c->batch[i]->state = OP_SYNC_DONE;
+	pthread_cond_broadcast(&c->done_cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *
+commit_thread(void *arg)
+{
+	struct commit *c = arg;
+	struct commit_op *op;
+	size_t n;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		while (c->head == NULL && !c->closing)
+			pthread_cond_wait(&c->work_cv, &c->mu);
+		if (c->head == NULL && c->closing) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		for (n = 0; n < COMMIT_BATCH_MAX && c->head != NULL; n++) {
+			op = c->head;
+			c->head = op->next;
+			op->next = NULL;
+			c->batch[n] = op;
+		}
+		if (c->head == NULL)
+			c->tail = NULL;
+		pthread_mutex_unlock(&c->mu);
+		run_batch(c, n);
+	}
+	return NULL;
+}
+
+int
+commit_open(const char *db_path, struct commit **out)
+{
+	struct commit *c = NULL;
+	char why[256];
+	int rc, mu = 0, wcv = 0, dcv = 0;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CB_ERR_NOMEM;
+	if ((rc = store_open(db_path, 0, &c->wst, why, sizeof(why))) != 0) {
+		log_warnx("commit writer: %s", why);
+		goto out;
+	}
+	if ((rc = audit_chain_load(c->wst, &c->ch)) != 0) {
+		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
+		goto out;
+	}
+	rc = CB_ERR_NOMEM;
+	if (pthread_mutex_init(&c->mu, NULL) != 0)
+		goto out;
+	mu = 1;
+	if (pthread_cond_init(&c->work_cv, NULL) != 0)
+		goto out;
+	wcv = 1;
+	if (pthread_cond_init(&c->done_cv, NULL) != 0)
+		goto out;
+	dcv = 1;
+	if ((errno = pthread_create(&c->thread, NULL, commit_thread, c)) != 0) {
+		log_warn("pthread_create");
+		goto out;
+	}
+	c->started = 1;
+	*out = c;	/* transferred */
+	c = NULL;
+	rc = 0;
+ out:
+	if (c != NULL) {
+		if (dcv)
+			pthread_cond_destroy(&c->done_cv);
+		if (wcv)
+			pthread_cond_destroy(&c->work_cv);
+		if (mu)
+			pthread_mutex_destroy(&c->mu);
+		store_close(c->wst);
+		free(c);
+	}
+	return rc;
+}
+
+static int
+enqueue(struct commit *c, struct commit_op *op, int state)
+{
+	op->next = NULL;
+	op->rc = 0;
+	op->state = state;
+	if (c->closing)
+		return CB_ERR_BUSY;
+	if (c->tail != NULL)
+		c->tail->next = op;
+	else
+		c->head = op;
+	c->tail = op;
+	pthread_cond_signal(&c->work_cv);
+	return 0;
+}
+
+int
+commit_submit(struct commit *c, struct commit_op *op)
+{
+	int rc;
+
+	if (c == NULL || op == NULL)
+		return CB_ERR_INVAL;
+	pthread_mutex_lock(&c->mu);
+	rc = enqueue(c, op, OP_ASYNC);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+int
+commit_run(struct commit *c, struct commit_op *op)
+{
+	int rc;
+
+	if (c == NULL || op == NULL || op->done != NULL)
+		return CB_ERR_INVAL;
+	pthread_mutex_lock(&c->mu);
+	if ((rc = enqueue(c, op, OP_SYNC)) == 0) {
+		while (op->state != OP_SYNC_DONE)
+			pthread_cond_wait(&c->done_cv, &c->mu);
+		rc = op->rc;
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+void
+commit_close(struct commit *c)
+{
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->closing = 1;
+	pthread_cond_broadcast(&c->work_cv);
+	pthread_mutex_unlock(&c->mu);
+	if (c->started)
+		pthread_join(c->thread, NULL);	/* the thread drains the queue first */
+	store_close(c->wst);
+	pthread_cond_destroy(&c->done_cv);
+	pthread_cond_destroy(&c->work_cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void
+commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops)
+{
+	*batches = 0;
+	*ops = 0;
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	*batches = c->nbatches;
+	*ops = c->nops;
+	pthread_mutex_unlock(&c->mu);
+}

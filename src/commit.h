@@ -36,6 +36,7 @@ struct commit_op {
 	commit_done_fn done;	/* may be NULL */
 	/* private to commit.c */
 	int rc;
+	int state;
 	struct commit_op *next;
 };
 
@@ -44,7 +45,10 @@ struct commit_op {
  * thread. *out owned by the caller (commit_close).
  */
 int commit_open(const char *db_path, struct commit **out);
-/* Queues op (not copied: it must live until done). Returns 0, or CB_ERR_BUSY when closing. */
+/*
+ * Queues op (not copied: it must live until done; with done NULL it must live until
+ * commit_close). Returns 0, or CB_ERR_BUSY when closing (op not queued, done not called).
+ */
 int commit_submit(struct commit *c, struct commit_op *op);
 /* Queues op and waits until it is durable; returns its rc. op->done must be NULL. */
 int commit_run(struct commit *c, struct commit_op *op);
