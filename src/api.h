@@ -41,6 +41,7 @@ struct api_call {
 	const char *query_after;	/* GET /v1/audit?after=, or NULL */
 	const char *query_limit;	/* GET /v1/audit?limit=, or NULL */
 	json_t *body;			/* parsed JSON object for POST/PUT, or NULL */
+	const char *body_error;		/* set by server.c when the body did not parse (json.h code) */
 	const char *route;		/* route label for metrics and logs ("POST /v1/grants") */
 	char grant_id[33];		/* set by handlers for the request log; "" when none */
 	int64_t start_us;		/* monotonic start, for latency */
@@ -52,6 +53,15 @@ struct api_call {
 	 */
 	void (*reply)(struct api_call *call, int status, json_t *body, int sensitive);
 	void *server_ctx;		/* owned by server.c */
+
+	/*
+	 * A non-JSON answer (GET /metrics): a handler sets raw_body (malloc'd, transferred
+	 * to the server) and content_type, then calls reply(call, status, NULL, 0).
+	 */
+	char *raw_body;
+	size_t raw_len;
+	const char *content_type;
+	char path_arg_buf[256];		/* storage for path_arg (api.c) */
 };
 
 /* Routes a call (see above). Never blocks on disk I/O of the commit thread. */
