@@ -1,5 +1,81 @@
-/* store_grant.h: SQL for the grant table (src/store_grant.c); included by store.h. Owned by the grants/audit work. */
+/*
+ * store_grant.h: SQL for the grants table (src/store_grant.c); included by store.h.
+ * Policy lives in grant.c; this file only moves rows.
+ */
 #ifndef CB_STORE_GRANT_H
 #define CB_STORE_GRANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* One grant row. Strings are malloc'd and owned by the struct (store_grant_free). */
+struct store_grant {
+	char *id;
+	char *sandbox_id;
+	char *minted_by;
+	char *kid;
+	int64_t created_at;
+	int64_t not_before;
+	int64_t expires_at;
+	int64_t max_uses;	/* 0: unlimited */
+	int64_t uses;
+	int64_t revoked_at;	/* 0: not revoked */
+	int has_inject;
+	char *bindings;		/* JSON array, as validated by grant.c */
+};
+/* Frees g and its strings; NULL is fine. */
+void store_grant_free(struct store_grant *g);
+
+/* Inserts g (strings not copied). CB_ERR_EXISTS on a duplicate id. */
+int store_grant_insert(struct store *st, const struct store_grant *g);
+/* The grant with this id; *out owned by the caller. CB_ERR_NOTFOUND when absent. */
+int store_grant_get(struct store *st, const char *id, struct store_grant **out);
+
+/* Outcomes of store_grant_use. */
+enum store_grant_use_result {
+	STORE_GRANT_USED = 0,		/* counted */
+	STORE_GRANT_USED_UP = 1,	/* uses reached max_uses */
+	STORE_GRANT_REVOKED = 2,
+	STORE_GRANT_EXPIRED = 3,
+	STORE_GRANT_GONE = 4,		/* no such grant (purged) */
+};
+/*
+ * Counts one use atomically (writer connection, inside the batch):
+ * UPDATE ... SET uses = uses + 1 WHERE id = ? AND (max_uses = 0 OR uses < max_uses)
+ * AND revoked_at IS NULL AND expires_at > now; when no row changed, *result says why.
+ */
+int store_grant_use(struct store *st, const char *id, int64_t now, int *result);
+
+/*
+ * Revokes one grant (revoked_at = now where still NULL). *changed is 1 when it was
+ * live, 0 when it was already revoked or absent.
+ */
+int store_grant_revoke(struct store *st, const char *id, int64_t now, int *changed);
+/*
+ * Revokes every unrevoked grant of sandbox_id (only those minted by minted_by when it
+ * is not NULL); *count receives how many.
+ */
+int store_grant_revoke_sandbox(struct store *st, const char *sandbox_id,
+    const char *minted_by, int64_t now, int64_t *count);
+
+/*
+ * Calls fn for each live grant of sandbox_id at now (not revoked, not_before <= now <
+ * expires_at, uses below max_uses), oldest first, at most limit grants. The grant
+ * passed to fn is borrowed for the duration of the call. A non-zero return of fn stops
+ * the walk and is returned.
+ */
+typedef int (*store_grant_fn)(void *arg, const struct store_grant *g);
+int store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now,
+    int limit, store_grant_fn fn, void *arg);
+
+/*
+ * Deletes at most limit grants that expired before `before` or were revoked before
+ * `before`; *deleted receives how many.
+ */
+int store_grant_purge(struct store *st, int64_t before, int limit, int64_t *deleted);
+/* Number of live grants (not revoked, not expired) at now. */
+int store_grant_count_live(struct store *st, int64_t now, int64_t *count);
 
 #endif
