@@ -225,8 +225,14 @@ path_normalise(const char *in, char *out, size_t outlen, int allow_query)
 			if (hi < 0 || lo < 0)
 				return CB_ERR_INVAL;
 			ch = hi * 16 + lo;
-			/* Encoded controls (and %00), separators and dots are never guessed at. */
-			if (ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\' || ch == '.')
+			/* Encoded controls (and %00) are refused everywhere. */
+			if (ch < 0x20 || ch == 0x7f)
+				return CB_ERR_INVAL;
+			/*
+			 * Encoded separators and dots are never guessed at in the path; the
+			 * query is not matched, and "?ref=a%2Fb" is common there.
+			 */
+			if (!inquery && (ch == '/' || ch == '\\' || ch == '.'))
 				return CB_ERR_INVAL;
 			/* Nor their double encodings, for upstreams that decode twice. */
 			if (ch == '%' && !inquery && i + 4 < len && double_encoded(in + i + 3))
