@@ -1,2 +1,318 @@
-/* secret.c: (in progress) */
+/*
+ * secret.c: versioned secrets with a host allowlist and a maximum grant TTL, on top
+ * of store.h (rows) and vault.h (sealing). Values are wiped after use and never logged.
+ */
 #include "config.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "dest.h"
+#include "err.h"
+#include "log.h"
+#include "secret.h"
+#include "store.h"
+#include "util.h"
+#include "vault.h"
+
+#define SECRET_TTL_MAX		(366LL * 24 * 3600)
+
+void
+secret_meta_free(struct secret_meta *m)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	free(m->name);
+	for (i = 0; i < m->nhosts; i++)
+		free(m->hosts[i]);
+	free(m->hosts);
+	free(m);
+}
+
+int
+secret_valid_name(const char *name)
+{
+	size_t i, len;
+
+	if (name == NULL)
+		return CB_ERR_INVAL;
+	len = strnlen(name, SECRET_NAME_MAX + 1);
+	if (len == 0 || len > SECRET_NAME_MAX)
+		return CB_ERR_INVAL;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+		int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9');
+
+		if (i == 0 && !alnum)
+			return CB_ERR_INVAL;
+		if (!alnum && c != '.' && c != '_' && c != '-')
+			return CB_ERR_INVAL;
+	}
+	return 0;
+}
+
+int
+secret_valid_value(const uint8_t *value, size_t len)
+{
+	size_t i;
+
+	if (value == NULL || len == 0)
+		return CB_ERR_INVAL;
+	if (len > SECRET_VALUE_MAX)
+		return CB_ERR_LIMIT;
+	/* CR/LF would let a value split an injected header; NUL would truncate it. */
+	for (i = 0; i < len; i++)
+		if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+			return CB_ERR_INVAL;
+	return 0;
+}
+
+/* Normalises, deduplicates and encodes hosts as a JSON array into *json (malloc'd). */
+static int
+secret_hosts_json(char *const *hosts, size_t nhosts, char **json)
+{
+	char norm[DEST_HOST_MAX + 1];
+	json_t *arr = NULL;
+	size_t i, j;
+	int rc, dup;
+
+	*json = NULL;
+	if (nhosts == 0 || hosts == NULL)
+		return CB_ERR_INVAL;
+	if (nhosts > SECRET_HOSTS_MAX)
+		return CB_ERR_LIMIT;
+	if ((arr = json_array()) == NULL)
+		return CB_ERR_NOMEM;
+	for (i = 0; i < nhosts; i++) {
+		if (hosts[i] == NULL ||
+		    dest_host_normalise(hosts[i], norm, sizeof(norm)) != 0) {
+			rc = CB_ERR_INVAL;
+			goto out;
+		}
+		dup = 0;
+		for (j = 0; j < json_array_size(arr); j++)
+			if (strcmp(json_string_value(json_array_get(arr, j)), norm) == 0)
+				dup = 1;
+		if (!dup && json_array_append_new(arr, json_string(norm)) != 0) {
+			rc = CB_ERR_NOMEM;
+			goto out;
+		}
+	}
+	if ((*json = json_dumps(arr, JSON_COMPACT)) == NULL) {
+		rc = CB_ERR_NOMEM;
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(arr);
+	return rc;
+}
+
+int
+secret_put(struct store *wst, struct vault *v, const char *name, const uint8_t *value,
+    size_t len, char *const *hosts, size_t nhosts, int64_t max_ttl_s, int64_t now,
+    int64_t *version)
+{
+	struct store_secret *cur = NULL;
+	char *hosts_json = NULL;
+	uint8_t *ct = NULL;
+	size_t ctlen = 0;
+	int64_t ver, key_id;
+	int rc;
+
+	*version = 0;
+	if ((rc = secret_valid_name(name)) != 0 || (rc = secret_valid_value(value, len)) != 0)
+		return rc;
+	if (max_ttl_s < 1 || max_ttl_s > SECRET_TTL_MAX)
+		return CB_ERR_INVAL;
+	if ((rc = secret_hosts_json(hosts, nhosts, &hosts_json)) != 0)
+		goto out;
+	rc = store_secret_get(wst, name, &cur);
+	if (rc == CB_ERR_NOTFOUND)
+		ver = 1;
+	else if (rc == 0)
+		ver = cur->current_version + 1;
+	else
+		goto out;
+	if ((rc = vault_secret_seal(v, name, ver, value, len, &key_id, &ct, &ctlen)) != 0)
+		goto out;
+	/* The secrets row first: secret_versions references it. */
+	if ((rc = store_secret_upsert(wst, name, hosts_json, max_ttl_s, ver, now)) != 0 ||
+	    (rc = store_secret_version_insert(wst, name, ver, key_id, ct, ctlen, now)) != 0)
+		goto out;
+	*version = ver;
+	log_info("secret %s: version %" PRId64 " stored", name, ver);
+out:
+	free(ct);
+	free(hosts_json);
+	store_secret_free(cur);
+	return rc;
+}
+
+int
+secret_delete(struct store *wst, const char *name)
+{
+	if (secret_valid_name(name) != 0)
+		return CB_ERR_NOTFOUND;
+	return store_secret_delete(wst, name);
+}
+
+static int
+secret_meta_from_row(const struct store_secret *row, struct secret_meta **out)
+{
+	struct secret_meta *m = NULL;
+	json_t *arr = NULL;
+	json_error_t jerr;
+	size_t i, n;
+	int rc;
+
+	*out = NULL;
+	if ((m = calloc(1, sizeof(*m))) == NULL || (m->name = strdup(row->name)) == NULL) {
+		rc = CB_ERR_NOMEM;
+		goto out;
+	}
+	m->max_ttl_s = row->max_ttl_s;
+	m->version = row->current_version;
+	m->created_at = row->created_at;
+	m->updated_at = row->updated_at;
+	arr = json_loads(row->hosts_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (arr == NULL || !json_is_array(arr) || json_array_size(arr) > SECRET_HOSTS_MAX) {
+		log_warnx("secret %s: stored host list is malformed", row->name);
+		rc = CB_ERR_CORRUPT;
+		goto out;
+	}
+	n = json_array_size(arr);
+	if (n > 0 && (m->hosts = calloc(n, sizeof(*m->hosts))) == NULL) {
+		rc = CB_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const char *h = json_string_value(json_array_get(arr, i));
+
+		if (h == NULL) {
+			rc = CB_ERR_CORRUPT;
+			goto out;
+		}
+		if ((m->hosts[i] = strdup(h)) == NULL) {
+			rc = CB_ERR_NOMEM;
+			goto out;
+		}
+		m->nhosts++;
+	}
+	*out = m;		/* transferred */
+	m = NULL;
+	rc = 0;
+out:
+	json_decref(arr);
+	secret_meta_free(m);
+	return rc;
+}
+
+int
+secret_get(struct store *st, const char *name, struct secret_meta **out)
+{
+	struct store_secret *row = NULL;
+	int rc;
+
+	*out = NULL;
+	if (secret_valid_name(name) != 0)
+		return CB_ERR_NOTFOUND;
+	if ((rc = store_secret_get(st, name, &row)) != 0)
+		return rc;
+	rc = secret_meta_from_row(row, out);
+	store_secret_free(row);
+	return rc;
+}
+
+int
+secret_list(struct store *st, struct secret_meta ***out, size_t *n)
+{
+	struct store_secret **rows = NULL;
+	struct secret_meta **list = NULL;
+	size_t nrows = 0, i, done = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((rc = store_secret_list(st, &rows, &nrows)) != 0)
+		return rc;
+	if (nrows > 0 && (list = calloc(nrows, sizeof(*list))) == NULL) {
+		rc = CB_ERR_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < nrows; i++) {
+		if ((rc = secret_meta_from_row(rows[i], &list[i])) != 0)
+			goto out;
+		done++;
+	}
+	*out = list;		/* transferred */
+	*n = nrows;
+	list = NULL;
+	rc = 0;
+out:
+	secret_list_free(list, done);
+	for (i = 0; i < nrows; i++)
+		store_secret_free(rows[i]);
+	free(rows);
+	return rc;
+}
+
+void
+secret_list_free(struct secret_meta **list, size_t n)
+{
+	size_t i;
+
+	if (list == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		secret_meta_free(list[i]);
+	free(list);
+}
+
+int
+secret_host_allowed(const struct secret_meta *m, const char *host)
+{
+	size_t i;
+
+	if (m == NULL || host == NULL)
+		return 0;
+	for (i = 0; i < m->nhosts; i++)
+		if (strcmp(m->hosts[i], host) == 0)
+			return 1;
+	return 0;
+}
+
+int
+secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **value,
+    size_t *len)
+{
+	struct store_secret *row = NULL;
+	uint8_t *ct = NULL;
+	size_t ctlen = 0;
+	int64_t key_id;
+	int rc;
+
+	*value = NULL;
+	*len = 0;
+	if (secret_valid_name(name) != 0)
+		return CB_ERR_NOTFOUND;
+	if ((rc = store_secret_get(st, name, &row)) != 0)
+		return rc;
+	if ((rc = store_secret_version_get(st, name, row->current_version, &key_id, &ct,
+	    &ctlen)) != 0) {
+		if (rc == CB_ERR_NOTFOUND)
+			rc = CB_ERR_CORRUPT;	/* metadata names a version that is gone */
+		goto out;
+	}
+	rc = vault_secret_open(v, name, row->current_version, key_id, ct, ctlen, value, len);
+out:
+	free(ct);
+	store_secret_free(row);
+	return rc;
+}

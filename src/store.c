@@ -389,6 +389,12 @@ store_path(const struct store *st)
 	return st->path;
 }
 
+int
+store_readonly(const struct store *st)
+{
+	return (st->flags & STORE_READONLY) != 0;
+}
+
 /* --- transactions --- */
 
 static int

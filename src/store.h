@@ -31,6 +31,8 @@ int store_open(const char *path, int flags, struct store **out, char *why, size_
 void store_close(struct store *st);
 /* Returns the path the store was opened with (owned by the store). */
 const char *store_path(const struct store *st);
+/* 1 when the store was opened with STORE_READONLY, else 0. */
+int store_readonly(const struct store *st);
 
 /* Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK. Return 0 or CB_ERR_DB. */
 int store_begin(struct store *st);
