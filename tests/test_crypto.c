@@ -1,8 +1,196 @@
-/* test_crypto.c: (in progress) fails until written. */
+/* test_crypto.c: AES-256-GCM seal/open, tampering, HMAC and SHA-256 vectors, secure memory. */
 #include "config.h"
-int main(void);
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "util.h"
+
+static const uint8_t test_key[CRYPTO_KEY_LEN] = {
+	0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d,
+	0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b,
+	0x1c, 0x1d, 0x1e, 0x1f,
+};
+static const char test_ad[] = "secret:github:v1";
+static const char test_pt[] = "ghp_exampletokenvalue0123456789";
+
+static void
+test_seal_open_roundtrip(void **state)
+{
+	static const size_t lens[] = { 0, 1, 15, 16, 17, 31, 1000, 8192 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(lens); i++) {
+		uint8_t *pt = malloc(lens[i] + 1), *out = malloc(lens[i] + CRYPTO_SEAL_OVERHEAD);
+		uint8_t *back = malloc(lens[i] + 1);
+
+		assert_non_null(pt);
+		assert_non_null(out);
+		assert_non_null(back);
+		assert_int_equal(crypto_random(pt, lens[i]), 0);
+		assert_int_equal(crypto_seal(test_key, test_ad, strlen(test_ad), pt, lens[i], out), 0);
+		assert_int_equal(crypto_open(test_key, test_ad, strlen(test_ad), out,
+		    lens[i] + CRYPTO_SEAL_OVERHEAD, back), 0);
+		assert_memory_equal(pt, back, lens[i]);
+		free(pt);
+		free(out);
+		free(back);
+	}
+}
+
+static void
+test_nonce_fresh(void **state)
+{
+	uint8_t a[sizeof(test_pt) + CRYPTO_SEAL_OVERHEAD], b[sizeof(a)];
+
+	(void)state;
+	assert_int_equal(crypto_seal(test_key, NULL, 0, test_pt, sizeof(test_pt), a), 0);
+	assert_int_equal(crypto_seal(test_key, NULL, 0, test_pt, sizeof(test_pt), b), 0);
+	/* Same key and plaintext: nonces (and so ciphertexts) must differ. */
+	assert_memory_not_equal(a, b, CRYPTO_NONCE_LEN);
+	assert_memory_not_equal(a + CRYPTO_NONCE_LEN, b + CRYPTO_NONCE_LEN, sizeof(test_pt));
+	/* The plaintext does not appear in the output. */
+	assert_null(memmem(a, sizeof(a), test_pt, sizeof(test_pt) - 1));
+}
+
+/* Flipping any single byte of nonce, ciphertext or tag, or of the AD, must fail. */
+static void
+test_tamper(void **state)
+{
+	const size_t ptlen = sizeof(test_pt) - 1, ctlen = ptlen + CRYPTO_SEAL_OVERHEAD;
+	uint8_t ct[sizeof(test_pt) + CRYPTO_SEAL_OVERHEAD], back[sizeof(test_pt)];
+	char ad[sizeof(test_ad)];
+	uint8_t bad_key[CRYPTO_KEY_LEN];
+	size_t i;
+
+	(void)state;
+	assert_int_equal(crypto_seal(test_key, test_ad, strlen(test_ad), test_pt, ptlen, ct), 0);
+	for (i = 0; i < ctlen; i++) {
+		ct[i] ^= 0x01;
+		assert_int_equal(crypto_open(test_key, test_ad, strlen(test_ad), ct, ctlen, back),
+		    CB_ERR_AUTH);
+		ct[i] ^= 0x01;
+	}
+	memcpy(ad, test_ad, sizeof(ad));
+	for (i = 0; i < strlen(test_ad); i++) {
+		ad[i] ^= 0x20;
+		assert_int_equal(crypto_open(test_key, ad, strlen(ad), ct, ctlen, back),
+		    CB_ERR_AUTH);
+		ad[i] ^= 0x20;
+	}
+	/* AD truncated, AD missing, wrong key, truncated input. */
+	assert_int_equal(crypto_open(test_key, test_ad, strlen(test_ad) - 1, ct, ctlen, back),
+	    CB_ERR_AUTH);
+	assert_int_equal(crypto_open(test_key, NULL, 0, ct, ctlen, back), CB_ERR_AUTH);
+	memcpy(bad_key, test_key, sizeof(bad_key));
+	bad_key[31] ^= 0x80;
+	assert_int_equal(crypto_open(bad_key, test_ad, strlen(test_ad), ct, ctlen, back),
+	    CB_ERR_AUTH);
+	assert_int_equal(crypto_open(test_key, test_ad, strlen(test_ad), ct, ctlen - 1, back),
+	    CB_ERR_AUTH);
+	assert_int_equal(crypto_open(test_key, test_ad, strlen(test_ad), ct,
+	    CRYPTO_SEAL_OVERHEAD - 1, back), CB_ERR_INVAL);
+	/* Untouched, it still opens. */
+	assert_int_equal(crypto_open(test_key, test_ad, strlen(test_ad), ct, ctlen, back), 0);
+	assert_memory_equal(back, test_pt, ptlen);
+}
+
+/* RFC 4231 test cases 1 and 2; FIPS 180-2 SHA-256 "abc". */
+static void
+test_hmac_sha256_vectors(void **state)
+{
+	static const struct {
+		const char *key_hex;
+		const char *msg;
+		const char *mac_hex;
+	} cases[] = {
+		{ "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "Hi There",
+		  "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7" },
+		{ "4a656665", "what do ya want for nothing?",
+		  "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843" },
+	};
+	uint8_t key[64], mac[CRYPTO_HASH_LEN], h[CRYPTO_HASH_LEN];
+	char hex[2 * CRYPTO_HASH_LEN + 1];
+	size_t i, klen;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+		klen = strlen(cases[i].key_hex) / 2;
+		assert_int_equal(util_unhex(cases[i].key_hex, key, klen), 0);
+		assert_int_equal(crypto_hmac_sha256(key, klen, cases[i].msg, strlen(cases[i].msg),
+		    mac), 0);
+		util_hex(mac, sizeof(mac), hex);
+		assert_string_equal(hex, cases[i].mac_hex);
+	}
+	crypto_sha256("abc", 3, h);
+	util_hex(h, sizeof(h), hex);
+	assert_string_equal(hex,
+	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void
+test_memeq(void **state)
+{
+	static const uint8_t a[4] = { 1, 2, 3, 4 }, b[4] = { 1, 2, 3, 5 };
+
+	(void)state;
+	assert_int_equal(crypto_memeq(a, a, sizeof(a)), 1);
+	assert_int_equal(crypto_memeq(a, b, sizeof(a)), 0);
+	assert_int_equal(crypto_memeq(a, b, 3), 1);
+}
+
+static void
+test_secure_alloc(void **state)
+{
+	static const size_t lens[] = { 1, 32, 4096, 4097, 10000 };
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(lens); i++) {
+		uint8_t *p = crypto_secure_alloc(lens[i]);
+
+		assert_non_null(p);
+		for (j = 0; j < lens[i]; j++)
+			assert_int_equal(p[j], 0);
+		memset(p, 0xa5, lens[i]);
+		crypto_secure_free(p, lens[i]);
+	}
+	crypto_secure_free(NULL, 32);
+}
+
+static void
+test_random(void **state)
+{
+	uint8_t a[32], b[32];
+
+	(void)state;
+	assert_int_equal(crypto_random(a, sizeof(a)), 0);
+	assert_int_equal(crypto_random(b, sizeof(b)), 0);
+	assert_memory_not_equal(a, b, sizeof(a));
+	assert_int_equal(crypto_random(a, 0), 0);
+}
+
 int
 main(void)
 {
-	return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_seal_open_roundtrip),
+		cmocka_unit_test(test_nonce_fresh),
+		cmocka_unit_test(test_tamper),
+		cmocka_unit_test(test_hmac_sha256_vectors),
+		cmocka_unit_test(test_memeq),
+		cmocka_unit_test(test_secure_alloc),
+		cmocka_unit_test(test_random),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
