@@ -1,2 +1,717 @@
-/* server.c: (in progress) */
+/*
+ * server.c: the HTTPS server: libmicrohttpd 0.9.75 over GnuTLS.
+ *
+ * - TLS 1.2 and 1.3 only. The server asks for a client certificate (HTTPS_MEM_TRUST)
+ *   but libmicrohttpd does not enforce it: on the first request of each connection,
+ *   before any body is read, we verify the peer with GnuTLS (present, chains to the
+ *   client CA, valid now, clientAuth key purpose) and map its SAN URI (else CN) to a
+ *   configured identity. The result is cached in the connection's context: one
+ *   verification per connection. Refusals are HTTP answers (JSON, then the connection
+ *   is closed): 401 client_certificate_required / invalid_client_certificate, 403
+ *   unknown_identity. An HTTP error tells an operator what is wrong; a handshake
+ *   failure would not.
+ * - Content-Length together with Transfer-Encoding (or two Content-Lengths) is 400
+ *   ambiguous_length; a body over max_body is 413 body_too_large (announced length
+ *   checked up front, streamed length counted).
+ * - Calls are answered asynchronously: api_dispatch() may reply later from the commit
+ *   thread. The connection is suspended until the reply arrives, then resumed, and the
+ *   response is queued on that later handler call (never on the first call, which
+ *   would make libmicrohttpd close the connection after every request).
+ */
 #include "config.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+
+#include "api.h"
+#include "conf.h"
+#include "err.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+#include "util.h"
+
+#define SERVER_PRIORITIES	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+#define SERVER_PEM_MAX		(256 * 1024)
+#define SERVER_CONN_MEMORY	(64 * 1024)
+#define SERVER_ID_MAX		256
+#define SERVER_DRAIN_S		30
+
+struct server {
+	struct broker *b;
+	struct MHD_Daemon *d;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+	int inflight;		/* dispatched requests not yet completed */
+};
+
+/* Per connection (MHD_OPTION_NOTIFY_CONNECTION). */
+struct server_conn {
+	int checked;			/* the certificate was verified (once) */
+	const struct identity *who;	/* NULL when refused */
+	int refuse_status;
+	const char *refuse_code;
+	char peer[INET6_ADDRSTRLEN + 8];
+	char id[SERVER_ID_MAX];		/* certificate identity, for logs ("-" when none) */
+};
+
+/* Per request (*con_cls). */
+struct server_req {
+	struct server *s;
+	struct MHD_Connection *c;
+	struct server_conn *conn;
+	pthread_mutex_t lock;
+	int dispatched;
+	int replied;
+	int suspended;
+	int too_large;
+	unsigned int status;
+	struct MHD_Response *resp;
+	char *body;			/* the raw request body, wiped when freed */
+	size_t len, cap;
+	char *path;
+	struct api_call call;
+};
+
+/* ---- responses ------------------------------------------------------------------- */
+
+static void
+server_wipe_buf(void *p)
+{
+	util_wipe_str(p);
+}
+
+static void
+server_free_buf(void *p)
+{
+	free(p);
+}
+
+/* Wipes every string of a JSON value in place (a sensitive body), bounded depth. */
+static void
+server_json_wipe(json_t *v, int depth)
+{
+	const char *k;
+	json_t *item;
+	size_t i;
+
+	if (v == NULL || depth > 16)
+		return;
+	if (json_is_string(v))
+		explicit_bzero((char *)(uintptr_t)json_string_value(v), json_string_length(v));
+	else if (json_is_array(v)) {
+		json_array_foreach(v, i, item)
+			server_json_wipe(item, depth + 1);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, item)
+			server_json_wipe(item, depth + 1);
+	}
+}
+
+/*
+ * A response with a JSON body (or raw text when raw != NULL, transferred); every
+ * answer is no-store. Returns NULL on allocation failure.
+ */
+static struct MHD_Response *
+server_response(json_t *body, int sensitive, char *raw, size_t rawlen, const char *ctype)
+{
+	struct MHD_Response *r;
+	char *buf;
+	size_t len;
+
+	if (raw != NULL) {
+		buf = raw;
+		len = rawlen;
+	} else {
+		if (body == NULL)
+			buf = strdup("");
+		else
+			buf = json_dumps(body, JSON_COMPACT);
+		if (buf == NULL)
+			return NULL;
+		len = strlen(buf);
+		ctype = "application/json";
+	}
+	r = MHD_create_response_from_buffer_with_free_callback(len, buf,
+	    sensitive ? server_wipe_buf : server_free_buf);
+	if (r == NULL) {
+		if (sensitive)
+			util_wipe_str(buf);
+		else
+			free(buf);
+		return NULL;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	return r;
+}
+
+static void
+server_log(struct server_req *q, const char *route, unsigned int status)
+{
+	const char *gid = q->call.grant_id[0] != '\0' ? q->call.grant_id : "-";
+
+	log_info("peer=%s identity=%s route=\"%s\" status=%u grant_id=%s latency_us=%lld",
+	    q->conn->peer, q->conn->id, route != NULL ? route : "other", status, gid,
+	    (long long)(util_mono_us() - q->call.start_us));
+	metrics_request(q->s->b->metrics, route, (int)status);
+}
+
+/* Answers {"error": code} right now (first handler call: the connection closes after). */
+static enum MHD_Result
+server_refuse_now(struct server_req *q, unsigned int status, const char *code)
+{
+	struct MHD_Response *r;
+	json_t *body;
+	enum MHD_Result ret;
+
+	body = json_error_body(code, NULL);
+	r = server_response(body, 0, NULL, 0, NULL);
+	json_decref(body);
+	server_log(q, NULL, status);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(q->c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* api_call.reply: may run on any thread, exactly once per call. */
+static void
+server_reply(struct api_call *call, int status, json_t *body, int sensitive)
+{
+	struct server_req *q = call->server_ctx;
+	struct MHD_Response *r;
+
+	server_log(q, call->route, (unsigned int)status);
+	r = server_response(body, sensitive, call->raw_body, call->raw_len, call->content_type);
+	call->raw_body = NULL;	/* transferred (or freed by server_response's caller below) */
+	if (sensitive)
+		server_json_wipe(body, 0);
+	json_decref(body);
+	if (r == NULL) {
+		json_t *e = json_error_body("internal_error", NULL);
+
+		status = 500;
+		r = server_response(e, 0, NULL, 0, NULL);
+		json_decref(e);
+	}
+	pthread_mutex_lock(&q->lock);
+	q->resp = r;
+	q->status = (unsigned int)status;
+	q->replied = 1;
+	if (q->suspended) {
+		q->suspended = 0;
+		MHD_resume_connection(q->c);
+	}
+	pthread_mutex_unlock(&q->lock);
+	/* q may be gone now: the daemon thread queues and completes it. */
+}
+
+/* ---- client certificates ------------------------------------------------------------- */
+
+static void
+server_peer(struct MHD_Connection *c, char *out, size_t outlen)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+	char addr[INET6_ADDRSTRLEN];
+
+	util_strlcpy(out, "-", outlen);
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		if (inet_ntop(AF_INET, &in->sin_addr, addr, sizeof(addr)) != NULL)
+			snprintf(out, outlen, "%s:%u", addr, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		if (inet_ntop(AF_INET6, &in6->sin6_addr, addr, sizeof(addr)) != NULL)
+			snprintf(out, outlen, "[%s]:%u", addr, ntohs(in6->sin6_port));
+	}
+}
+
+/* The identity of a verified certificate: its first SAN URI, else its CN. */
+static int
+server_cert_identity(gnutls_x509_crt_t crt, char *out, size_t outlen)
+{
+	char buf[SERVER_ID_MAX];
+	size_t size;
+	unsigned int critical;
+	unsigned int idx;
+	int type;
+
+	for (idx = 0; idx < 64; idx++) {
+		size = sizeof(buf) - 1;
+		type = gnutls_x509_crt_get_subject_alt_name(crt, idx, buf, &size, &critical);
+		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+			continue;
+		if (type < 0)
+			return CB_ERR_INVAL;
+		if (type != GNUTLS_SAN_URI)
+			continue;
+		buf[size] = '\0';
+		if (strlen(buf) != size || size == 0)
+			return CB_ERR_INVAL;	/* embedded NUL: no second reading */
+		util_strlcpy(out, buf, outlen);
+		return 0;
+	}
+	size = sizeof(buf) - 1;
+	if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf,
+	    &size) != 0)
+		return CB_ERR_NOTFOUND;
+	buf[size < sizeof(buf) ? size : sizeof(buf) - 1] = '\0';
+	if (strlen(buf) != size || size == 0)
+		return CB_ERR_INVAL;
+	util_strlcpy(out, buf, outlen);
+	return 0;
+}
+
+/* Verifies the peer once per connection and caches the outcome in cc. */
+static void
+server_check_peer(struct server *s, struct MHD_Connection *c, struct server_conn *cc)
+{
+	const union MHD_ConnectionInfo *ci;
+	gnutls_session_t sess;
+	const gnutls_datum_t *certs;
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_typed_vdata_st purpose;
+	gnutls_datum_t txt = { NULL, 0 };
+	unsigned int ncerts = 0, status = 0;
+	char id[SERVER_ID_MAX];
+	int rc;
+
+	cc->checked = 1;
+	cc->who = NULL;
+	cc->refuse_status = MHD_HTTP_UNAUTHORIZED;
+	cc->refuse_code = "invalid_client_certificate";
+	util_strlcpy(cc->id, "-", sizeof(cc->id));
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || (sess = (gnutls_session_t)ci->tls_session) == NULL)
+		return;
+	certs = gnutls_certificate_get_peers(sess, &ncerts);
+	if (certs == NULL || ncerts == 0) {
+		cc->refuse_code = "client_certificate_required";
+		log_info("peer=%s: no client certificate", cc->peer);
+		return;
+	}
+	memset(&purpose, 0, sizeof(purpose));
+	purpose.type = GNUTLS_DT_KEY_PURPOSE_OID;
+	purpose.data = (void *)(uintptr_t)GNUTLS_KP_TLS_WWW_CLIENT;
+	rc = gnutls_certificate_verify_peers(sess, &purpose, 1, &status);
+	if (rc != 0 || status != 0) {
+		if (rc == 0 && gnutls_certificate_verification_status_print(status,
+		    GNUTLS_CRT_X509, &txt, 0) == 0) {
+			log_info("peer=%s: client certificate refused: %s", cc->peer,
+			    (const char *)txt.data);
+			gnutls_free(txt.data);
+		} else
+			log_info("peer=%s: client certificate refused: %s", cc->peer,
+			    gnutls_strerror(rc));
+		return;
+	}
+	if (gnutls_x509_crt_init(&crt) != 0)
+		return;
+	if (gnutls_x509_crt_import(crt, &certs[0], GNUTLS_X509_FMT_DER) != 0 ||
+	    server_cert_identity(crt, id, sizeof(id)) != 0) {
+		gnutls_x509_crt_deinit(crt);
+		log_info("peer=%s: client certificate names no usable identity", cc->peer);
+		return;
+	}
+	gnutls_x509_crt_deinit(crt);
+	util_strlcpy(cc->id, id, sizeof(cc->id));
+	if ((cc->who = conf_find_identity(s->b->conf, id)) == NULL ||
+	    cc->who->role == ROLE_NONE) {
+		cc->who = NULL;
+		cc->refuse_status = MHD_HTTP_FORBIDDEN;
+		cc->refuse_code = "unknown_identity";
+		log_info("peer=%s identity=%s: unknown identity", cc->peer, cc->id);
+	}
+}
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+struct server_hdrs {
+	int cl, te;
+};
+
+static enum MHD_Result
+server_count_hdr(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct server_hdrs *h = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		h->cl++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		h->te++;
+	return MHD_YES;
+}
+
+static void
+server_req_free(struct server_req *q)
+{
+	if (q == NULL)
+		return;
+	if (q->resp != NULL)
+		MHD_destroy_response(q->resp);
+	util_wipe_free(q->body, q->cap);
+	if (q->call.body != NULL) {
+		server_json_wipe(q->call.body, 0);
+		json_decref(q->call.body);
+	}
+	free(q->call.raw_body);
+	free(q->path);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+/* Appends upload data, counting past max_body without storing it. */
+static void
+server_append(struct server_req *q, const char *data, size_t n, size_t max)
+{
+	size_t ncap;
+	char *nb;
+
+	if (q->too_large || n == 0)
+		return;
+	if (n > max || q->len > max - n) {
+		q->too_large = 1;
+		return;
+	}
+	if (q->len + n + 1 > q->cap) {
+		ncap = q->cap == 0 ? 1024 : q->cap;
+		while (ncap < q->len + n + 1)
+			ncap *= 2;
+		if ((nb = malloc(ncap)) == NULL) {
+			q->too_large = 1;
+			return;
+		}
+		if (q->body != NULL)
+			memcpy(nb, q->body, q->len);
+		util_wipe_free(q->body, q->cap);
+		q->body = nb;
+		q->cap = ncap;
+	}
+	memcpy(q->body + q->len, data, n);
+	q->len += n;
+	q->body[q->len] = '\0';
+}
+
+/* The whole request is here: build the call and dispatch it. */
+static enum MHD_Result
+server_dispatch(struct server_req *q, const char *method)
+{
+	struct server *s = q->s;
+	struct api_call *call = &q->call;
+	const char *code = NULL;
+	enum MHD_Result ret;
+
+	call->b = s->b;
+	call->who = q->conn->who;
+	call->peer = q->conn->peer;
+	call->method = method;
+	call->path = q->path;
+	call->query_after = MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "after");
+	call->query_limit = MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "limit");
+	call->reply = server_reply;
+	call->server_ctx = q;
+	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
+		if (q->len == 0)
+			call->body_error = JSON_E_BAD_JSON;
+		else if (json_parse_object(q->body, q->len, &call->body, &code) != 0)
+			call->body_error = code != NULL ? code : JSON_E_BAD_JSON;
+	}
+	/* The raw bytes may hold a secret value: keep only the parsed form. */
+	util_wipe_free(q->body, q->cap);
+	q->body = NULL;
+	q->len = q->cap = 0;
+
+	pthread_mutex_lock(&s->lock);
+	s->inflight++;
+	pthread_mutex_unlock(&s->lock);
+	q->dispatched = 1;
+
+	api_dispatch(call);
+
+	pthread_mutex_lock(&q->lock);
+	if (q->replied) {
+		ret = MHD_queue_response(q->c, q->status, q->resp);
+		MHD_destroy_response(q->resp);
+		q->resp = NULL;
+	} else {
+		q->suspended = 1;
+		MHD_suspend_connection(q->c);
+		ret = MHD_YES;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return ret;
+}
+
+static enum MHD_Result
+server_handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct server_req *q = *con_cls;
+	const union MHD_ConnectionInfo *ci;
+	struct server_hdrs h = { 0, 0 };
+	const char *cl;
+	long long announced;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (q == NULL) {
+		/* First call: headers only. Authenticate before reading any body. */
+		if ((q = calloc(1, sizeof(*q))) == NULL)
+			return MHD_NO;
+		if (pthread_mutex_init(&q->lock, NULL) != 0) {
+			free(q);
+			return MHD_NO;
+		}
+		q->s = s;
+		q->c = c;
+		q->call.start_us = util_mono_us();
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		q->conn = ci != NULL ? ci->socket_context : NULL;
+		*con_cls = q;
+		if (q->conn == NULL || (q->path = strdup(url)) == NULL)
+			return MHD_NO;
+		if (!q->conn->checked) {
+			server_peer(c, q->conn->peer, sizeof(q->conn->peer));
+			server_check_peer(s, c, q->conn);
+		}
+		if (q->conn->who == NULL)
+			return server_refuse_now(q, (unsigned int)q->conn->refuse_status,
+			    q->conn->refuse_code);
+		MHD_get_connection_values(c, MHD_HEADER_KIND, server_count_hdr, &h);
+		if (h.cl > 1 || (h.cl > 0 && h.te > 0) || h.te > 1)
+			return server_refuse_now(q, MHD_HTTP_BAD_REQUEST, "ambiguous_length");
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL && (util_strtoll(cl, 0, INT64_MAX, &announced) != 0 ||
+		    (unsigned long long)announced > s->b->conf->max_body))
+			return server_refuse_now(q, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large");
+		return MHD_YES;
+	}
+	if (q->dispatched) {
+		/* Resumed: the reply has arrived. */
+		pthread_mutex_lock(&q->lock);
+		if (!q->replied) {
+			pthread_mutex_unlock(&q->lock);
+			return MHD_YES;
+		}
+		ret = MHD_queue_response(c, q->status, q->resp);
+		MHD_destroy_response(q->resp);
+		q->resp = NULL;
+		pthread_mutex_unlock(&q->lock);
+		return ret;
+	}
+	if (*upload_data_size != 0) {
+		server_append(q, upload_data, *upload_data_size, s->b->conf->max_body);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (q->too_large)
+		return server_refuse_now(q, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large");
+	return server_dispatch(q, method);
+}
+
+static void
+server_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct server *s = cls;
+	struct server_req *q = *con_cls;
+
+	(void)c;
+	(void)toe;
+	if (q == NULL)
+		return;
+	*con_cls = NULL;
+	if (q->dispatched) {
+		pthread_mutex_lock(&s->lock);
+		if (--s->inflight == 0)
+			pthread_cond_broadcast(&s->idle);
+		pthread_mutex_unlock(&s->lock);
+	}
+	server_req_free(q);
+}
+
+static void
+server_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)c;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_context = calloc(1, sizeof(struct server_conn));
+	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static void
+server_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	log_debug("libmicrohttpd: %s", buf);
+}
+
+/* ---- start and stop ------------------------------------------------------------------- */
+
+static int
+server_read_pem(const char *path, char **out, size_t *len, char *why, size_t whylen)
+{
+	uint8_t *buf = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = util_read_file(path, SERVER_PEM_MAX, &buf, len)) != 0) {
+		snprintf(why, whylen, "%s: cannot read (%s)", path, cb_strerror(rc));
+		return rc;
+	}
+	*out = (char *)buf;
+	return 0;
+}
+
+int
+server_start(struct broker *b, struct server **out, char *why, size_t whylen)
+{
+	const struct broker_conf *conf = b->conf;
+	struct server *s = NULL;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+	struct sockaddr *sa;
+	char *cert = NULL, *key = NULL, *ca = NULL;
+	size_t certlen = 0, keylen = 0, calen = 0;
+	unsigned int flags;
+	int rc;
+
+	*out = NULL;
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	flags = MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	    MHD_USE_ITC;
+	if (inet_pton(AF_INET, conf->listen_addr, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		sin.sin_port = htons((uint16_t)conf->listen_port);
+		sa = (struct sockaddr *)&sin;
+	} else if (inet_pton(AF_INET6, conf->listen_addr, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		sin6.sin6_port = htons((uint16_t)conf->listen_port);
+		sa = (struct sockaddr *)&sin6;
+		flags |= MHD_USE_IPv6;
+	} else {
+		snprintf(why, whylen, "listen: %s is not an IP address", conf->listen_addr);
+		return CB_ERR_CONFIG;
+	}
+	if ((rc = server_read_pem(conf->tls_cert, &cert, &certlen, why, whylen)) != 0 ||
+	    (rc = server_read_pem(conf->tls_key, &key, &keylen, why, whylen)) != 0 ||
+	    (rc = server_read_pem(conf->client_ca, &ca, &calen, why, whylen)) != 0)
+		goto out;
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		rc = CB_ERR_NOMEM;
+		goto out;
+	}
+	s->b = b;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, server_handler, s,
+	    MHD_OPTION_SOCK_ADDR, sa,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(conf->threads > 0 ? conf->threads : 1),
+	    MHD_OPTION_HTTPS_MEM_CERT, cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, key,
+	    MHD_OPTION_HTTPS_MEM_TRUST, ca,
+	    MHD_OPTION_HTTPS_PRIORITIES, SERVER_PRIORITIES,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)conf->conn_timeout_s,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conf->conn_limit,
+	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)conf->per_ip_limit,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
+	    MHD_OPTION_NOTIFY_CONNECTION, server_notify_conn, s,
+	    MHD_OPTION_NOTIFY_COMPLETED, server_completed, s,
+	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, s,
+	    MHD_OPTION_END);
+	if (s->d == NULL) {
+		snprintf(why, whylen, "cannot listen on %s:%d (address in use, bad TLS "
+		    "certificate/key, or limits)", conf->listen_addr, conf->listen_port);
+		rc = CB_ERR_IO;
+		goto out;
+	}
+	log_info("listening on %s:%d (%d threads, TLS 1.2+, client certificates required)",
+	    conf->listen_addr, conf->listen_port, conf->threads);
+	*out = s;	/* transferred */
+	s = NULL;
+	rc = 0;
+out:
+	/* The TLS context holds the key now; our copy goes. */
+	util_wipe_free(key, keylen);
+	free(cert);
+	free(ca);
+	if (s != NULL) {
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->idle);
+		free(s);
+	}
+	return rc;
+}
+
+void
+server_stop(struct server *s)
+{
+	struct timespec ts;
+	MHD_socket fd;
+	int left;
+
+	if (s == NULL)
+		return;
+	if (s->d != NULL) {
+		/* Stop accepting, then let in-flight calls finish (bounded). */
+		fd = MHD_quiesce_daemon(s->d);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SERVER_DRAIN_S;
+		pthread_mutex_lock(&s->lock);
+		while (s->inflight > 0)
+			if (pthread_cond_timedwait(&s->idle, &s->lock, &ts) != 0)
+				break;
+		left = s->inflight;
+		pthread_mutex_unlock(&s->lock);
+		if (left > 0)
+			log_warnx("stopping with %d calls still in flight", left);
+		MHD_stop_daemon(s->d);
+	}
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	free(s);
+}
