@@ -1,2 +1,426 @@
-/* proxy_conf.c: (in progress) */
+/* proxy_conf.c: credproxy.conf (the shared line format of conf.c), the sandbox map, addresses. */
 #include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "err.h"
+#include "proxy.h"
+#include "util.h"
+
+#define PROXY_CONF_MAX		(1024 * 1024)
+#define PROXY_CIDRS_MAX		65536
+#define PROXY_ALLOW_MAX		4096
+
+int
+proxy_conf_new(struct proxy_conf **out)
+{
+	struct proxy_conf *c;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CB_ERR_NOMEM;
+	if ((c->listen_host = strdup("127.0.0.1")) == NULL) {
+		free(c);
+		return CB_ERR_NOMEM;
+	}
+	c->listen_port = 3128;
+	*out = c;
+	return 0;
+}
+
+void
+proxy_conf_free(struct proxy_conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	free(c->path);
+	free(c->listen_host);
+	free(c->broker_url);
+	free(c->broker_ca);
+	free(c->cert);
+	free(c->key);
+	free(c->sandbox_ca);
+	free(c->sandbox_ca_key);
+	free(c->sandbox_id);
+	free(c->upstream_ca);
+	for (i = 0; i < c->ncidrs; i++)
+		free(c->cidrs[i].sandbox_id);
+	free(c->cidrs);
+	for (i = 0; i < c->nallow; i++)
+		free(c->allow_hosts[i]);
+	free(c->allow_hosts);
+	free(c);
+}
+
+int
+proxy_split_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *hs, *he;
+	long long v;
+	size_t n;
+
+	*port = 0;
+	if (s == NULL || *s == '\0' || hostlen == 0)
+		return CB_ERR_INVAL;
+	if (*s == '[') {
+		hs = s + 1;
+		if ((he = strchr(hs, ']')) == NULL)
+			return CB_ERR_INVAL;
+		if (he[1] != ':')
+			return CB_ERR_INVAL;
+		colon = he + 1;
+	} else {
+		hs = s;
+		if ((colon = strrchr(s, ':')) == NULL || strchr(s, ':') != colon)
+			return CB_ERR_INVAL;
+		he = colon;
+	}
+	n = (size_t)(he - hs);
+	if (n == 0 || n >= hostlen)
+		return CB_ERR_INVAL;
+	if (util_strtoll(colon + 1, 1, 65535, &v) != 0)
+		return CB_ERR_INVAL;
+	memcpy(host, hs, n);
+	host[n] = '\0';
+	*port = (int)v;
+	return 0;
+}
+
+int
+proxy_is_ip_literal(const char *host)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1;
+}
+
+static int
+v4_is_private(const uint8_t *a)
+{
+	return a[0] == 0 ||				/* "this" network, unspecified */
+	    a[0] == 10 ||
+	    a[0] == 127 ||
+	    (a[0] == 100 && (a[1] & 0xc0) == 64) ||	/* 100.64/10 CGNAT */
+	    (a[0] == 169 && a[1] == 254) ||
+	    (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+	    (a[0] == 192 && a[1] == 0 && a[2] == 0) ||
+	    (a[0] == 192 && a[1] == 168) ||
+	    (a[0] == 198 && (a[1] & 0xfe) == 18) ||	/* benchmarking */
+	    a[0] >= 224;				/* multicast, reserved, broadcast */
+}
+
+int
+proxy_addr_is_private(const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *s6;
+	const uint8_t *a;
+	static const uint8_t zero[16];
+
+	if (sa->sa_family == AF_INET)
+		return v4_is_private((const uint8_t *)
+		    &((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+	if (sa->sa_family != AF_INET6)
+		return 1;
+	s6 = (const struct sockaddr_in6 *)(const void *)sa;
+	a = s6->sin6_addr.s6_addr;
+	if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) || IN6_IS_ADDR_V4COMPAT(&s6->sin6_addr))
+		return v4_is_private(a + 12);
+	if (memcmp(a, zero, 16) == 0 || IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+		return 1;
+	if (a[0] == 0xff)				/* multicast */
+		return 1;
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)	/* link-local */
+		return 1;
+	if (a[0] == 0xfe && (a[1] & 0xc0) == 0xc0)	/* site-local (deprecated) */
+		return 1;
+	if ((a[0] & 0xfe) == 0xfc)			/* unique local */
+		return 1;
+	if (a[0] == 0x00 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b)	/* NAT64 */
+		return v4_is_private(a + 12);
+	if (a[0] == 0x20 && a[1] == 0x02)		/* 6to4 embeds an IPv4 address */
+		return v4_is_private(a + 2);
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)	/* documentation */
+		return 1;
+	return 0;
+}
+
+int
+proxy_conf_add_cidr(struct proxy_conf *c, const char *cidr, const char *id)
+{
+	struct proxy_cidr e, *n;
+	char buf[64];
+	const char *slash;
+	long long bits;
+	size_t len;
+
+	memset(&e, 0, sizeof(e));
+	if (id == NULL || *id == '\0' || strlen(id) >= PROXY_SANDBOX_MAX)
+		return CB_ERR_INVAL;
+	if (c->ncidrs >= PROXY_CIDRS_MAX)
+		return CB_ERR_LIMIT;
+	slash = strchr(cidr, '/');
+	len = slash != NULL ? (size_t)(slash - cidr) : strlen(cidr);
+	if (len == 0 || len >= sizeof(buf))
+		return CB_ERR_INVAL;
+	memcpy(buf, cidr, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, e.addr) == 1)
+		e.family = AF_INET;
+	else if (inet_pton(AF_INET6, buf, e.addr) == 1)
+		e.family = AF_INET6;
+	else
+		return CB_ERR_INVAL;
+	bits = e.family == AF_INET ? 32 : 128;
+	if (slash != NULL && util_strtoll(slash + 1, 0, bits, &bits) != 0)
+		return CB_ERR_INVAL;
+	e.bits = (int)bits;
+	if ((e.sandbox_id = strdup(id)) == NULL)
+		return CB_ERR_NOMEM;
+	n = reallocarray(c->cidrs, c->ncidrs + 1, sizeof(*n));
+	if (n == NULL) {
+		free(e.sandbox_id);
+		return CB_ERR_NOMEM;
+	}
+	c->cidrs = n;
+	c->cidrs[c->ncidrs++] = e;
+	return 0;
+}
+
+static int
+prefix_match(const uint8_t *a, const uint8_t *b, int bits)
+{
+	int full = bits / 8, rest = bits % 8;
+	uint8_t mask;
+
+	if (full > 0 && memcmp(a, b, (size_t)full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (uint8_t)(0xff << (8 - rest));
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+const char *
+proxy_conf_sandbox(const struct proxy_conf *c, const struct sockaddr *sa)
+{
+	const struct sockaddr_in6 *s6;
+	const uint8_t *a;
+	const char *best = NULL;
+	uint8_t v4[4];
+	int family, bestbits = -1;
+	size_t i;
+
+	if (c->sandbox_id != NULL)
+		return c->sandbox_id;
+	if (sa->sa_family == AF_INET) {
+		family = AF_INET;
+		a = (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+			memcpy(v4, s6->sin6_addr.s6_addr + 12, 4);
+			a = v4;
+			family = AF_INET;
+		} else {
+			a = s6->sin6_addr.s6_addr;
+			family = AF_INET6;
+		}
+	} else
+		return NULL;
+	/* longest prefix wins, so a /32 inside a wider range can name its own sandbox */
+	for (i = 0; i < c->ncidrs; i++) {
+		if (c->cidrs[i].family != family || c->cidrs[i].bits <= bestbits)
+			continue;
+		if (prefix_match(a, c->cidrs[i].addr, c->cidrs[i].bits)) {
+			best = c->cidrs[i].sandbox_id;
+			bestbits = c->cidrs[i].bits;
+		}
+	}
+	return best;
+}
+
+int
+proxy_conf_add_allow(struct proxy_conf *c, const char *host)
+{
+	char **n, *h;
+	size_t i;
+
+	if (*host == '\0' || strlen(host) > 253)
+		return CB_ERR_INVAL;
+	if (c->nallow >= PROXY_ALLOW_MAX)
+		return CB_ERR_LIMIT;
+	if ((h = strdup(host)) == NULL)
+		return CB_ERR_NOMEM;
+	for (i = 0; h[i] != '\0'; i++)
+		h[i] = (char)tolower((unsigned char)h[i]);
+	if ((n = reallocarray(c->allow_hosts, c->nallow + 1, sizeof(*n))) == NULL) {
+		free(h);
+		return CB_ERR_NOMEM;
+	}
+	c->allow_hosts = n;
+	c->allow_hosts[c->nallow++] = h;
+	return 0;
+}
+
+int
+proxy_conf_allowed(const struct proxy_conf *c, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < c->nallow; i++)
+		if (strcasecmp(c->allow_hosts[i], host) == 0)
+			return 1;
+	return 0;
+}
+
+struct parse_ctx {
+	struct proxy_conf *c;
+	const char *dir;
+};
+
+static int
+set_str(char **dst, const char *v)
+{
+	char *s;
+
+	if ((s = strdup(v)) == NULL)
+		return CB_ERR_NOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int
+set_path(char **dst, const char *dir, const char *v)
+{
+	char *s;
+
+	if ((s = util_path_join(dir, v)) == NULL)
+		return CB_ERR_NOMEM;
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int
+conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen)
+{
+	struct parse_ctx *p = arg;
+	struct proxy_conf *c = p->c;
+	char host[256];
+	const char *kw = argv[0];
+	char **dst = NULL;
+	int port, rc;
+
+	if (strcmp(kw, "sandbox") == 0) {
+		if (argc != 3) {
+			snprintf(why, whylen, "line %d: usage: sandbox CIDR ID", lineno);
+			return CB_ERR_CONFIG;
+		}
+		if ((rc = proxy_conf_add_cidr(c, argv[1], argv[2])) != 0) {
+			snprintf(why, whylen, "line %d: bad sandbox CIDR or ID", lineno);
+			return rc == CB_ERR_NOMEM ? rc : CB_ERR_CONFIG;
+		}
+		return 0;
+	}
+	if (argc != 2) {
+		snprintf(why, whylen, "line %d: %s takes one argument", lineno, kw);
+		return CB_ERR_CONFIG;
+	}
+	if (strcmp(kw, "listen") == 0) {
+		if (proxy_split_hostport(argv[1], host, sizeof(host), &port) != 0) {
+			snprintf(why, whylen, "line %d: listen ADDR:PORT", lineno);
+			return CB_ERR_CONFIG;
+		}
+		c->listen_port = port;
+		return set_str(&c->listen_host, host);
+	}
+	if (strcmp(kw, "allow_host") == 0) {
+		if ((rc = proxy_conf_add_allow(c, argv[1])) != 0)
+			snprintf(why, whylen, "line %d: bad allow_host", lineno);
+		return rc == 0 || rc == CB_ERR_NOMEM ? rc : CB_ERR_CONFIG;
+	}
+	if (strcmp(kw, "allow_private") == 0) {
+		if (strcmp(argv[1], "yes") == 0)
+			c->allow_private = 1;
+		else if (strcmp(argv[1], "no") == 0)
+			c->allow_private = 0;
+		else {
+			snprintf(why, whylen, "line %d: allow_private yes|no", lineno);
+			return CB_ERR_CONFIG;
+		}
+		return 0;
+	}
+	if (strcmp(kw, "broker_url") == 0)
+		return set_str(&c->broker_url, argv[1]);
+	if (strcmp(kw, "sandbox_id") == 0) {
+		if (strlen(argv[1]) >= PROXY_SANDBOX_MAX) {
+			snprintf(why, whylen, "line %d: sandbox_id too long", lineno);
+			return CB_ERR_CONFIG;
+		}
+		return set_str(&c->sandbox_id, argv[1]);
+	}
+	if (strcmp(kw, "broker_ca") == 0)
+		dst = &c->broker_ca;
+	else if (strcmp(kw, "cert") == 0)
+		dst = &c->cert;
+	else if (strcmp(kw, "key") == 0)
+		dst = &c->key;
+	else if (strcmp(kw, "sandbox_ca") == 0)
+		dst = &c->sandbox_ca;
+	else if (strcmp(kw, "sandbox_ca_key") == 0)
+		dst = &c->sandbox_ca_key;
+	else if (strcmp(kw, "upstream_ca") == 0)
+		dst = &c->upstream_ca;
+	if (dst == NULL) {
+		snprintf(why, whylen, "line %d: unknown keyword \"%s\"", lineno, kw);
+		return CB_ERR_CONFIG;
+	}
+	return set_path(dst, p->dir, argv[1]);
+}
+
+int
+proxy_conf_parse(struct proxy_conf *c, const char *buf, size_t len, const char *dir,
+    char *why, size_t whylen)
+{
+	struct parse_ctx p;
+
+	p.c = c;
+	p.dir = dir;
+	return conf_parse_lines(buf, len, conf_line, &p, why, whylen);
+}
+
+int
+proxy_conf_load(struct proxy_conf *c, const char *path, char *why, size_t whylen)
+{
+	uint8_t *buf = NULL;
+	char *dir = NULL;
+	size_t len;
+	int rc;
+
+	if ((rc = util_read_file(path, PROXY_CONF_MAX, &buf, &len)) != 0) {
+		snprintf(why, whylen, "%s: cannot read (%s)", path, cb_strerror(rc));
+		goto out;
+	}
+	if ((dir = util_dirname(path)) == NULL) {
+		rc = CB_ERR_NOMEM;
+		goto out;
+	}
+	if ((rc = proxy_conf_parse(c, (const char *)buf, len, dir, why, whylen)) != 0)
+		goto out;
+	rc = set_str(&c->path, path);
+ out:
+	free(dir);
+	free(buf);
+	return rc;
+}
