@@ -345,7 +345,7 @@ token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
 		return TOKEN_MALFORMED;
 	if (memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1)) != NULL)
 		return TOKEN_MALFORMED;
-	if (dot1 == jwt || dot2 == dot1 + 1 || (size_t)(end - dot2 - 1) != SIG_B64_LEN)
+	if (dot1 == jwt || dot2 == dot1 + 1)
 		return TOKEN_MALFORMED;
 
 	/* Header first: alg and kid decide whether any key is looked up at all. */
@@ -354,7 +354,8 @@ token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
 	if ((r = check_header(part, plen, kid)) != TOKEN_OK)
 		goto out;
 	r = TOKEN_MALFORMED;
-	if (b64url_decode(dot2 + 1, SIG_B64_LEN, sig, sizeof(sig), &siglen) != 0 ||
+	if ((size_t)(end - dot2 - 1) != SIG_B64_LEN ||
+	    b64url_decode(dot2 + 1, SIG_B64_LEN, sig, sizeof(sig), &siglen) != 0 ||
 	    siglen != CRYPTO_HASH_LEN)
 		goto out;
 	/* The payload's charset, before any MAC is computed. */

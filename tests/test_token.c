@@ -1,8 +1,614 @@
-/* test_token.c: (in progress) fails until written. */
+/*
+ * test_token.c: mint/verify round trip and the refusal corpus: nothing but a token
+ * minted by us, signed by a key we hold, inside its time window, is ever accepted.
+ */
 #include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "crypto.h"
+#include "err.h"
+#include "token.h"
+#include "util.h"
+#include "vault.h"
+
 int main(void);
+
+/*
+ * The vault is replaced by a stub holding two signing keys (this definition wins over
+ * vault.o in the static core library): KID_A is active, KID_B verifies only.
+ */
+#define KID_A	"k0123456789abcdef"
+#define KID_B	"kfedcba9876543210"
+#define KID_X	"k00000000000000ff"	/* well-formed, unknown */
+
+static const uint8_t key_a[CRYPTO_KEY_LEN] = "0123456789abcdef0123456789abcdef";
+static const uint8_t key_b[CRYPTO_KEY_LEN] = "fedcba9876543210fedcba9876543210";
+static const uint8_t key_other[CRYPTO_KEY_LEN] = "an attacker's key, not ours!!!!!";
+static int vault_calls;
+static int vault_fail;
+
+int
+vault_signing_key(struct vault *v, const char *kid, uint8_t key[CRYPTO_KEY_LEN],
+    char kid_out[VAULT_KID_MAX])
+{
+	vault_calls++;
+	if (vault_fail)
+		return CB_ERR_DB;
+	if (kid == NULL || strcmp(kid, KID_A) == 0) {
+		memcpy(key, key_a, CRYPTO_KEY_LEN);
+		if (kid_out != NULL)
+			util_strlcpy(kid_out, KID_A, VAULT_KID_MAX);
+		return 0;
+	}
+	if (strcmp(kid, KID_B) == 0) {
+		memcpy(key, key_b, CRYPTO_KEY_LEN);
+		return 0;
+	}
+	return CB_ERR_NOTFOUND;
+}
+
+#define NOW	1800000000LL
+#define JTI	"0123456789abcdef0123456789abcdef"
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static char *
+b64url(const void *in, size_t len)
+{
+	const char *tab = b64chars;
+	const uint8_t *p = in;
+	char *out;
+	size_t i, o;
+	uint32_t acc;
+	int bits;
+
+	out = malloc(len / 3 * 4 + 5);
+	assert_non_null(out);
+	acc = 0;
+	bits = 0;
+	o = 0;
+	for (i = 0; i < len; i++) {
+		acc = (acc << 8) | p[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			out[o++] = tab[(acc >> bits) & 63];
+		}
+	}
+	if (bits > 0)
+		out[o++] = tab[(acc << (6 - bits)) & 63];
+	out[o] = '\0';
+	return out;
+}
+
+enum sigmode { SIG_HS256, SIG_HS384, SIG_EMPTY };
+
+/* "cbt_" + b64url(header) "." b64url(payload) "." MAC under key (malloc'd). */
+static char *
+forge(const char *header, const char *payload, const uint8_t *key, enum sigmode mode)
+{
+	char *h, *p, *s, *signing, *tok;
+	uint8_t mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	size_t n;
+
+	h = b64url(header, strlen(header));
+	p = b64url(payload, strlen(payload));
+	n = strlen(h) + strlen(p) + 2;
+	signing = malloc(n);
+	assert_non_null(signing);
+	snprintf(signing, n, "%s.%s", h, p);
+	if (mode == SIG_HS256) {
+		assert_int_equal(crypto_hmac_sha256(key, CRYPTO_KEY_LEN, signing,
+		    strlen(signing), mac), 0);
+		maclen = CRYPTO_HASH_LEN;
+	} else if (mode == SIG_HS384) {
+		assert_non_null(HMAC(EVP_sha384(), key, CRYPTO_KEY_LEN,
+		    (const unsigned char *)signing, strlen(signing), mac, &maclen));
+	}
+	s = b64url(mac, maclen);
+	n = strlen(signing) + strlen(s) + 6;
+	tok = malloc(n);
+	assert_non_null(tok);
+	snprintf(tok, n, "cbt_%s.%s", signing, s);
+	free(h);
+	free(p);
+	free(s);
+	free(signing);
+	return tok;
+}
+
+#define HDR_OK	"{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"" KID_A "\"}"
+#define PAY_FMT	"{\"iss\":\"credbroker\",\"aud\":\"credproxy\",\"sub\":\"sbx-42\"," \
+		"\"jti\":\"" JTI "\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld}"
+
+static char *
+payload(long long iat, long long nbf, long long exp)
+{
+	static char buf[512];
+
+	snprintf(buf, sizeof(buf), PAY_FMT, iat, nbf, exp);
+	return buf;
+}
+
+static enum token_result
+verify(const char *tok, struct token_claims *c)
+{
+	return token_verify(NULL, tok, strlen(tok), NOW, c);
+}
+
+static char *
+mint(const char *sub, long long iat, long long nbf, long long exp)
+{
+	struct token_claims c;
+	char *tok;
+
+	memset(&c, 0, sizeof(c));
+	util_strlcpy(c.sub, sub, sizeof(c.sub));
+	util_strlcpy(c.jti, JTI, sizeof(c.jti));
+	c.iat = iat;
+	c.nbf = nbf;
+	c.exp = exp;
+	assert_int_equal(token_mint(NULL, &c, &tok), 0);
+	assert_string_equal(c.kid, KID_A);
+	return tok;
+}
+
+static void
+test_round_trip(void **state)
+{
+	struct token_claims c;
+	char *tok;
+
+	tok = mint("sbx-42", NOW - 10, NOW - 10, NOW + 600);
+	assert_memory_equal(tok, "cbt_", 4);
+	assert_true(strlen(tok) < TOKEN_MAX);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	assert_string_equal(c.sub, "sbx-42");
+	assert_string_equal(c.jti, JTI);
+	assert_string_equal(c.kid, KID_A);
+	assert_int_equal(c.iat, NOW - 10);
+	assert_int_equal(c.nbf, NOW - 10);
+	assert_int_equal(c.exp, NOW + 600);
+	/* The length is what counts, not a terminating NUL. */
+	assert_int_equal(token_verify(NULL, tok, strlen(tok) - 1, NOW, &c), TOKEN_MALFORMED);
+	util_wipe_str(tok);
+
+	/* A forged token of the same form, signed with our key, is a token. */
+	tok = forge(HDR_OK, payload(NOW, NOW, NOW + 60), key_a, SIG_HS256);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	free(tok);
+	/* typ is optional; member order does not matter; the verify-only key verifies. */
+	tok = forge("{\"kid\":\"" KID_B "\",\"alg\":\"HS256\"}", payload(NOW, NOW, NOW + 60),
+	    key_b, SIG_HS256);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	assert_string_equal(c.kid, KID_B);
+	free(tok);
+}
+
+static void
+test_time_window(void **state)
+{
+	struct token_claims c;
+	char *tok;
+
+	tok = mint("sbx-42", NOW - 600, NOW - 600, NOW - 1);
+	assert_int_equal(verify(tok, &c), TOKEN_EXPIRED);
+	assert_string_equal(c.sub, "");	/* nothing handed out on refusal */
+	free(tok);
+	tok = mint("sbx-42", NOW - 600, NOW - 600, NOW);
+	assert_int_equal(verify(tok, &c), TOKEN_EXPIRED);
+	free(tok);
+	tok = mint("sbx-42", NOW - 600, NOW - 600, NOW + 1);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	free(tok);
+	tok = mint("sbx-42", NOW, NOW + TOKEN_SKEW_S + 1, NOW + 600);
+	assert_int_equal(verify(tok, &c), TOKEN_NOT_YET_VALID);
+	free(tok);
+	tok = mint("sbx-42", NOW, NOW + TOKEN_SKEW_S, NOW + 600);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	free(tok);
+	/* Issued in the future beyond the skew. */
+	tok = forge(HDR_OK, payload(NOW + 60, NOW, NOW + 600), key_a, SIG_HS256);
+	assert_int_equal(verify(tok, &c), TOKEN_NOT_YET_VALID);
+	free(tok);
+	/* exp must be after nbf. */
+	tok = forge(HDR_OK, payload(NOW, NOW, NOW), key_a, SIG_HS256);
+	assert_int_equal(verify(tok, &c), TOKEN_MALFORMED);
+	free(tok);
+	tok = forge(HDR_OK, payload(-1, NOW, NOW + 60), key_a, SIG_HS256);
+	assert_int_equal(verify(tok, &c), TOKEN_MALFORMED);
+	free(tok);
+}
+
+struct forge_case {
+	const char *name;
+	const char *header;
+	const char *payload;	/* NULL: a good payload */
+	const uint8_t *key;
+	enum sigmode mode;
+	enum token_result want;
+};
+
+#define P(...)	"{" __VA_ARGS__ "}"
+#define ISS	"\"iss\":\"credbroker\""
+#define AUD	"\"aud\":\"credproxy\""
+#define SUB	"\"sub\":\"sbx-42\""
+#define JTIM	"\"jti\":\"" JTI "\""
+#define IAT	"\"iat\":1800000000"
+#define NBF	"\"nbf\":1800000000"
+#define EXP	"\"exp\":1800000600"
+
+static const struct forge_case forge_cases[] = {
+	{ "alg none, no signature", "{\"alg\":\"none\",\"kid\":\"" KID_A "\"}", NULL, NULL,
+	    SIG_EMPTY, TOKEN_BAD_ALG },
+	{ "alg none, no signature, no kid", "{\"alg\":\"none\"}", NULL, NULL,
+	    SIG_EMPTY, TOKEN_BAD_ALG },
+	{ "HS256, no signature", HDR_OK, NULL, NULL, SIG_EMPTY, TOKEN_MALFORMED },
+	{ "alg none, signed", "{\"alg\":\"none\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg None", "{\"alg\":\"None\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg hs256", "{\"alg\":\"hs256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg Hs256", "{\"alg\":\"Hs256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg HS384", "{\"alg\":\"HS384\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS384, TOKEN_BAD_ALG },
+	{ "alg HS384, HS256 MAC", "{\"alg\":\"HS384\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg RS256", "{\"alg\":\"RS256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg ES256", "{\"alg\":\"ES256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg HS256 with space", "{\"alg\":\"HS256 \",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg as array", "{\"alg\":[\"HS256\"],\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg missing", "{\"kid\":\"" KID_A "\"}", NULL, key_a, SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg twice", "{\"alg\":\"HS256\",\"alg\":\"none\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_MALFORMED },
+	{ "another key", HDR_OK, NULL, key_other, SIG_HS256, TOKEN_BAD_SIGNATURE },
+	{ "key B under kid A", HDR_OK, NULL, key_b, SIG_HS256, TOKEN_BAD_SIGNATURE },
+	{ "unknown kid", "{\"alg\":\"HS256\",\"kid\":\"" KID_X "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_UNKNOWN_KID },
+	{ "kid missing", "{\"alg\":\"HS256\"}", NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "kid upper case", "{\"alg\":\"HS256\",\"kid\":\"K0123456789ABCDEF\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_MALFORMED },
+	{ "kid path", "{\"alg\":\"HS256\",\"kid\":\"../../etc/passwd\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_MALFORMED },
+	{ "kid empty", "{\"alg\":\"HS256\",\"kid\":\"\"}", NULL, key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "kid number", "{\"alg\":\"HS256\",\"kid\":1}", NULL, key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "typ JWS", "{\"alg\":\"HS256\",\"typ\":\"JWS\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	    SIG_HS256, TOKEN_MALFORMED },
+	{ "extra header jku", "{\"alg\":\"HS256\",\"kid\":\"" KID_A "\",\"jku\":\"http://x\"}",
+	    NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "extra header crit", "{\"alg\":\"HS256\",\"kid\":\"" KID_A "\",\"crit\":[\"exp\"]}",
+	    NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "extra header cty", "{\"alg\":\"HS256\",\"kid\":\"" KID_A "\",\"cty\":\"JWT\"}",
+	    NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "header not an object", "[\"HS256\"]", NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "header not JSON", "{alg:HS256}", NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "exp as string", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
+	    ",\"exp\":\"1800000600\""), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "exp as float", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
+	    ",\"exp\":1800000600.0"), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "nbf as float", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT
+	    ",\"nbf\":1800000000.5," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "iat as bool", HDR_OK, P(ISS "," AUD "," SUB "," JTIM ",\"iat\":true," NBF "," EXP),
+	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "exp null", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF ",\"exp\":null"),
+	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "exp huge", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
+	    ",\"exp\":99999999999999999999"), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "no iss", HDR_OK, P(AUD "," SUB "," JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no aud", HDR_OK, P(ISS "," SUB "," JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no sub", HDR_OK, P(ISS "," AUD "," JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no jti", HDR_OK, P(ISS "," AUD "," SUB "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no iat", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," NBF "," EXP), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no nbf", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," EXP), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no exp", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF), key_a, SIG_HS256,
+	    TOKEN_MALFORMED },
+	{ "no claims", HDR_OK, "{}", key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "payload array", HDR_OK, "[]", key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "extra claim", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF "," EXP
+	    ",\"admin\":true"), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "duplicate sub", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF "," EXP
+	    ",\"sub\":\"sbx-43\""), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "wrong iss", HDR_OK, P("\"iss\":\"credbroker2\"," AUD "," SUB "," JTIM "," IAT ","
+	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "wrong aud", HDR_OK, P(ISS ",\"aud\":\"credbroker\"," SUB "," JTIM "," IAT "," NBF
+	    "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "aud as array", HDR_OK, P(ISS ",\"aud\":[\"credproxy\"]," SUB "," JTIM "," IAT ","
+	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "sub empty", HDR_OK, P(ISS "," AUD ",\"sub\":\"\"," JTIM "," IAT "," NBF "," EXP),
+	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "sub with newline", HDR_OK, P(ISS "," AUD ",\"sub\":\"a\\nb\"," JTIM "," IAT ","
+	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "sub with NUL", HDR_OK, P(ISS "," AUD ",\"sub\":\"a\\u0000b\"," JTIM "," IAT ","
+	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "sub 129 bytes", HDR_OK, P(ISS "," AUD ",\"sub\":\""
+	    "0123456789012345678901234567890123456789012345678901234567890123"
+	    "01234567890123456789012345678901234567890123456789012345678901234\","
+	    JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "sub number", HDR_OK, P(ISS "," AUD ",\"sub\":42," JTIM "," IAT "," NBF "," EXP),
+	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "jti upper case", HDR_OK, P(ISS "," AUD "," SUB
+	    ",\"jti\":\"0123456789ABCDEF0123456789ABCDEF\"," IAT "," NBF "," EXP), key_a,
+	    SIG_HS256, TOKEN_MALFORMED },
+	{ "jti short", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\"0123456789abcdef\"," IAT
+	    "," NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "jti long", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\"" JTI "0\"," IAT "," NBF ","
+	    EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "payload not JSON", HDR_OK, "{\"iss\":", key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "payload trailing garbage", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
+	    "," EXP) "x", key_a, SIG_HS256, TOKEN_MALFORMED },
+};
+
+static void
+test_forged(void **state)
+{
+	const struct forge_case *f;
+	struct token_claims c;
+	enum token_result r;
+	char *tok;
+	size_t i;
+
+	for (i = 0; i < UTIL_ARRAY_LEN(forge_cases); i++) {
+		f = &forge_cases[i];
+		tok = forge(f->header, f->payload != NULL ? f->payload :
+		    payload(NOW, NOW, NOW + 600), f->key, f->mode);
+		r = verify(tok, &c);
+		if (r != f->want)
+			fail_msg("forged case \"%s\": %d (%s), want %d", f->name, r,
+			    token_reason(r), f->want);
+		assert_string_equal(c.sub, "");
+		free(tok);
+	}
+}
+
+/* The payload of tok re-encoded with a change, keeping the old header and signature. */
+static void
+test_tampered(void **state)
+{
+	struct token_claims c;
+	char *tok, *dot1, *dot2, *p, *t2;
+	size_t n;
+
+	tok = mint("sbx-42", NOW, NOW, NOW + 600);
+	dot1 = strchr(tok, '.');
+	dot2 = strchr(dot1 + 1, '.');
+	assert_non_null(dot2);
+	/* Another sandbox, a later expiry, the same signature. */
+	p = b64url(payload(NOW, NOW, NOW + 6000), strlen(payload(NOW, NOW, NOW + 6000)));
+	n = strlen(tok) + strlen(p) + 1;
+	t2 = malloc(n);
+	assert_non_null(t2);
+	snprintf(t2, n, "%.*s%s%s", (int)(dot1 + 1 - tok), tok, p, dot2);
+	assert_int_equal(verify(t2, &c), TOKEN_BAD_SIGNATURE);
+	free(p);
+	free(t2);
+
+	/* The header swapped for a typ-less one: the MAC covers the raw bytes. */
+	p = b64url("{\"alg\":\"HS256\",\"kid\":\"" KID_A "\"}",
+	    strlen("{\"alg\":\"HS256\",\"kid\":\"" KID_A "\"}"));
+	n = strlen(tok) + strlen(p) + 8;
+	t2 = malloc(n);
+	assert_non_null(t2);
+	snprintf(t2, n, "cbt_%s%s", p, dot1);
+	assert_int_equal(verify(t2, &c), TOKEN_BAD_SIGNATURE);
+	free(p);
+	free(t2);
+	free(tok);
+}
+
+static void
+test_shapes(void **state)
+{
+	static const char *const bad[] = {
+		"", "cbt_", "cbt_.", "cbt_..", "cbt_a.b", "cbt_a.b.c.d",
+		"CBT_x.y.z", "cbt-x.y.z", "Bearer cbt_x.y.z", " cbt_x.y.z",
+	};
+	struct token_claims c;
+	char *tok, *t2, big[TOKEN_MAX + 64];
+	const char *dot2;
+	size_t i, n;
+
+	for (i = 0; i < UTIL_ARRAY_LEN(bad); i++) {
+		if (verify(bad[i], &c) != TOKEN_MALFORMED)
+			fail_msg("\"%s\" not malformed", bad[i]);
+	}
+	assert_int_equal(token_verify(NULL, NULL, 0, NOW, &c), TOKEN_MALFORMED);
+
+	tok = mint("sbx-42", NOW, NOW, NOW + 600);
+	n = strlen(tok);
+	/* The bare JWT, without its prefix. */
+	assert_int_equal(verify(tok + 4, &c), TOKEN_MALFORMED);
+	t2 = malloc(n + 8);
+	assert_non_null(t2);
+	/* Base64 padding, whitespace, a trailing dot, standard-alphabet characters. */
+	snprintf(t2, n + 8, "%s=", tok);
+	assert_int_equal(verify(t2, &c), TOKEN_MALFORMED);
+	snprintf(t2, n + 8, "%s\n", tok);
+	assert_int_equal(verify(t2, &c), TOKEN_MALFORMED);
+	snprintf(t2, n + 8, "%s.", tok);
+	assert_int_equal(verify(t2, &c), TOKEN_MALFORMED);
+	snprintf(t2, n + 8, " %s", tok);
+	assert_int_equal(verify(t2, &c), TOKEN_MALFORMED);
+	/* A NUL inside the given length. */
+	memcpy(t2, tok, n + 1);
+	t2[n] = '\0';
+	assert_int_equal(token_verify(NULL, t2, n + 1, NOW, &c), TOKEN_MALFORMED);
+	/*
+	 * The signature's last character carries 4 bits of the MAC and 2 unused bits:
+	 * setting an unused bit decodes to the same MAC in a lax decoder. Refused.
+	 */
+	dot2 = strrchr(tok, '.');
+	assert_int_equal(strlen(dot2 + 1), 43);
+	memcpy(t2, tok, n + 1);
+	t2[n - 1] = b64chars[(strchr(b64chars, tok[n - 1]) - b64chars) ^ 1];
+	assert_string_not_equal(t2, tok);
+	assert_int_equal(verify(t2, &c), TOKEN_MALFORMED);
+	free(t2);
+
+	/* Longer than TOKEN_MAX: refused before any parsing, no key looked up. */
+	memset(big, 'A', sizeof(big));
+	memcpy(big, tok, n);
+	big[TOKEN_MAX + 1] = '\0';
+	vault_calls = 0;
+	assert_int_equal(token_verify(NULL, big, TOKEN_MAX + 1, NOW, &c), TOKEN_MALFORMED);
+	assert_int_equal(vault_calls, 0);
+	/* A valid token followed by garbage: only the given length is read. */
+	assert_int_equal(token_verify(NULL, big, n, NOW, &c), TOKEN_OK);
+	free(tok);
+}
+
+static void
+test_every_byte(void **state)
+{
+	static const int subst[] = { 'A', 'a', 'z', '0', '9', '-', '_', '.', '=', '+', '/',
+	    ' ', '\0', 0x80, 0xff };
+	struct token_claims c;
+	char *tok, *t2;
+	size_t n, i, j, tried = 0;
+	enum token_result r;
+	int orig, alt[UTIL_ARRAY_LEN(subst) + 3];
+
+	tok = mint("sbx-42", NOW, NOW, NOW + 600);
+	n = strlen(tok);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	t2 = malloc(n + 1);
+	assert_non_null(t2);
+	for (i = 0; i < n; i++) {
+		orig = (unsigned char)tok[i];
+		for (j = 0; j < UTIL_ARRAY_LEN(subst); j++)
+			alt[j] = subst[j];
+		alt[j++] = orig ^ 0x01;
+		alt[j++] = orig ^ 0x20;
+		alt[j++] = (orig + 1) & 0xff;
+		for (j = 0; j < UTIL_ARRAY_LEN(alt); j++) {
+			if (alt[j] == orig)
+				continue;
+			memcpy(t2, tok, n + 1);
+			t2[i] = (char)alt[j];
+			r = token_verify(NULL, t2, n, NOW, &c);
+			if (r == TOKEN_OK)
+				fail_msg("byte %zu changed 0x%02x -> 0x%02x accepted", i, orig,
+				    alt[j]);
+			tried++;
+		}
+		/* Dropping the byte, or cutting the token there. */
+		memcpy(t2, tok, i);
+		memcpy(t2 + i, tok + i + 1, n - i);
+		assert_int_not_equal(token_verify(NULL, t2, n - 1, NOW, &c), TOKEN_OK);
+		assert_int_not_equal(token_verify(NULL, tok, i, NOW, &c), TOKEN_OK);
+	}
+	assert_true(tried > n * 10);
+	free(t2);
+	free(tok);
+}
+
+static void
+test_vault_failure(void **state)
+{
+	struct token_claims c;
+	char *tok, *t2;
+
+	tok = mint("sbx-42", NOW, NOW, NOW + 600);
+	vault_fail = 1;
+	assert_int_equal(verify(tok, &c), TOKEN_INTERNAL);
+	memset(&c, 0, sizeof(c));
+	util_strlcpy(c.sub, "sbx-42", sizeof(c.sub));
+	util_strlcpy(c.jti, JTI, sizeof(c.jti));
+	c.exp = 10;
+	t2 = (char *)0x1;
+	assert_int_equal(token_mint(NULL, &c, &t2), CB_ERR_DB);
+	assert_null(t2);
+	vault_fail = 0;
+	free(tok);
+}
+
+static void
+test_mint_refuses(void **state)
+{
+	struct token_claims c;
+	char *tok;
+
+	memset(&c, 0, sizeof(c));
+	util_strlcpy(c.jti, JTI, sizeof(c.jti));
+	c.exp = NOW;
+	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);	/* empty sub */
+	assert_null(tok);
+	util_strlcpy(c.sub, "sbx 42", sizeof(c.sub));
+	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);
+	util_strlcpy(c.sub, "sbx-42", sizeof(c.sub));
+	util_strlcpy(c.jti, "xyz", sizeof(c.jti));
+	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);
+	util_strlcpy(c.jti, JTI, sizeof(c.jti));
+	c.nbf = NOW;
+	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);	/* exp == nbf */
+	c.nbf = 0;
+	assert_int_equal(token_mint(NULL, &c, &tok), 0);
+	free(tok);
+}
+
+static void
+test_reason_grant_id(void **state)
+{
+	char a[GRANT_ID_LEN + 1], b[GRANT_ID_LEN + 1];
+	size_t i;
+
+	assert_string_equal(token_reason(TOKEN_MALFORMED), "invalid_token");
+	assert_string_equal(token_reason(TOKEN_BAD_ALG), "invalid_token");
+	assert_string_equal(token_reason(TOKEN_UNKNOWN_KID), "invalid_token");
+	assert_string_equal(token_reason(TOKEN_BAD_SIGNATURE), "invalid_token");
+	assert_string_equal(token_reason(TOKEN_EXPIRED), "expired");
+	assert_string_equal(token_reason(TOKEN_NOT_YET_VALID), "not_yet_valid");
+	assert_string_equal(token_reason(TOKEN_INTERNAL), "internal");
+	assert_string_equal(token_reason((enum token_result)-99), "internal");
+
+	assert_int_equal(token_new_grant_id(a), 0);
+	assert_int_equal(token_new_grant_id(b), 0);
+	assert_int_equal(strlen(a), GRANT_ID_LEN);
+	for (i = 0; i < GRANT_ID_LEN; i++)
+		assert_non_null(strchr("0123456789abcdef", a[i]));
+	assert_string_not_equal(a, b);
+}
+
 int
 main(void)
 {
-	return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip),
+		cmocka_unit_test(test_time_window),
+		cmocka_unit_test(test_forged),
+		cmocka_unit_test(test_tampered),
+		cmocka_unit_test(test_shapes),
+		cmocka_unit_test(test_every_byte),
+		cmocka_unit_test(test_vault_failure),
+		cmocka_unit_test(test_mint_refuses),
+		cmocka_unit_test(test_reason_grant_id),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
