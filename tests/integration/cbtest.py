@@ -462,7 +462,7 @@ def _fallback_init(d):
                        "URI:spiffe://credbroker.dev/" + role)
     _fallback_cert(pki, "sandbox-ca", None, "ca", "credbroker sandbox CA", None)
     fd = os.open(os.path.join(d, "master.key"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.write(fd, os.urandom(32))
+    os.write(fd, (os.urandom(32).hex() + "\n").encode())
     os.close(fd)
     sqlite3.connect(os.path.join(d, "credbroker.db")).close()
     with open(os.path.join(d, "credbrokerd.conf"), "w") as f:
