@@ -1,0 +1,253 @@
+#!/usr/bin/env python3
+"""echo_upstream.py: a local HTTPS (or plain HTTP) upstream that echoes what it received.
+
+Used by tests/integration/test_proxy.py and by the demo. Python standard library only.
+
+    echo_upstream.py --cert F --key F [--listen 127.0.0.1] [--port 0] [--plain]
+
+prints "PORT <n>" on stdout once it listens. Answers, by path:
+  any path                         JSON {method, path, headers: [[name, value], ...],
+                                   body_sha256, body_len, conn_id, conn_requests}
+  /echo-credential-header          the same, and the received Authorization value in the
+                                   response header X-Echo-Authorization
+  /echo-credential-chunked?split=N a chunked body "authorization=<value>\\n" whose first
+                                   chunk ends at offset N
+  /download?bytes=N[&chunked=1]    N deterministic pseudo-random bytes (download_bytes())
+  /upload                          the JSON above (body_sha256 of what it received)
+  /status?code=N                   an empty answer with that status
+  Upgrade: websocket               101, then echoes raw bytes until the peer closes
+
+make_certs(dir) makes a throwaway CA and a server certificate for 127.0.0.1 and
+localhost with the openssl command-line tool (test-only).
+"""
+import argparse
+import base64
+import hashlib
+import http.server
+import itertools
+import json
+import os
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import urllib.parse
+
+MAX_BODY = 1 << 30
+_conn_ids = itertools.count(1)
+
+
+def download_bytes(n):
+    """The deterministic body of /download?bytes=n."""
+    out = bytearray()
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(b"credproxy-download-%d" % counter).digest()
+        counter += 1
+    return bytes(out[:n])
+
+
+def make_certs(d):
+    """Writes d/upstream-ca.pem, d/upstream.pem, d/upstream.key; returns their paths."""
+    os.makedirs(d, exist_ok=True)
+    ca_key = os.path.join(d, "upstream-ca.key")
+    ca = os.path.join(d, "upstream-ca.pem")
+    key = os.path.join(d, "upstream.key")
+    csr = os.path.join(d, "upstream.csr")
+    crt = os.path.join(d, "upstream.pem")
+    ext = os.path.join(d, "upstream.ext")
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", ca_key, "-out", ca, "-days", "2", "-subj", "/CN=echo-upstream test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", key, "-out", csr, "-subj", "/CN=localhost")
+    with open(ext, "w") as f:
+        f.write("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                "extendedKeyUsage=serverAuth\n"
+                "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", crt, "-days", "2", "-extfile", ext)
+    return ca, crt, key
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "echo-upstream"
+
+    def setup(self):
+        super().setup()
+        self.conn_id = next(_conn_ids)
+        self.conn_requests = 0
+
+    def log_message(self, fmt, *args):
+        if os.environ.get("ECHO_UPSTREAM_VERBOSE"):
+            sys.stderr.write("echo-upstream: " + (fmt % args) + "\n")
+
+    def read_body(self):
+        te = self.headers.get("Transfer-Encoding", "")
+        h = hashlib.sha256()
+        n = 0
+        if te.lower() == "chunked":
+            while True:
+                line = self.rfile.readline(1024)
+                size = int(line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                left = size
+                while left > 0:
+                    b = self.rfile.read(min(left, 65536))
+                    if not b:
+                        raise ConnectionError("truncated chunk")
+                    h.update(b)
+                    n += len(b)
+                    left -= len(b)
+                self.rfile.readline(16)
+        else:
+            left = int(self.headers.get("Content-Length", "0") or "0")
+            if left > MAX_BODY:
+                raise ValueError("body too large")
+            while left > 0:
+                b = self.rfile.read(min(left, 65536))
+                if not b:
+                    raise ConnectionError("truncated body")
+                h.update(b)
+                n += len(b)
+                left -= len(b)
+        return h.hexdigest(), n
+
+    def send_body(self, status, body, ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def handle_ws(self):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        while True:
+            b = self.connection.recv(65536)
+            if not b:
+                break
+            self.connection.sendall(b)
+
+    def handle_any(self):
+        self.conn_requests += 1
+        u = urllib.parse.urlsplit(self.path)
+        q = urllib.parse.parse_qs(u.query)
+        if self.headers.get("Upgrade", "").lower() == "websocket":
+            self.handle_ws()
+            return
+        sha, n = self.read_body()
+        auth = self.headers.get("Authorization", "")
+        if u.path == "/echo-credential-chunked":
+            body = ("authorization=%s\n" % auth).encode()
+            split = max(0, min(len(body), int(q.get("split", ["0"])[0])))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (body[:split], body[split:]):
+                if part:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if u.path == "/download":
+            data = download_bytes(int(q.get("bytes", ["0"])[0]))
+            if q.get("chunked", ["0"])[0] == "1":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(data), 65536):
+                    part = data[i:i + 65536]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_body(200, data, "application/octet-stream")
+            return
+        if u.path == "/status":
+            self.send_body(int(q.get("code", ["200"])[0]), b"", "text/plain")
+            return
+        doc = {
+            "method": self.command,
+            "path": self.path,
+            "headers": [[k, v] for k, v in self.headers.items()],
+            "body_sha256": sha,
+            "body_len": n,
+            "conn_id": self.conn_id,
+            "conn_requests": self.conn_requests,
+        }
+        extra = []
+        if u.path == "/echo-credential-header":
+            extra.append(("X-Echo-Authorization", auth))
+        self.send_body(200, json.dumps(doc).encode(), extra=extra)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def serve(cert, key, listen="127.0.0.1", port=0, plain=False):
+    """Starts a server in a background thread; returns (server, port)."""
+    srv = Server((listen, port), Handler)
+    if not plain:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    return srv, srv.server_address[1]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--listen", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--plain", action="store_true", help="plain HTTP, no TLS")
+    ap.add_argument("--make-certs", metavar="DIR",
+                    help="make a throwaway CA and server certificate in DIR and exit")
+    a = ap.parse_args()
+    if a.make_certs:
+        for p in make_certs(a.make_certs):
+            print(p)
+        return 0
+    if not a.plain and not (a.cert and a.key):
+        ap.error("--cert and --key are required unless --plain")
+    srv, port = serve(a.cert, a.key, a.listen, a.port, a.plain)
+    print("PORT %d" % port, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    srv.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
