@@ -1,2 +1,1459 @@
-/* grant.c: (in progress) */
+/*
+ * grant.c: grants (see grant.h). Handlers validate on the server thread, read on the
+ * thread's reader connection, decrypt there too, and queue one commit_op per request
+ * (the write, if any, plus its audit record); the reply leaves from the op's done()
+ * once both are durable. Refusals take the same path so that they are audited too.
+ */
 #include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "api.h"
+#include "commit.h"
+#include "conf.h"
+#include "dest.h"
+#include "err.h"
+#include "grant.h"
+#include "json.h"
+#include "log.h"
+#include "metrics.h"
+#include "secret.h"
+#include "store.h"
+#include "token.h"
+#include "util.h"
+
+#define DEFAULT_HEADER		"Authorization"
+#define DEFAULT_TEMPLATE	"Bearer {secret}"
+#define SECRET_MARK		"{secret}"
+#define BASIC_PREFIX		"basic:"
+#define GRANT_MAX_USES		1000000000LL
+#define USES_MAX		16	/* grants one token-less resolve may count a use of */
+#define TOKENLESS_GRANTS_MAX	256	/* live grants of a sandbox examined per resolve */
+#define PURGE_GRACE_S		60
+#define PURGE_ROUNDS_MAX	10000	/* batches per purge pass, a bound on the loop */
+
+enum ctx_kind { K_MINT, K_SHOW, K_REVOKE, K_REVOKE_SBX, K_RESOLVE };
+
+/* One request in flight: its commit op, audit strings and prepared answer. */
+struct grant_ctx {
+	struct commit_op op;		/* op.arg == this */
+	struct api_call *call;
+	enum ctx_kind kind;
+	int status;			/* the answer when the op succeeds */
+	json_t *body;			/* the answer's body (owned) or NULL for an error body */
+	int sensitive;			/* body holds a secret value or a token */
+	const char *field;		/* error "field", or NULL */
+	char outcome[48];		/* "ok" or the error code; also the audit outcome */
+	char grant_id[GRANT_ID_LEN + 1];
+	char sandbox_id[GRANT_SANDBOX_ID_MAX + 1];
+	char detail[320];
+	char fieldbuf[64];
+	int64_t now;
+	/* mint */
+	struct store_grant g;
+	char kid[40];
+	char *bindings_json;
+	/* revoke-sandbox */
+	const char *revoke_by;		/* minted_by filter, NULL for admin */
+	int64_t revoked;
+	/* resolve: grants whose use is counted in the transaction */
+	char use_ids[USES_MAX][GRANT_ID_LEN + 1];
+	int nuse;
+};
+
+static _Atomic int64_t active_grants;
+
+/* ---------------------------------------------------------------- helpers */
+
+static int
+is_tchar(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	    (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+int
+grant_header_valid(const char *name)
+{
+	static const char *const refused[] = { "host", "content-length", "transfer-encoding",
+	    "connection", "keep-alive", "te", "trailer", "upgrade", NULL };
+	size_t i, len;
+
+	if (name == NULL || (len = strlen(name)) == 0 || len > GRANT_HEADER_MAX)
+		return CB_ERR_INVAL;
+	for (i = 0; i < len; i++)
+		if (!is_tchar((unsigned char)name[i]))
+			return CB_ERR_INVAL;
+	for (i = 0; refused[i] != NULL; i++)
+		if (strcasecmp(name, refused[i]) == 0)
+			return CB_ERR_INVAL;
+	if (strncasecmp(name, "proxy-", 6) == 0)
+		return CB_ERR_INVAL;
+	return 0;
+}
+
+int
+grant_template_valid(const char *tmpl)
+{
+	const char *p;
+	size_t i, len;
+
+	if (tmpl == NULL || (len = strlen(tmpl)) == 0 || len > GRANT_TEMPLATE_MAX)
+		return CB_ERR_INVAL;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)tmpl[i] < 0x20 || (unsigned char)tmpl[i] > 0x7e)
+			return CB_ERR_INVAL;
+	if (strncmp(tmpl, BASIC_PREFIX, strlen(BASIC_PREFIX)) == 0) {
+		p = tmpl + strlen(BASIC_PREFIX);
+		if (strchr(p, ':') != NULL || strstr(p, SECRET_MARK) != NULL)
+			return CB_ERR_INVAL;
+		return 0;
+	}
+	if ((p = strstr(tmpl, SECRET_MARK)) == NULL)
+		return CB_ERR_INVAL;
+	if (strstr(p + strlen(SECRET_MARK), SECRET_MARK) != NULL)
+		return CB_ERR_INVAL;
+	return 0;
+}
+
+int
+grant_render(const char *tmpl, const uint8_t *secret, size_t len, char **out, size_t *outlen)
+{
+	const char *mark, *user;
+	uint8_t *pair = NULL;
+	char *b64 = NULL, *buf = NULL;
+	size_t pre, post, ulen, n;
+	int rc;
+
+	*out = NULL;
+	*outlen = 0;
+	if ((rc = grant_template_valid(tmpl)) != 0)
+		return rc;
+	if (len > SECRET_VALUE_MAX)
+		return CB_ERR_LIMIT;
+	if (strncmp(tmpl, BASIC_PREFIX, strlen(BASIC_PREFIX)) == 0) {
+		user = tmpl + strlen(BASIC_PREFIX);
+		ulen = strlen(user);
+		rc = CB_ERR_NOMEM;
+		if ((pair = malloc(ulen + 1 + len)) == NULL)
+			goto out;
+		memcpy(pair, user, ulen);
+		pair[ulen] = ':';
+		memcpy(pair + ulen + 1, secret, len);
+		if ((b64 = util_b64(pair, ulen + 1 + len)) == NULL)
+			goto out;
+		n = strlen("Basic ") + strlen(b64);
+		if ((buf = malloc(n + 1)) == NULL)
+			goto out;
+		snprintf(buf, n + 1, "Basic %s", b64);
+	} else {
+		mark = strstr(tmpl, SECRET_MARK);
+		pre = (size_t)(mark - tmpl);
+		post = strlen(mark + strlen(SECRET_MARK));
+		n = pre + len + post;
+		rc = CB_ERR_NOMEM;
+		if ((buf = malloc(n + 1)) == NULL)
+			goto out;
+		memcpy(buf, tmpl, pre);
+		memcpy(buf + pre, secret, len);
+		memcpy(buf + pre + len, mark + strlen(SECRET_MARK), post);
+		buf[n] = '\0';
+	}
+	*out = buf;	/* transferred */
+	*outlen = n;
+	buf = NULL;
+	rc = 0;
+ out:
+	if (pair != NULL)
+		util_wipe_free(pair, ulen + 1 + len);
+	util_wipe_str(b64);
+	free(buf);
+	return rc;
+}
+
+/* Sets the code and the field, returns CB_ERR_INVAL. */
+static int
+field_err(const char **code, const char *c, const char **field, const char *f)
+{
+	*code = c;
+	*field = f;
+	return CB_ERR_INVAL;
+}
+
+int
+grant_binding_parse(json_t *in, json_t **out, const char **code, const char **field)
+{
+	static const char *const allowed[] = { "secret", "host", "port", "methods",
+	    "path_prefix", "header", "template", "inject", NULL };
+	char host[DEST_HOST_MAX + 1];
+	const char *secret, *h, *prefix = NULL, *header = DEFAULT_HEADER;
+	const char *tmpl = DEFAULT_TEMPLATE, *m;
+	json_t *o = NULL, *methods = NULL, *ms = NULL, *v;
+	long long port = 443;
+	size_t i;
+	int inject = 0, rc;
+
+	*out = NULL;
+	*code = NULL;
+	*field = NULL;
+	if (!json_is_object(in))
+		return field_err(code, JSON_E_WRONG_TYPE, field, NULL);
+	if (json_only_fields(in, allowed, code, field) != 0)
+		return CB_ERR_INVAL;
+	if (json_get_string(in, "secret", 1, SECRET_NAME_MAX, &secret, code) < 0)
+		return field_err(code, *code, field, "secret");
+	if (secret_valid_name(secret) != 0)
+		return field_err(code, JSON_E_INVALID_VALUE, field, "secret");
+	if (json_get_string(in, "host", 1, DEST_HOST_MAX, &h, code) < 0)
+		return field_err(code, *code, field, "host");
+	if (dest_host_normalise(h, host, sizeof(host)) != 0)
+		return field_err(code, JSON_E_INVALID_VALUE, field, "host");
+	if (json_get_int(in, "port", 0, 1, 65535, &port, code) < 0 ||
+	    dest_port_valid(port) != 0)
+		return field_err(code, *code != NULL ? *code : JSON_E_INVALID_VALUE, field,
+		    "port");
+	if (json_get_array(in, "methods", 0, GRANT_METHODS_MAX, &methods, code) < 0)
+		return field_err(code, *code, field, "methods");
+	if (methods != NULL && json_array_size(methods) == 0)
+		return field_err(code, JSON_E_INVALID_VALUE, field, "methods");
+	if (json_get_string(in, "path_prefix", 0, DEST_PATH_MAX, &prefix, code) < 0)
+		return field_err(code, *code, field, "path_prefix");
+	if (prefix != NULL && dest_prefix_valid(prefix) != 0)
+		return field_err(code, JSON_E_INVALID_VALUE, field, "path_prefix");
+	if (json_get_string(in, "header", 0, GRANT_HEADER_MAX, &header, code) < 0)
+		return field_err(code, *code, field, "header");
+	if (grant_header_valid(header) != 0)
+		return field_err(code, JSON_E_INVALID_VALUE, field, "header");
+	if (json_get_string(in, "template", 0, GRANT_TEMPLATE_MAX, &tmpl, code) < 0)
+		return field_err(code, *code, field, "template");
+	if (grant_template_valid(tmpl) != 0)
+		return field_err(code, JSON_E_INVALID_VALUE, field, "template");
+	if (json_get_bool(in, "inject", 0, &inject, code) < 0)
+		return field_err(code, *code, field, "inject");
+
+	rc = CB_ERR_NOMEM;
+	*code = "internal";
+	if ((o = json_object()) == NULL)
+		goto out;
+	if (methods != NULL) {
+		if ((ms = json_array()) == NULL)
+			goto out;
+		json_array_foreach(methods, i, v) {
+			if (!json_is_string(v)) {
+				rc = field_err(code, JSON_E_WRONG_TYPE, field, "methods");
+				goto out;
+			}
+			m = json_string_value(v);
+			if (strlen(m) > DEST_METHOD_MAX || dest_method_valid(m) != 0) {
+				rc = field_err(code, JSON_E_INVALID_VALUE, field, "methods");
+				goto out;
+			}
+			if (json_array_append_new(ms, json_string(m)) != 0)
+				goto out;
+		}
+	}
+	if (json_object_set_new(o, "secret", json_string(secret)) != 0 ||
+	    json_object_set_new(o, "host", json_string(host)) != 0 ||
+	    json_object_set_new(o, "port", json_integer(port)) != 0 ||
+	    (ms != NULL && json_object_set(o, "methods", ms) != 0) ||
+	    (prefix != NULL && json_object_set_new(o, "path_prefix", json_string(prefix)) != 0) ||
+	    json_object_set_new(o, "header", json_string(header)) != 0 ||
+	    json_object_set_new(o, "template", json_string(tmpl)) != 0 ||
+	    json_object_set_new(o, "inject", json_boolean(inject)) != 0)
+		goto out;
+	*out = o;	/* transferred */
+	o = NULL;
+	*code = NULL;
+	rc = 0;
+ out:
+	json_decref(ms);
+	json_decref(o);
+	return rc;
+}
+
+int
+grant_binding_match(json_t *b, const char *host, long long port, const char *method,
+    const char *path)
+{
+	json_t *ms, *v;
+	const char *bh, *prefix;
+	size_t i;
+	int found;
+
+	bh = json_string_value(json_object_get(b, "host"));
+	if (bh == NULL || strcmp(bh, host) != 0 ||
+	    json_integer_value(json_object_get(b, "port")) != port)
+		return GRANT_MISMATCH_DEST;
+	if ((ms = json_object_get(b, "methods")) != NULL && json_is_array(ms)) {
+		found = 0;
+		json_array_foreach(ms, i, v) {
+			if (json_is_string(v) && strcmp(json_string_value(v), method) == 0) {
+				found = 1;
+				break;
+			}
+		}
+		if (!found)
+			return GRANT_MISMATCH_METHOD;
+	}
+	prefix = json_string_value(json_object_get(b, "path_prefix"));
+	if (prefix != NULL && !dest_path_matches(prefix, path))
+		return GRANT_MISMATCH_PATH;
+	return GRANT_MATCH;
+}
+
+const char *
+grant_mismatch_code(int m)
+{
+	switch (m) {
+	case GRANT_MISMATCH_METHOD:
+		return "method_not_allowed";
+	case GRANT_MISMATCH_PATH:
+		return "path_not_allowed";
+	default:
+		return "destination_mismatch";
+	}
+}
+
+/* Sandbox IDs: 1..128 of [A-Za-z0-9._:-] (they appear in URLs, logs and audit). */
+static int
+sandbox_valid(const char *s)
+{
+	size_t i, len = strlen(s);
+
+	if (len == 0 || len > GRANT_SANDBOX_ID_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && strchr("._:-", s[i]) == NULL)
+			return 0;
+	return 1;
+}
+
+/* Grant IDs: exactly GRANT_ID_LEN lower-case hex characters. */
+static int
+grant_id_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != GRANT_ID_LEN)
+		return 0;
+	for (i = 0; i < GRANT_ID_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/* Wipes every header value of a resolve body, then drops it. */
+static void
+wipe_body(json_t *body)
+{
+	json_t *hs, *h, *v;
+	size_t i;
+
+	if (body == NULL)
+		return;
+	hs = json_object_get(body, "headers");
+	json_array_foreach(hs, i, h) {
+		v = json_object_get(h, "value");
+		if (json_is_string(v))
+			explicit_bzero((char *)(uintptr_t)json_string_value(v),
+			    json_string_length(v));
+	}
+	json_decref(body);
+}
+
+/* -------------------------------------------------------- request context */
+
+static struct grant_ctx *
+ctx_new(struct api_call *call, enum ctx_kind kind, const char *action)
+{
+	struct grant_ctx *x;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NULL;
+	x->call = call;
+	x->kind = kind;
+	x->now = util_now();
+	x->op.arg = x;
+	x->op.audit.actor = call->who != NULL && call->who->id != NULL ? call->who->id :
+	    "unknown";
+	x->op.audit.role = conf_role_name(call->who != NULL ? call->who->role : ROLE_NONE);
+	x->op.audit.action = action;
+	x->op.audit.outcome = x->outcome;
+	x->op.audit.grant_id = NULL;
+	x->op.audit.sandbox_id = NULL;
+	x->op.audit.detail = NULL;
+	util_strlcpy(x->outcome, "ok", sizeof(x->outcome));
+	return x;
+}
+
+static void
+ctx_free(struct grant_ctx *x)
+{
+	if (x == NULL)
+		return;
+	if (x->sensitive)
+		wipe_body(x->body);
+	else
+		json_decref(x->body);
+	free(x->bindings_json);
+	free(x);
+}
+
+static void
+set_grant_id(struct grant_ctx *x, const char *id)
+{
+	util_strlcpy(x->grant_id, id, sizeof(x->grant_id));
+	x->op.audit.grant_id = x->grant_id;
+}
+
+static void
+set_sandbox(struct grant_ctx *x, const char *sbx)
+{
+	util_strlcpy(x->sandbox_id, sbx, sizeof(x->sandbox_id));
+	x->op.audit.sandbox_id = x->sandbox_id;
+}
+
+/* Sends the answer (exactly once), counts resolve metrics, frees x. */
+static void
+ctx_reply(struct grant_ctx *x, int status, const char *code)
+{
+	struct api_call *call = x->call;
+	json_t *body;
+	int sensitive = 0;
+
+	if (x->grant_id[0] != '\0')
+		util_strlcpy(call->grant_id, x->grant_id, sizeof(call->grant_id));
+	if (x->kind == K_RESOLVE)
+		metrics_resolve(call->b->metrics, code != NULL ? code : "ok",
+		    util_mono_us() - call->start_us);
+	if (code == NULL) {
+		body = x->body;	/* transferred */
+		sensitive = x->sensitive;
+		x->body = NULL;
+		x->sensitive = 0;
+	} else
+		body = json_error_body(code, x->field);
+	ctx_free(x);
+	call->reply(call, status, body, sensitive);
+}
+
+static void
+ctx_done(struct commit_op *op, int rc)
+{
+	struct grant_ctx *x = op->arg;
+	json_t *b;
+
+	if (rc == 0) {
+		if (x->kind == K_REVOKE_SBX && x->body == NULL && x->status == 200) {
+			b = json_pack("{s:s, s:I}", "sandbox_id", x->sandbox_id, "revoked",
+			    (json_int_t)x->revoked);
+			if (b == NULL) {
+				ctx_reply(x, 500, "internal");
+				return;
+			}
+			x->body = b;
+		}
+		if (x->body != NULL)
+			ctx_reply(x, x->status, NULL);
+		else
+			ctx_reply(x, x->status, x->outcome);
+		return;
+	}
+	if (rc == CB_ERR_DENIED && strcmp(x->outcome, "ok") != 0) {
+		/* The op refused in the transaction (use count, revoked meanwhile). */
+		x->field = NULL;
+		ctx_reply(x, 403, x->outcome);
+		return;
+	}
+	log_warnx("%s failed: %s", x->op.audit.action, cb_strerror(rc));
+	ctx_reply(x, rc == CB_ERR_BUSY ? 503 : 500, rc == CB_ERR_BUSY ? "unavailable" :
+	    "internal");
+}
+
+/* Queues x; the answer leaves from ctx_done once durable. */
+static void
+ctx_submit(struct grant_ctx *x)
+{
+	int rc;
+
+	x->op.done = ctx_done;
+	if ((rc = commit_submit(x->call->b->commit, &x->op)) != 0) {
+		log_warnx("cannot queue %s: %s", x->op.audit.action, cb_strerror(rc));
+		ctx_reply(x, 503, "unavailable");
+	}
+}
+
+/* A refusal or error answer that is still audited: status with {"error": code}. */
+static void
+ctx_refuse(struct grant_ctx *x, int status, const char *code, const char *field)
+{
+	util_strlcpy(x->outcome, code, sizeof(x->outcome));
+	x->field = field;
+	x->status = status;
+	json_decref(x->body);
+	x->body = NULL;
+	x->op.fn = NULL;
+	ctx_submit(x);
+}
+
+/* The 400 answer of a body problem, naming "prefix.field" when there is a field. */
+static void
+ctx_bad_body(struct grant_ctx *x, const char *code, const char *prefix, const char *field)
+{
+	if (code == NULL)
+		code = JSON_E_INVALID_VALUE;
+	if (prefix != NULL && field != NULL) {
+		snprintf(x->fieldbuf, sizeof(x->fieldbuf), "%s.%s", prefix, field);
+		field = x->fieldbuf;
+	} else if (field != NULL) {
+		util_strlcpy(x->fieldbuf, field, sizeof(x->fieldbuf));
+		field = x->fieldbuf;
+	}
+	ctx_refuse(x, 400, code, field);
+}
+
+/* When even the context cannot be allocated: answer without an audit record is impossible. */
+static void
+reply_nomem(struct api_call *call)
+{
+	log_warnx("out of memory");
+	api_error(call, 500, "internal");
+}
+
+/* ------------------------------------------------------------------- mint */
+
+static int
+mint_fn(struct store *wst, struct commit_op *op)
+{
+	struct grant_ctx *x = op->arg;
+
+	return store_grant_insert(wst, &x->g);
+}
+
+/* Appends "name" to the detail list, bounded. */
+static void
+detail_add(char *detail, size_t len, const char *name)
+{
+	size_t used = strlen(detail);
+
+	if (used + 1 >= len)
+		return;
+	snprintf(detail + used, len - used, "%s%s", used == 0 ? "secrets=" : ",", name);
+}
+
+/* The harness policy and the secrets' own rules, in the order of grant.h. */
+static const char *
+mint_policy(struct grant_ctx *x, struct store *rst, json_t *canon, long long ttl)
+{
+	const struct identity *who = x->call->who;
+	struct secret_meta *m = NULL;
+	const char *name, *host, *code = NULL;
+	json_t *b;
+	size_t i;
+	int rc;
+
+	json_array_foreach(canon, i, b) {
+		name = json_string_value(json_object_get(b, "secret"));
+		if (!conf_may_grant(who, name)) {
+			snprintf(x->detail, sizeof(x->detail), "secret=%s", name);
+			return "secret_not_allowed";
+		}
+	}
+	if (ttl > who->max_ttl_s)
+		return "ttl_exceeds_policy";
+	json_array_foreach(canon, i, b) {
+		name = json_string_value(json_object_get(b, "secret"));
+		host = json_string_value(json_object_get(b, "host"));
+		rc = secret_get(rst, name, &m);
+		if (rc == CB_ERR_NOTFOUND)
+			code = "unknown_secret";
+		else if (rc != 0)
+			code = "internal";
+		else if (!secret_host_allowed(m, host))
+			code = "host_not_allowed";
+		else if (ttl > m->max_ttl_s)
+			code = "ttl_exceeds_secret";
+		secret_meta_free(m);
+		m = NULL;
+		if (code != NULL) {
+			snprintf(x->detail, sizeof(x->detail), "secret=%s host=%s", name, host);
+			return code;
+		}
+	}
+	return NULL;
+}
+
+void
+grant_handle_mint(struct api_call *call)
+{
+	static const char *const allowed[] = { "sandbox_id", "ttl_s", "max_uses", "bindings",
+	    NULL };
+	struct token_claims claims;
+	struct grant_ctx *x;
+	struct store *rst;
+	json_t *body = call->body, *arr, *b, *canon = NULL, *one;
+	const char *code, *field, *sbx, *refusal;
+	char prefix[32], expires[32], *tok = NULL;
+	long long ttl, max_uses = 0;
+	size_t i;
+	int has_inject = 0, rc;
+
+	if ((x = ctx_new(call, K_MINT, "grant.mint")) == NULL) {
+		reply_nomem(call);
+		return;
+	}
+	x->op.audit.detail = x->detail;
+	if (body == NULL || !json_is_object(body)) {
+		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
+		return;
+	}
+	if (json_only_fields(body, allowed, &code, &field) != 0) {
+		ctx_bad_body(x, code, NULL, field);
+		return;
+	}
+	if (json_get_string(body, "sandbox_id", 1, GRANT_SANDBOX_ID_MAX, &sbx, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "sandbox_id");
+		return;
+	}
+	if (!sandbox_valid(sbx)) {
+		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "sandbox_id");
+		return;
+	}
+	set_sandbox(x, sbx);
+	if (json_get_int(body, "ttl_s", 1, 1, GRANT_TTL_MAX, &ttl, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "ttl_s");
+		return;
+	}
+	if (json_get_int(body, "max_uses", 0, 1, GRANT_MAX_USES, &max_uses, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "max_uses");
+		return;
+	}
+	if (json_get_array(body, "bindings", 1, GRANT_BINDINGS_MAX, &arr, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "bindings");
+		return;
+	}
+	if (json_array_size(arr) == 0) {
+		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "bindings");
+		return;
+	}
+	if ((canon = json_array()) == NULL)
+		goto internal;
+	json_array_foreach(arr, i, b) {
+		if ((rc = grant_binding_parse(b, &one, &code, &field)) != 0) {
+			json_decref(canon);
+			if (rc != CB_ERR_INVAL)
+				goto internal;
+			snprintf(prefix, sizeof(prefix), "bindings[%zu]", i);
+			ctx_bad_body(x, code, prefix, field);
+			return;
+		}
+		if (json_is_true(json_object_get(one, "inject")))
+			has_inject = 1;
+		detail_add(x->detail, sizeof(x->detail),
+		    json_string_value(json_object_get(one, "secret")));
+		if (json_array_append_new(canon, one) != 0) {
+			json_decref(canon);
+			goto internal;
+		}
+	}
+	if ((rst = store_pool_get(call->b->readers)) == NULL) {
+		json_decref(canon);
+		goto internal;
+	}
+	if ((refusal = mint_policy(x, rst, canon, ttl)) != NULL) {
+		json_decref(canon);
+		ctx_refuse(x, strcmp(refusal, "internal") == 0 ? 500 : 403, refusal, NULL);
+		return;
+	}
+
+	/* Allowed: the grant row, then the token naming it. */
+	memset(&claims, 0, sizeof(claims));
+	if (token_new_grant_id(claims.jti) != 0) {
+		json_decref(canon);
+		goto internal;
+	}
+	set_grant_id(x, claims.jti);
+	util_strlcpy(claims.sub, sbx, sizeof(claims.sub));
+	claims.iat = x->now;
+	claims.nbf = x->now;
+	claims.exp = x->now + ttl;
+	x->bindings_json = json_dumps(canon, JSON_COMPACT);
+	json_decref(canon);
+	if (x->bindings_json == NULL)
+		goto internal;
+	if (token_mint(call->b->vault, &claims, &tok) != 0)
+		goto internal;
+	x->g.id = x->grant_id;
+	x->g.sandbox_id = x->sandbox_id;
+	x->g.minted_by = (char *)(uintptr_t)x->op.audit.actor;
+	x->g.created_at = x->now;
+	x->g.not_before = x->now;
+	x->g.expires_at = claims.exp;
+	x->g.max_uses = max_uses;
+	x->g.has_inject = has_inject;
+	x->g.bindings = x->bindings_json;
+	/* claims.kid lives on this stack: keep a copy in the context. */
+	util_strlcpy(x->kid, claims.kid, sizeof(x->kid));
+	x->g.kid = x->kid;
+	util_rfc3339(claims.exp, expires, sizeof(expires));
+	x->body = json_pack("{s:s, s:s, s:s}", "grant_id", x->grant_id, "token", tok,
+	    "expires_at", expires);
+	util_wipe_str(tok);
+	if (x->body == NULL)
+		goto internal;
+	x->sensitive = 1;	/* the token is a bearer credential */
+	x->status = 201;
+	x->op.fn = mint_fn;
+	ctx_submit(x);
+	return;
+ internal:
+	ctx_refuse(x, 500, "internal", NULL);
+}
+
+/* ----------------------------------------------------------- show, revoke */
+
+static const char *
+grant_status(const struct store_grant *g, int64_t now)
+{
+	if (g->revoked_at != 0)
+		return "revoked";
+	if (g->expires_at <= now)
+		return "expired";
+	if (g->max_uses > 0 && g->uses >= g->max_uses)
+		return "used_up";
+	return "active";
+}
+
+/*
+ * Looks the grant of the path up for show/revoke: NULL after answering 404 (also for
+ * another harness's grant) or 500.
+ */
+static struct store_grant *
+lookup_own(struct grant_ctx *x)
+{
+	struct api_call *call = x->call;
+	struct store_grant *g = NULL;
+	struct store *rst;
+	int rc;
+
+	if (!grant_id_valid(call->path_arg)) {
+		ctx_refuse(x, 404, "not_found", NULL);
+		return NULL;
+	}
+	set_grant_id(x, call->path_arg);
+	if ((rst = store_pool_get(call->b->readers)) == NULL) {
+		ctx_refuse(x, 500, "internal", NULL);
+		return NULL;
+	}
+	rc = store_grant_get(rst, call->path_arg, &g);
+	if (rc == CB_ERR_NOTFOUND || (rc == 0 && call->who->role != ROLE_ADMIN &&
+	    strcmp(g->minted_by, call->who->id) != 0)) {
+		store_grant_free(g);
+		ctx_refuse(x, 404, "not_found", NULL);
+		return NULL;
+	}
+	if (rc != 0) {
+		ctx_refuse(x, 500, "internal", NULL);
+		return NULL;
+	}
+	set_sandbox(x, g->sandbox_id);
+	return g;
+}
+
+void
+grant_handle_show(struct api_call *call)
+{
+	struct store_grant *g;
+	struct grant_ctx *x;
+	json_t *bindings, *o = NULL;
+	char created[32], nbf[32], exp[32], rev[32];
+
+	if ((x = ctx_new(call, K_SHOW, "grant.show")) == NULL) {
+		reply_nomem(call);
+		return;
+	}
+	if ((g = lookup_own(x)) == NULL)
+		return;
+	util_rfc3339(g->created_at, created, sizeof(created));
+	util_rfc3339(g->not_before, nbf, sizeof(nbf));
+	util_rfc3339(g->expires_at, exp, sizeof(exp));
+	if (g->revoked_at != 0)
+		util_rfc3339(g->revoked_at, rev, sizeof(rev));
+	bindings = json_loads(g->bindings, 0, NULL);
+	if (bindings != NULL)
+		o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:o, s:o}",
+		    "grant_id", g->id, "sandbox_id", g->sandbox_id, "minted_by", g->minted_by,
+		    "status", grant_status(g, x->now), "created_at", created,
+		    "not_before", nbf, "expires_at", exp,
+		    "max_uses", g->max_uses > 0 ? json_integer(g->max_uses) : json_null(),
+		    "uses", (json_int_t)g->uses,
+		    "revoked_at", g->revoked_at != 0 ? json_string(rev) : json_null(),
+		    "bindings", bindings);
+	store_grant_free(g);
+	if (o == NULL) {
+		ctx_refuse(x, 500, "internal", NULL);
+		return;
+	}
+	x->body = o;
+	x->status = 200;
+	ctx_submit(x);
+}
+
+static int
+revoke_fn(struct store *wst, struct commit_op *op)
+{
+	struct grant_ctx *x = op->arg;
+	int changed;
+
+	return store_grant_revoke(wst, x->grant_id, x->now, &changed);
+}
+
+void
+grant_handle_revoke(struct api_call *call)
+{
+	struct store_grant *g;
+	struct grant_ctx *x;
+
+	if ((x = ctx_new(call, K_REVOKE, "grant.revoke")) == NULL) {
+		reply_nomem(call);
+		return;
+	}
+	if ((g = lookup_own(x)) == NULL)
+		return;
+	store_grant_free(g);
+	if ((x->body = json_pack("{s:s, s:b}", "grant_id", x->grant_id, "revoked", 1)) == NULL) {
+		ctx_refuse(x, 500, "internal", NULL);
+		return;
+	}
+	x->status = 200;
+	x->op.fn = revoke_fn;
+	ctx_submit(x);
+}
+
+static int
+revoke_sbx_fn(struct store *wst, struct commit_op *op)
+{
+	struct grant_ctx *x = op->arg;
+	int rc;
+
+	rc = store_grant_revoke_sandbox(wst, x->sandbox_id, x->revoke_by, x->now, &x->revoked);
+	if (rc == 0)
+		snprintf(x->detail, sizeof(x->detail), "revoked=%lld", (long long)x->revoked);
+	return rc;
+}
+
+void
+grant_handle_revoke_sandbox(struct api_call *call)
+{
+	struct grant_ctx *x;
+
+	if ((x = ctx_new(call, K_REVOKE_SBX, "grant.revoke_sandbox")) == NULL) {
+		reply_nomem(call);
+		return;
+	}
+	x->op.audit.detail = x->detail;
+	if (call->path_arg == NULL || !sandbox_valid(call->path_arg)) {
+		ctx_refuse(x, 404, "not_found", NULL);
+		return;
+	}
+	set_sandbox(x, call->path_arg);
+	x->revoke_by = call->who->role == ROLE_ADMIN ? NULL : call->who->id;
+	x->status = 200;
+	x->op.fn = revoke_sbx_fn;
+	ctx_submit(x);
+}
+
+/* ---------------------------------------------------------------- resolve */
+
+struct resolve_req {
+	const char *token;		/* NULL: token-less */
+	char host[DEST_HOST_MAX + 1];
+	long long port;
+	const char *method;
+	char path[DEST_PATH_MAX + 1];
+};
+
+static int
+resolve_fn(struct store *wst, struct commit_op *op)
+{
+	struct grant_ctx *x = op->arg;
+	const char *code = NULL;
+	int i, res, rc;
+
+	for (i = 0; i < x->nuse; i++) {
+		if ((rc = store_grant_use(wst, x->use_ids[i], x->now, &res)) != 0)
+			return rc;
+		switch (res) {
+		case STORE_GRANT_USED:
+			continue;
+		case STORE_GRANT_USED_UP:
+			code = "used_up";
+			break;
+		case STORE_GRANT_REVOKED:
+			code = "revoked";
+			break;
+		case STORE_GRANT_EXPIRED:
+			code = "expired";
+			break;
+		default:
+			code = "unknown_grant";
+			break;
+		}
+		util_strlcpy(x->outcome, code, sizeof(x->outcome));
+		return CB_ERR_DENIED;
+	}
+	return 0;
+}
+
+/* Wipes and drops a headers array. */
+static void
+wipe_headers(json_t *headers)
+{
+	json_t *h, *v;
+	size_t i;
+
+	json_array_foreach(headers, i, h) {
+		v = json_object_get(h, "value");
+		if (json_is_string(v))
+			explicit_bzero((char *)(uintptr_t)json_string_value(v),
+			    json_string_length(v));
+	}
+	json_decref(headers);
+}
+
+/* Builds {"headers": [...], "expires_in": n} around headers (stolen, wiped on failure). */
+static json_t *
+resolve_body(json_t *headers, int64_t expires_in)
+{
+	json_t *o;
+
+	if (headers == NULL)
+		return NULL;
+	if (expires_in < 0)
+		expires_in = 0;
+	if ((o = json_object()) == NULL || json_object_set(o, "headers", headers) != 0) {
+		json_decref(o);
+		wipe_headers(headers);
+		return NULL;
+	}
+	json_decref(headers);	/* now held by o */
+	if (json_object_set_new(o, "expires_in", json_integer(expires_in)) != 0) {
+		wipe_body(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Appends {"name", "value"} with the rendered binding b to headers. */
+static int
+add_header(struct api_call *call, struct store *rst, json_t *headers, json_t *b)
+{
+	const char *name, *tmpl, *secret;
+	uint8_t *val = NULL;
+	char *rendered = NULL;
+	size_t len = 0, rlen = 0;
+	json_t *h;
+	int rc;
+
+	secret = json_string_value(json_object_get(b, "secret"));
+	name = json_string_value(json_object_get(b, "header"));
+	tmpl = json_string_value(json_object_get(b, "template"));
+	if (secret == NULL || name == NULL || tmpl == NULL)
+		return CB_ERR_CORRUPT;
+	if ((rc = secret_reveal(rst, call->b->vault, secret, &val, &len)) != 0)
+		return rc;
+	rc = grant_render(tmpl, val, len, &rendered, &rlen);
+	util_wipe_free(val, len + 1);
+	if (rc != 0)
+		return rc;
+	h = json_pack("{s:s, s:s%}", "name", name, "value", rendered, rlen);
+	util_wipe_free(rendered, rlen + 1);
+	if (h == NULL)
+		return CB_ERR_NOMEM;
+	if (json_array_append_new(headers, h) != 0) {
+		explicit_bzero((char *)(uintptr_t)json_string_value(json_object_get(h, "value")),
+		    rlen);
+		return CB_ERR_NOMEM;
+	}
+	return 0;
+}
+
+/* Resolve with a token: the checks in the order of the brief. Returns a refusal code or NULL. */
+static const char *
+resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int *status)
+{
+	struct api_call *call = x->call;
+	struct token_claims c;
+	struct store_grant *g = NULL;
+	enum token_result tr;
+	json_t *bindings = NULL, *b, *headers = NULL, *match = NULL;
+	const char *code = NULL;
+	size_t i;
+	int m, worst = GRANT_MISMATCH_DEST, rc;
+
+	*status = 403;
+	memset(&c, 0, sizeof(c));
+	tr = token_verify(call->b->vault, r->token, strlen(r->token), x->now, &c);
+	if (tr != TOKEN_OK) {
+		if (tr == TOKEN_INTERNAL)
+			*status = 500;
+		code = token_reason(tr);
+		goto out;
+	}
+	set_grant_id(x, c.jti);
+	rc = store_grant_get(rst, c.jti, &g);
+	if (rc == CB_ERR_NOTFOUND) {
+		code = "unknown_grant";
+		goto out;
+	}
+	if (rc != 0) {
+		*status = 500;
+		code = "internal";
+		goto out;
+	}
+	if (g->kid == NULL || strcmp(g->kid, c.kid) != 0) {
+		code = "invalid_token";
+		goto out;
+	}
+	if (g->revoked_at != 0) {
+		code = "revoked";
+		goto out;
+	}
+	if (g->expires_at <= x->now) {
+		code = "expired";
+		goto out;
+	}
+	if (strcmp(g->sandbox_id, x->sandbox_id) != 0 || strcmp(c.sub, x->sandbox_id) != 0) {
+		code = "sandbox_mismatch";
+		goto out;
+	}
+	if (g->max_uses > 0 && g->uses >= g->max_uses) {
+		code = "used_up";
+		goto out;
+	}
+	if ((bindings = json_loads(g->bindings, 0, NULL)) == NULL || !json_is_array(bindings)) {
+		log_warnx("grant %s: unreadable bindings", g->id);
+		*status = 500;
+		code = "internal";
+		goto out;
+	}
+	json_array_foreach(bindings, i, b) {
+		m = grant_binding_match(b, r->host, r->port, r->method, r->path);
+		if (m == GRANT_MATCH) {
+			match = b;
+			break;
+		}
+		if (m > worst)
+			worst = m;
+	}
+	if (match == NULL) {
+		code = grant_mismatch_code(worst);
+		goto out;
+	}
+	/* Decrypt here, on the server thread: the commit thread only counts the use. */
+	if ((headers = json_array()) == NULL) {
+		*status = 500;
+		code = "internal";
+		goto out;
+	}
+	if ((rc = add_header(call, rst, headers, match)) != 0) {
+		wipe_headers(headers);
+		if (rc == CB_ERR_NOTFOUND)
+			code = "unknown_secret";
+		else {
+			*status = 500;
+			code = "internal";
+		}
+		goto out;
+	}
+	if ((x->body = resolve_body(headers, g->expires_at - x->now)) == NULL) {
+		*status = 500;
+		code = "internal";
+		goto out;
+	}
+	x->sensitive = 1;
+	util_strlcpy(x->use_ids[0], g->id, sizeof(x->use_ids[0]));
+	x->nuse = 1;
+ out:
+	explicit_bzero(&c, sizeof(c));
+	json_decref(bindings);
+	store_grant_free(g);
+	return code;
+}
+
+struct tokenless {
+	struct grant_ctx *x;
+	struct resolve_req *r;
+	struct store *rst;
+	json_t *headers;
+	int swap_match;
+	int64_t min_exp;
+	int rc;			/* an internal error, stops the walk */
+};
+
+static int
+tokenless_grant(void *arg, const struct store_grant *g)
+{
+	struct tokenless *t = arg;
+	struct grant_ctx *x = t->x;
+	json_t *bindings, *b, *h;
+	const char *name, *have;
+	size_t i, j;
+	int dup, added = 0, rc;
+
+	if ((bindings = json_loads(g->bindings, 0, NULL)) == NULL || !json_is_array(bindings)) {
+		log_warnx("grant %s: unreadable bindings", g->id);
+		json_decref(bindings);
+		return 0;
+	}
+	json_array_foreach(bindings, i, b) {
+		if (grant_binding_match(b, t->r->host, t->r->port, t->r->method, t->r->path) !=
+		    GRANT_MATCH)
+			continue;
+		if (!json_is_true(json_object_get(b, "inject"))) {
+			t->swap_match = 1;
+			if (x->grant_id[0] == '\0')
+				set_grant_id(x, g->id);
+			if (t->min_exp == 0 || g->expires_at < t->min_exp)
+				t->min_exp = g->expires_at;
+			continue;
+		}
+		name = json_string_value(json_object_get(b, "header"));
+		dup = 0;
+		json_array_foreach(t->headers, j, h) {
+			have = json_string_value(json_object_get(h, "name"));
+			if (have != NULL && name != NULL && strcasecmp(have, name) == 0)
+				dup = 1;
+		}
+		if (dup)
+			continue;
+		if (!added && x->nuse >= USES_MAX)
+			continue;	/* bounded: further grants are not injected */
+		rc = add_header(x->call, t->rst, t->headers, b);
+		if (rc == CB_ERR_NOTFOUND) {
+			log_warnx("grant %s: secret of an inject binding is gone", g->id);
+			continue;
+		}
+		if (rc != 0) {
+			t->rc = rc;
+			json_decref(bindings);
+			return rc;
+		}
+		if (!added) {
+			util_strlcpy(x->use_ids[x->nuse], g->id, sizeof(x->use_ids[0]));
+			x->nuse++;
+			added = 1;
+		}
+	}
+	if (added) {
+		if (x->nuse == 1)
+			set_grant_id(x, g->id);
+		if (t->min_exp == 0 || g->expires_at < t->min_exp)
+			t->min_exp = g->expires_at;
+	}
+	json_decref(bindings);
+	return 0;
+}
+
+static const char *
+resolve_tokenless(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int *status)
+{
+	struct tokenless t;
+	int rc;
+
+	*status = 403;
+	memset(&t, 0, sizeof(t));
+	t.x = x;
+	t.r = r;
+	t.rst = rst;
+	if ((t.headers = json_array()) == NULL) {
+		*status = 500;
+		return "internal";
+	}
+	rc = store_grant_sandbox_live(rst, x->sandbox_id, x->now, TOKENLESS_GRANTS_MAX,
+	    tokenless_grant, &t);
+	if (rc != 0 || t.rc != 0) {
+		wipe_headers(t.headers);
+		x->nuse = 0;
+		*status = 500;
+		return "internal";
+	}
+	if (json_array_size(t.headers) == 0 && !t.swap_match) {
+		json_decref(t.headers);
+		x->nuse = 0;
+		return "no_grant";
+	}
+	x->sensitive = json_array_size(t.headers) > 0;
+	if ((x->body = resolve_body(t.headers, t.min_exp - x->now)) == NULL) {
+		x->nuse = 0;
+		*status = 500;
+		return "internal";
+	}
+	return NULL;
+}
+
+void
+grant_handle_resolve(struct api_call *call)
+{
+	static const char *const allowed[] = { "token", "sandbox_id", "host", "port", "method",
+	    "path", NULL };
+	struct resolve_req *r = NULL;
+	struct grant_ctx *x;
+	struct store *rst;
+	json_t *body = call->body;
+	const char *code, *field, *sbx, *host, *path, *refusal;
+	int status;
+
+	if ((x = ctx_new(call, K_RESOLVE, "grant.resolve")) == NULL) {
+		reply_nomem(call);
+		return;
+	}
+	x->op.audit.detail = x->detail;
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		ctx_refuse(x, 500, "internal", NULL);
+		return;
+	}
+	r->port = 443;
+	if (body == NULL || !json_is_object(body)) {
+		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
+		goto out;
+	}
+	if (json_only_fields(body, allowed, &code, &field) != 0) {
+		ctx_bad_body(x, code, NULL, field);
+		goto out;
+	}
+	if (json_get_string(body, "sandbox_id", 1, GRANT_SANDBOX_ID_MAX, &sbx, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "sandbox_id");
+		goto out;
+	}
+	if (!sandbox_valid(sbx)) {
+		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "sandbox_id");
+		goto out;
+	}
+	set_sandbox(x, sbx);
+	if (json_get_string(body, "token", 0, TOKEN_MAX, &r->token, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "token");
+		goto out;
+	}
+	if (json_get_string(body, "host", 1, DEST_HOST_MAX, &host, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "host");
+		goto out;
+	}
+	if (dest_host_normalise(host, r->host, sizeof(r->host)) != 0) {
+		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "host");
+		goto out;
+	}
+	if (json_get_int(body, "port", 0, 1, 65535, &r->port, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "port");
+		goto out;
+	}
+	if (json_get_string(body, "method", 1, DEST_METHOD_MAX, &r->method, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "method");
+		goto out;
+	}
+	if (dest_method_valid(r->method) != 0) {
+		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "method");
+		goto out;
+	}
+	snprintf(x->detail, sizeof(x->detail), "%s %s:%lld%s", r->method, r->host, r->port,
+	    r->token == NULL ? " tokenless" : "");
+	if (json_get_string(body, "path", 1, DEST_PATH_MAX, &path, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "path");
+		goto out;
+	}
+	if (dest_path_normalise(path, r->path, sizeof(r->path)) != 0) {
+		ctx_bad_body(x, "invalid_path", NULL, "path");
+		goto out;
+	}
+	if ((rst = store_pool_get(call->b->readers)) == NULL) {
+		ctx_refuse(x, 500, "internal", NULL);
+		goto out;
+	}
+	if (r->token != NULL)
+		refusal = resolve_token(x, r, rst, &status);
+	else
+		refusal = resolve_tokenless(x, r, rst, &status);
+	if (refusal != NULL) {
+		ctx_refuse(x, status, refusal, NULL);
+		goto out;
+	}
+	x->status = 200;
+	x->op.fn = x->nuse > 0 ? resolve_fn : NULL;
+	ctx_submit(x);
+ out:
+	if (r != NULL)
+		explicit_bzero(r, sizeof(*r));
+	free(r);
+}
+
+/* ------------------------------------------------------------------ purge */
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int running;
+	int stop;
+	struct broker *b;
+} purge = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+struct purge_arg {
+	int64_t before;
+	int limit;
+	int64_t deleted;
+};
+
+static int
+purge_fn(struct store *wst, struct commit_op *op)
+{
+	struct purge_arg *pa = op->arg;
+
+	return store_grant_purge(wst, pa->before, pa->limit, &pa->deleted);
+}
+
+static void
+refresh_active(struct broker *b)
+{
+	struct store *rst;
+	int64_t n;
+
+	if ((rst = store_pool_get(b->readers)) == NULL)
+		return;
+	if (store_grant_count_live(rst, util_now(), &n) == 0)
+		atomic_store(&active_grants, n);
+}
+
+/* One pass: bounded batches, each its own commit op, interleaved with requests. */
+static void
+purge_pass(struct broker *b, int batch)
+{
+	struct commit_op op;
+	struct purge_arg pa;
+	int64_t total = 0, t0 = util_mono_us();
+	int i, rc, stop;
+
+	for (i = 0; i < PURGE_ROUNDS_MAX; i++) {
+		pthread_mutex_lock(&purge.mu);
+		stop = purge.stop;
+		pthread_mutex_unlock(&purge.mu);
+		if (stop)
+			break;
+		memset(&op, 0, sizeof(op));
+		memset(&pa, 0, sizeof(pa));
+		pa.before = util_now() - PURGE_GRACE_S;
+		pa.limit = batch;
+		op.fn = purge_fn;
+		op.arg = &pa;
+		op.audit.action = NULL;	/* purges are not audited row by row */
+		if ((rc = commit_run(b->commit, &op)) != 0) {
+			log_warnx("purge batch failed: %s", cb_strerror(rc));
+			break;
+		}
+		total += pa.deleted;
+		if (pa.deleted < batch)
+			break;
+	}
+	if (total > 0)
+		log_info("purged %lld expired or revoked grants in %d batches, %lld ms",
+		    (long long)total, i + 1, (long long)((util_mono_us() - t0) / 1000));
+}
+
+static void *
+purge_thread(void *arg)
+{
+	struct broker *b = arg;
+	struct timespec ts;
+	int interval, batch, stop;
+
+	interval = b->conf != NULL && b->conf->purge_interval_s > 0 ?
+	    b->conf->purge_interval_s : 60;
+	batch = b->conf != NULL && b->conf->purge_batch > 0 ? b->conf->purge_batch : 500;
+	refresh_active(b);
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += interval;
+		pthread_mutex_lock(&purge.mu);
+		while (!purge.stop) {
+			if (pthread_cond_timedwait(&purge.cv, &purge.mu, &ts) == ETIMEDOUT)
+				break;
+		}
+		stop = purge.stop;
+		pthread_mutex_unlock(&purge.mu);
+		if (stop)
+			break;
+		purge_pass(b, batch);
+		refresh_active(b);
+	}
+	return NULL;
+}
+
+int
+grant_purge_start(struct broker *b)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	if (b == NULL || b->commit == NULL || b->readers == NULL)
+		return CB_ERR_INVAL;
+	pthread_mutex_lock(&purge.mu);
+	if (purge.running) {
+		pthread_mutex_unlock(&purge.mu);
+		return CB_ERR_EXISTS;
+	}
+	if (pthread_condattr_init(&ca) != 0) {
+		pthread_mutex_unlock(&purge.mu);
+		return CB_ERR_NOMEM;
+	}
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(&purge.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc != 0) {
+		pthread_mutex_unlock(&purge.mu);
+		return CB_ERR_NOMEM;
+	}
+	purge.stop = 0;
+	purge.b = b;
+	if ((errno = pthread_create(&purge.thread, NULL, purge_thread, b)) != 0) {
+		log_warn("pthread_create");
+		pthread_cond_destroy(&purge.cv);
+		pthread_mutex_unlock(&purge.mu);
+		return CB_ERR_NOMEM;
+	}
+	purge.running = 1;
+	pthread_mutex_unlock(&purge.mu);
+	return 0;
+}
+
+void
+grant_purge_stop(void)
+{
+	pthread_mutex_lock(&purge.mu);
+	if (!purge.running) {
+		pthread_mutex_unlock(&purge.mu);
+		return;
+	}
+	purge.stop = 1;
+	pthread_cond_broadcast(&purge.cv);
+	pthread_mutex_unlock(&purge.mu);
+	pthread_join(purge.thread, NULL);
+	pthread_mutex_lock(&purge.mu);
+	purge.running = 0;
+	pthread_cond_destroy(&purge.cv);
+	pthread_mutex_unlock(&purge.mu);
+}
+
+int64_t
+grant_active_count(void)
+{
+	return atomic_load(&active_grants);
+}

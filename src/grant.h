@@ -13,11 +13,33 @@
  *           unknown_grant, no_grant (token-less resolve with no live grant);
  *           400 invalid_path (a path that cannot be normalised safely).
  *  show/revoke: 404 not_found (also for another harness's grant).
+ *  Any request whose audit record cannot be written: 500 internal; queue closing: 503.
+ *
+ * Bindings. Each binding of POST /v1/grants is an object with: secret (required),
+ * host (required; normalised), port (default 443), methods (optional array of 1..16
+ * upper-case method names; absent: any method), path_prefix (optional; absent: any
+ * path; matched on a segment boundary), header (default "Authorization"; an HTTP
+ * token, not Host, Content-Length, Transfer-Encoding, Connection, Keep-Alive, TE,
+ * Trailer, Upgrade or Proxy-*), template (default "Bearer {secret}"), inject (default
+ * false). Unknown members are refused. Stored with every default filled in.
+ *
+ * Templates (printable ASCII, at most GRANT_TEMPLATE_MAX bytes), two forms:
+ *  - text with exactly one "{secret}", replaced by the secret value:
+ *    "Bearer {secret}", "token {secret}", "{secret}";
+ *  - "basic:USER" (lower-case "basic:" then a user name without ':' or "{secret}",
+ *    possibly empty): renders "Basic " + base64(USER ":" secret) (RFC 7617).
+ *
+ * Token-less resolve: the headers of every matching inject binding of the sandbox's
+ * live grants, oldest grant first; when two bindings set the same header name
+ * (case-insensitive) the first wins. Each grant that contributes a header counts a use.
  */
 #ifndef CB_GRANT_H
 #define CB_GRANT_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 struct api_call;
 struct broker;
@@ -45,5 +67,40 @@ int grant_purge_start(struct broker *b);
 void grant_purge_stop(void);
 /* Number of live grants (for /metrics); cached, refreshed by the purge thread. */
 int64_t grant_active_count(void);
+
+/* --- pure helpers, exported for tests/test_grant.c --- */
+
+/* Returns 0 when name may be a binding's header, CB_ERR_INVAL otherwise. */
+int grant_header_valid(const char *name);
+/* Returns 0 when tmpl is a valid template (see above), CB_ERR_INVAL otherwise. */
+int grant_template_valid(const char *tmpl);
+/*
+ * Renders tmpl with the secret value: *out malloc'd and NUL-terminated, owned by the
+ * caller, who wipes it (util_wipe_free(*out, *outlen + 1)). Returns 0 or CB_ERR_*.
+ */
+int grant_render(const char *tmpl, const uint8_t *secret, size_t len, char **out,
+    size_t *outlen);
+/*
+ * Validates one binding of a mint body and returns its canonical form (defaults
+ * filled, host normalised) in *out (new reference). On CB_ERR_INVAL *code is a json.h
+ * code and *field names the member (static string).
+ */
+int grant_binding_parse(json_t *in, json_t **out, const char **code, const char **field);
+
+/* Why a binding does not admit a request, from least to most specific. */
+enum grant_mismatch {
+	GRANT_MATCH = 0,
+	GRANT_MISMATCH_DEST = 1,	/* destination_mismatch (host or port) */
+	GRANT_MISMATCH_METHOD = 2,	/* method_not_allowed */
+	GRANT_MISMATCH_PATH = 3,	/* path_not_allowed */
+};
+/*
+ * Matches a canonical binding against a request (host normalised, path normalised by
+ * dest_path_normalise). Returns a grant_mismatch value.
+ */
+int grant_binding_match(json_t *binding, const char *host, long long port,
+    const char *method, const char *path);
+/* The API error code of a grant_mismatch value ("destination_mismatch", ...). */
+const char *grant_mismatch_code(int m);
 
 #endif
