@@ -318,6 +318,12 @@ init_keys(struct init_made *m, const char *dir, char *why, size_t whylen)
 	}
 	if ((rc = store_open(db, STORE_CREATE, &st, why, whylen)) != 0)
 		goto out;
+	/* Wrapped keys, secret metadata and the audit log: for the daemon's user only. */
+	if (chmod(db, 0600) == -1) {
+		snprintf(why, whylen, "%s: chmod: %s", db, strerror(errno));
+		rc = CB_ERR_IO;
+		goto out;
+	}
 	if ((rc = vault_open(st, mk, &v, why, whylen)) != 0)
 		goto out;
 out:

@@ -8,6 +8,10 @@
  *       --out PREFIX
  * writes PREFIX.pem (0644) and PREFIX.key (0600); never overwrites. Exit 0, 1 on
  * failure, 2 on usage errors.
+ *
+ *   mkcert --init DIR
+ * runs init_deployment(DIR) directly (tests/test_init.sh uses it as a driver while
+ * `credbroker init` is not available).
  */
 #include "config.h"
 
@@ -18,6 +22,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "init.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
@@ -63,6 +68,15 @@ main(int argc, char **argv)
 	int ch, expired = 0, self_signed = 0, rc, status = 1;
 
 	log_init("mkcert", LOG_LVL_WARN);
+	if (argc == 3 && strcmp(argv[1], "--init") == 0) {
+		char why[1024];
+
+		if ((rc = init_deployment(argv[2], why, sizeof(why))) != 0) {
+			fprintf(stderr, "mkcert: init: %s (%s)\n", why, cb_strerror(rc));
+			return 1;
+		}
+		return 0;
+	}
 	memset(&subj, 0, sizeof(subj));
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
