@@ -68,6 +68,8 @@ struct cconn {
 	struct event *closeev;		/* frees the cconn from the loop, never mid-callback */
 	struct proxy_job *job;		/* in flight; the cconn outlives it */
 	int closed;			/* sockets gone; memory freed by closeev or job_cb */
+	evutil_socket_t fd;		/* the sandbox socket */
+	int fd_owned_by_bev;		/* after CONNECT the TLS bufferevent closes it */
 	char peer[INET6_ADDRSTRLEN + 8];
 	char sandbox[PROXY_SANDBOX_MAX];
 	int have_sandbox;
@@ -237,6 +239,8 @@ conn_close(struct cconn *c)
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
+	if (!c->fd_owned_by_bev)
+		evutil_closesocket(c->fd);
 	up_free(c);
 	req_reset(c);
 	event_active(c->closeev, EV_READ, 1);
@@ -887,15 +891,26 @@ make_host_header(const char *host, int port, int defport)
 	return strdup(buf);
 }
 
-/* CONNECT: answer 200 and continue inside TLS with a certificate for the target. */
+/*
+ * CONNECT: answer 200 and continue inside TLS with a certificate for the target. The
+ * TLS bufferevent takes the socket itself (not a filter over the plain one) so that an
+ * empty output buffer means the bytes reached the kernel: answers are never lost on close.
+ */
 static void
 start_intercept(struct cconn *c)
 {
+	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 	struct bufferevent *tb;
 	SSL_CTX *ctx = NULL;
 	SSL *ssl;
 	struct timeval tv = { CLIENT_IDLE_S, 0 };
+	ssize_t w;
 
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+		send_error(c, 400, "credproxy: data sent before the CONNECT answer");
+		return;
+	}
 	if (proxy_certs_ctx(c->px->certs, c->req.host, &ctx) != 0) {
 		send_error(c, 502, "credproxy: cannot make a certificate for this host");
 		return;
@@ -907,19 +922,25 @@ start_intercept(struct cconn *c)
 		return;
 	}
 	snprintf(c->chost, sizeof(c->chost), "%s", c->req.host);
-	/* the TLS filter owns the socket's reads from now on, with its own timeouts */
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	c->cport = c->req.port;
-	evbuffer_add_printf(bufferevent_get_output(c->bev),
-	    "HTTP/1.1 200 Connection established\r\n\r\n");
 	req_reset(c);
-	tb = bufferevent_openssl_filter_new(c->px->base, c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	/* the socket's send buffer is empty: a 39-byte write cannot be short */
+	w = send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+	bufferevent_free(c->bev);	/* does not own the socket */
+	c->bev = NULL;
+	if (w != (ssize_t)(sizeof(ok) - 1)) {
+		SSL_free(ssl);
+		conn_close(c);
+		return;
+	}
+	tb = bufferevent_openssl_socket_new(c->px->base, c->fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		conn_close(c);
 		return;
 	}
+	c->fd_owned_by_bev = 1;
 	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
 	c->bev = tb;
 	c->tls = 1;
@@ -1172,14 +1193,14 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		util_strlcpy(c->sandbox, sb, sizeof(c->sandbox));
 		c->have_sandbox = 1;
 	}
-	c->bev = bufferevent_socket_new(px->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->fd = fd;
+	c->bev = bufferevent_socket_new(px->base, fd, 0);
 	c->jobev = event_new(px->base, -1, 0, job_cb, c);
 	c->closeev = event_new(px->base, -1, 0, close_cb, c);
 	if (c->bev == NULL || c->jobev == NULL || c->closeev == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
-		else
-			evutil_closesocket(fd);
+		evutil_closesocket(fd);
 		if (c->jobev != NULL)
 			event_free(c->jobev);
 		if (c->closeev != NULL)
