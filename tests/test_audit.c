@@ -1,8 +1,409 @@
-/* test_audit.c: (in progress) fails until written. */
+/*
+ * test_audit.c: the hash-chained audit log: append and verify; canonical encoding
+ * (field boundaries, NULL vs ""); an edited, deleted, reordered record and a deleted
+ * tail are detected and named by seq; the chain head survives a reopen; the listing.
+ */
 #include "config.h"
+
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "audit.h"
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define N_RECORDS	40
+
+struct fixture {
+	char dir[64];
+	char path[128];
+	struct store *st;
+	struct audit_chain ch;
+};
+
+static void
+rm_dir(const char *dir)
+{
+	struct dirent *de;
+	char p[512];
+	DIR *d;
+	int i;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+open_db(struct fixture *f)
+{
+	char why[256];
+
+	return store_open(f->path, STORE_CREATE, &f->st, why, sizeof(why));
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_audit.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
+	if (open_db(f) != 0)
+		return -1;
+	if (audit_chain_load(f->st, &f->ch) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	store_close(f->st);
+	rm_dir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Appends n records in batches of 7 per transaction, anchor saved as commit.c does. */
+static void
+append_n(struct fixture *f, int n)
+{
+	struct audit_rec r;
+	char gid[40], det[40];
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (i % 7 == 0)
+			assert_int_equal(store_begin(f->st), 0);
+		snprintf(gid, sizeof(gid), "g%032d", i);
+		snprintf(det, sizeof(det), "detail %d", i);
+		memset(&r, 0, sizeof(r));
+		r.actor = "spiffe://credbroker/harness";
+		r.role = "harness";
+		r.action = i % 2 ? "grant.resolve" : "grant.mint";
+		r.outcome = i % 3 ? "ok" : "expired";
+		r.grant_id = i % 5 ? gid : NULL;
+		r.sandbox_id = "sbx-1";
+		r.detail = i % 4 ? det : NULL;
+		assert_int_equal(audit_append(f->st, &f->ch, &r, 1700000000 + i), 0);
+		if (i % 7 == 6 || i == n - 1) {
+			assert_int_equal(audit_anchor_save(f->st, &f->ch), 0);
+			assert_int_equal(store_commit(f->st), 0);
+		}
+	}
+}
+
+/* Runs SQL on the database file through a separate connection (the "attacker"). */
+static void
+tamper(struct fixture *f, const char *sql)
+{
+	sqlite3 *db;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("tamper: %s: %s", sql, err != NULL ? err : "?");
+	sqlite3_close(db);
+}
+
+static void
+expect_broken(struct fixture *f, int64_t seq, const char *word)
+{
+	struct audit_report rep;
+
+	assert_int_equal(audit_verify(f->st, &rep), CB_ERR_CORRUPT);
+	assert_int_equal(rep.first_bad_seq, seq);
+	if (strstr(rep.problem, word) == NULL)
+		fail_msg("problem \"%s\" does not say \"%s\"", rep.problem, word);
+}
+
+static void
+test_empty_ok(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_report rep;
+
+	assert_int_equal(f->ch.last_seq, 0);
+	assert_int_equal(audit_verify(f->st, &rep), 0);
+	assert_int_equal(rep.records, 0);
+	assert_int_equal(rep.first_bad_seq, 0);
+}
+
+static void
+test_append_verify(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_report rep;
+	int64_t n;
+
+	append_n(f, N_RECORDS);
+	assert_int_equal(f->ch.last_seq, N_RECORDS);
+	assert_int_equal(audit_verify(f->st, &rep), 0);
+	assert_int_equal(rep.records, N_RECORDS);
+	assert_int_equal(rep.first_bad_seq, 0);
+	assert_int_equal(store_audit_count(f->st, &n), 0);
+	assert_int_equal(n, N_RECORDS);
+}
+
+static void
+test_reopen_continues_chain(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_chain before;
+	struct audit_report rep;
+
+	append_n(f, 10);
+	before = f->ch;
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(open_db(f), 0);
+	assert_int_equal(audit_chain_load(f->st, &f->ch), 0);
+	assert_int_equal(f->ch.last_seq, before.last_seq);
+	assert_memory_equal(f->ch.last_hash, before.last_hash, CRYPTO_HASH_LEN);
+	append_n(f, 5);
+	assert_int_equal(audit_verify(f->st, &rep), 0);
+	assert_int_equal(rep.records, 15);
+}
+
+static void
+test_edit_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "UPDATE audit SET outcome = 'ok' WHERE seq = 13");	/* i = 12: was expired */
+	expect_broken(f, 13, "edited");
+}
+
+static void
+test_edit_null_to_empty_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	/* seq 1 is i = 0: detail NULL. "" must hash differently. */
+	tamper(f, "UPDATE audit SET detail = '' WHERE seq = 1");
+	expect_broken(f, 1, "edited");
+}
+
+static void
+test_edit_ts_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "UPDATE audit SET ts = ts + 1 WHERE seq = 30");
+	expect_broken(f, 30, "edited");
+}
+
+static void
+test_delete_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "DELETE FROM audit WHERE seq = 17");
+	expect_broken(f, 17, "deleted");
+}
+
+static void
+test_delete_first_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "DELETE FROM audit WHERE seq = 1");
+	expect_broken(f, 1, "deleted");
+}
+
+static void
+test_delete_and_renumber_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	/* Hide the gap: delete 20 and shift the later seq values down by one. */
+	tamper(f, "DELETE FROM audit WHERE seq = 20;"
+	    "UPDATE audit SET seq = -seq WHERE seq > 20;"
+	    "UPDATE audit SET seq = -seq - 1 WHERE seq < 0");
+	expect_broken(f, 20, "record 20");
+}
+
+static void
+test_swap_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	/* Swap the contents (not the seq) of records 8 and 9, hashes included. */
+	tamper(f, "CREATE TEMP TABLE t AS SELECT * FROM audit WHERE seq IN (8, 9);"
+	    "UPDATE audit SET (ts, actor, role, action, outcome, grant_id, sandbox_id, detail,"
+	    " prev_hash, hash) = (SELECT ts, actor, role, action, outcome, grant_id, sandbox_id,"
+	    " detail, prev_hash, hash FROM t WHERE t.seq = 17 - audit.seq) WHERE seq IN (8, 9)");
+	expect_broken(f, 8, "record 8");
+}
+
+static void
+test_truncated_tail_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "DELETE FROM audit WHERE seq > 37");
+	expect_broken(f, 38, "tail");
+}
+
+static void
+test_anchor_removed_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "DELETE FROM meta WHERE k = 'audit_head'");
+	expect_broken(f, N_RECORDS, "anchor");
+}
+
+static void
+test_last_record_replaced_detected(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	/* A last record whose hash is self-consistent but not the anchored one. */
+	tamper(f, "UPDATE audit SET hash = zeroblob(32) WHERE seq = 40");
+	expect_broken(f, 40, "record 40");
+}
+
+/* Two databases with the same record split differently across fields hash differently. */
+static void
+test_field_boundaries(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_chain ch2;
+	struct audit_rec r;
+	struct store *st2;
+	char path2[160], why[256];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.actor = "ab";
+	r.role = "c";
+	r.action = "x";
+	r.outcome = "ok";
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(audit_append(f->st, &f->ch, &r, 5), 0);
+	assert_int_equal(store_commit(f->st), 0);
+
+	snprintf(path2, sizeof(path2), "%s/other.db", f->dir);
+	assert_int_equal(store_open(path2, STORE_CREATE, &st2, why, sizeof(why)), 0);
+	assert_int_equal(audit_chain_load(st2, &ch2), 0);
+	r.actor = "a";
+	r.role = "bc";
+	assert_int_equal(store_begin(st2), 0);
+	assert_int_equal(audit_append(st2, &ch2, &r, 5), 0);
+	assert_int_equal(store_commit(st2), 0);
+	assert_int_equal(ch2.last_seq, 1);
+	assert_memory_not_equal(f->ch.last_hash, ch2.last_hash, CRYPTO_HASH_LEN);
+	store_close(st2);
+}
+
+static void
+test_bad_record_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_chain before = f->ch;
+	struct audit_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.actor = "a";
+	r.role = "admin";
+	r.action = "x";
+	r.outcome = NULL;	/* required */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(audit_append(f->st, &f->ch, &r, 5), CB_ERR_INVAL);
+	assert_int_equal(store_rollback(f->st), 0);
+	assert_int_equal(f->ch.last_seq, before.last_seq);
+}
+
+static void
+test_list(void **state)
+{
+	struct fixture *f = *state;
+	struct store_audit_row *rows;
+	size_t n;
+
+	append_n(f, 25);
+	assert_int_equal(store_audit_list(f->st, 20, 100, &rows, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(rows[0].seq, 21);
+	assert_int_equal(rows[4].seq, 25);
+	assert_string_equal(rows[0].action, "grant.mint");	/* i = 20 */
+	assert_null(rows[0].grant_id);				/* 20 % 5 == 0 */
+	assert_non_null(rows[1].grant_id);
+	assert_memory_equal(rows[1].prev_hash, rows[0].hash, 32);
+	store_audit_rows_free(rows, n);
+
+	assert_int_equal(store_audit_list(f->st, 0, 3, &rows, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(rows[2].seq, 3);
+	store_audit_rows_free(rows, n);
+
+	assert_int_equal(store_audit_list(f->st, 25, 10, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+}
+
 int main(void);
+
 int
 main(void)
 {
-	return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_empty_ok, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_continues_chain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_edit_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_edit_null_to_empty_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_edit_ts_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_first_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_delete_and_renumber_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_swap_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_tail_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_anchor_removed_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_last_record_replaced_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_field_boundaries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_record_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_list, setup, teardown),
+	};
+
+	log_init("test_audit", LOG_LVL_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
