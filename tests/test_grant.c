@@ -1,8 +1,315 @@
-/* test_grant.c: (in progress) fails until written. */
+/*
+ * test_grant.c: the pure parts of grants: header names, templates and their
+ * rendering (incl. Basic), binding validation with defaults, and matching a request
+ * against a binding with the most specific refusal code.
+ */
 #include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "dest.h"
+#include "err.h"
+#include "grant.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+static void
+test_header_names(void **state)
+{
+	static const struct {
+		const char *name;
+		int ok;
+	} cases[] = {
+		{ "Authorization", 1 }, { "X-Api-Key", 1 }, { "x-goog-api-key", 1 },
+		{ "PRIVATE-TOKEN", 1 }, { "a!#$%&'*+-.^_`|~9", 1 },
+		{ "", 0 }, { "Bad Header", 0 }, { "Bad:Header", 0 }, { "X\r\nY", 0 },
+		{ "Host", 0 }, { "host", 0 }, { "Content-Length", 0 },
+		{ "transfer-encoding", 0 }, { "Connection", 0 }, { "Keep-Alive", 0 },
+		{ "Upgrade", 0 }, { "TE", 0 }, { "Trailer", 0 }, { "Proxy-Authorization", 0 },
+		{ "proxy-connection", 0 }, { "\xc3\xa9", 0 }, { "(comment)", 0 },
+		{ "X-012345678901234567890123456789012345678901234567890123456789abcd", 0 },	/* 66 */
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(cases); i++)
+		if ((grant_header_valid(cases[i].name) == 0) != cases[i].ok)
+			fail_msg("header \"%s\": expected %s", cases[i].name,
+			    cases[i].ok ? "valid" : "refused");
+	assert_int_equal(grant_header_valid(NULL), CB_ERR_INVAL);
+}
+
+static void
+test_templates_valid(void **state)
+{
+	static const struct {
+		const char *t;
+		int ok;
+	} cases[] = {
+		{ "Bearer {secret}", 1 }, { "{secret}", 1 }, { "token {secret}", 1 },
+		{ "key={secret};v=1", 1 }, { "basic:x-access-token", 1 }, { "basic:", 1 },
+		{ "", 0 }, { "Bearer", 0 }, { "{secret} {secret}", 0 }, { "{Secret}", 0 },
+		{ "Bearer {secret}\r\nX: y", 0 }, { "Bearer\t{secret}", 0 },
+		{ "basic:us:er", 0 }, { "basic:{secret}", 0 }, { "Bearer {secret}\x7f", 0 },
+		{ "Basic:user", 0 },	/* only the lower-case form is Basic; this has no {secret} */
+	};
+	char big[GRANT_TEMPLATE_MAX + 2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(cases); i++)
+		if ((grant_template_valid(cases[i].t) == 0) != cases[i].ok)
+			fail_msg("template \"%s\": expected %s", cases[i].t,
+			    cases[i].ok ? "valid" : "refused");
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "{secret}", 8);
+	assert_int_equal(grant_template_valid(big), CB_ERR_INVAL);
+	big[GRANT_TEMPLATE_MAX] = '\0';
+	assert_int_equal(grant_template_valid(big), 0);
+}
+
+static void
+render_eq(const char *tmpl, const char *secret, const char *want)
+{
+	char *out = NULL;
+	size_t len = 0;
+
+	assert_int_equal(grant_render(tmpl, (const uint8_t *)secret, strlen(secret), &out,
+	    &len), 0);
+	assert_non_null(out);
+	assert_string_equal(out, want);
+	assert_int_equal(len, strlen(want));
+	util_wipe_free(out, len + 1);
+}
+
+static void
+test_render(void **state)
+{
+	char *out = (char *)1;
+	size_t len = 1;
+
+	(void)state;
+	render_eq("Bearer {secret}", "ghp_abc", "Bearer ghp_abc");
+	render_eq("{secret}", "k", "k");
+	render_eq("pre {secret} post", "S", "pre S post");
+	render_eq("token {secret}", "{secret}", "token {secret}");	/* no re-expansion */
+	/* RFC 7617 example: Aladdin:open sesame */
+	render_eq("basic:Aladdin", "open sesame", "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+	render_eq("basic:x-access-token", "ghp_1", "Basic eC1hY2Nlc3MtdG9rZW46Z2hwXzE=");
+	render_eq("basic:", "sk_live", "Basic OnNrX2xpdmU=");
+	assert_int_equal(grant_render("Bearer", (const uint8_t *)"x", 1, &out, &len),
+	    CB_ERR_INVAL);
+	assert_null(out);
+	assert_int_equal(len, 0);
+}
+
+/* Parses a binding from JSON text; returns rc and fills code/field. */
+static int
+parse(const char *text, json_t **out, const char **code, const char **field)
+{
+	json_t *in;
+	int rc;
+
+	in = json_loads(text, 0, NULL);
+	assert_non_null(in);
+	rc = grant_binding_parse(in, out, code, field);
+	json_decref(in);
+	return rc;
+}
+
+static void
+test_binding_defaults(void **state)
+{
+	const char *code, *field;
+	json_t *b;
+
+	(void)state;
+	assert_int_equal(parse("{\"secret\": \"github\", \"host\": \"API.GitHub.com.\"}", &b,
+	    &code, &field), 0);
+	assert_string_equal(json_string_value(json_object_get(b, "host")), "api.github.com");
+	assert_int_equal(json_integer_value(json_object_get(b, "port")), 443);
+	assert_string_equal(json_string_value(json_object_get(b, "header")), "Authorization");
+	assert_string_equal(json_string_value(json_object_get(b, "template")),
+	    "Bearer {secret}");
+	assert_true(json_is_false(json_object_get(b, "inject")));
+	assert_null(json_object_get(b, "methods"));
+	assert_null(json_object_get(b, "path_prefix"));
+	json_decref(b);
+
+	assert_int_equal(parse("{\"secret\": \"s\", \"host\": \"h.example\", \"port\": 8443,"
+	    " \"methods\": [\"GET\", \"POST\"], \"path_prefix\": \"/repos/acme/\","
+	    " \"header\": \"X-Key\", \"template\": \"basic:u\", \"inject\": true}", &b, &code,
+	    &field), 0);
+	assert_int_equal(json_integer_value(json_object_get(b, "port")), 8443);
+	assert_int_equal(json_array_size(json_object_get(b, "methods")), 2);
+	assert_string_equal(json_string_value(json_object_get(b, "path_prefix")),
+	    "/repos/acme/");
+	assert_true(json_is_true(json_object_get(b, "inject")));
+	json_decref(b);
+}
+
+static void
+test_binding_refusals(void **state)
+{
+	static const struct {
+		const char *json;
+		const char *code;
+		const char *field;
+	} cases[] = {
+		{ "{\"host\": \"h\"}", JSON_E_MISSING_FIELD, "secret" },
+		{ "{\"secret\": \"s\"}", JSON_E_MISSING_FIELD, "host" },
+		{ "{\"secret\": 1, \"host\": \"h\"}", JSON_E_WRONG_TYPE, "secret" },
+		{ "{\"secret\": \"-bad\", \"host\": \"h\"}", JSON_E_INVALID_VALUE, "secret" },
+		{ "{\"secret\": \"s\", \"host\": \"bad host\"}", JSON_E_INVALID_VALUE, "host" },
+		{ "{\"secret\": \"s\", \"host\": \"\"}", JSON_E_INVALID_VALUE, "host" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"port\": 0}", JSON_E_INVALID_VALUE,
+		    "port" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"port\": 65536}", JSON_E_INVALID_VALUE,
+		    "port" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"port\": \"443\"}", JSON_E_WRONG_TYPE,
+		    "port" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"methods\": []}", JSON_E_INVALID_VALUE,
+		    "methods" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"methods\": \"GET\"}", JSON_E_WRONG_TYPE,
+		    "methods" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"methods\": [\"get\"]}",
+		    JSON_E_INVALID_VALUE, "methods" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"methods\": [1]}", JSON_E_WRONG_TYPE,
+		    "methods" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"path_prefix\": \"repos\"}",
+		    JSON_E_INVALID_VALUE, "path_prefix" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"path_prefix\": \"/a/../b/\"}",
+		    JSON_E_INVALID_VALUE, "path_prefix" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"header\": \"Host\"}",
+		    JSON_E_INVALID_VALUE, "header" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"header\": \"Proxy-Authorization\"}",
+		    JSON_E_INVALID_VALUE, "header" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"header\": \"A B\"}",
+		    JSON_E_INVALID_VALUE, "header" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"template\": \"Bearer\"}",
+		    JSON_E_INVALID_VALUE, "template" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"inject\": 1}", JSON_E_WRONG_TYPE,
+		    "inject" },
+		{ "{\"secret\": \"s\", \"host\": \"h\", \"extra\": 1}", JSON_E_UNKNOWN_FIELD,
+		    "extra" },
+	};
+	const char *code, *field;
+	json_t *b;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+		b = (json_t *)1;
+		if (parse(cases[i].json, &b, &code, &field) != CB_ERR_INVAL)
+			fail_msg("accepted: %s", cases[i].json);
+		assert_null(b);
+		if (code == NULL || strcmp(code, cases[i].code) != 0 || field == NULL ||
+		    strcmp(field, cases[i].field) != 0)
+			fail_msg("%s: got %s/%s, want %s/%s", cases[i].json,
+			    code ? code : "(null)", field ? field : "(null)", cases[i].code,
+			    cases[i].field);
+	}
+	/* Not an object at all. */
+	b = json_string("x");
+	assert_int_equal(grant_binding_parse(b, &b, &code, &field), CB_ERR_INVAL);
+	json_decref(b);
+}
+
+static void
+test_match(void **state)
+{
+	static const struct {
+		const char *host;
+		long long port;
+		const char *method;
+		const char *path;
+		int want;
+	} cases[] = {
+		{ "api.github.com", 443, "GET", "/repos/acme/x", GRANT_MATCH },
+		{ "api.github.com", 443, "POST", "/repos/acme/x/issues?state=open", GRANT_MATCH },
+		{ "api.github.com", 443, "GET", "/repos/acme/", GRANT_MATCH },
+		{ "api.github.com", 443, "GET", "/repos/acme", GRANT_MISMATCH_PATH },
+		{ "api.github.com", 443, "GET", "/repos/acme-evil/x", GRANT_MISMATCH_PATH },
+		{ "api.github.com", 443, "GET", "/repos/other/x", GRANT_MISMATCH_PATH },
+		{ "api.github.com", 443, "DELETE", "/repos/acme/x", GRANT_MISMATCH_METHOD },
+		{ "api.github.com", 8443, "GET", "/repos/acme/x", GRANT_MISMATCH_DEST },
+		{ "github.com", 443, "GET", "/repos/acme/x", GRANT_MISMATCH_DEST },
+		{ "api.github.com.evil", 443, "GET", "/repos/acme/x", GRANT_MISMATCH_DEST },
+	};
+	const char *code, *field;
+	json_t *b, *any;
+	size_t i;
+	int m;
+
+	(void)state;
+	assert_int_equal(parse("{\"secret\": \"github\", \"host\": \"api.github.com\","
+	    " \"methods\": [\"GET\", \"POST\"], \"path_prefix\": \"/repos/acme/\"}", &b, &code,
+	    &field), 0);
+	for (i = 0; i < UTIL_ARRAY_LEN(cases); i++) {
+		m = grant_binding_match(b, cases[i].host, cases[i].port, cases[i].method,
+		    cases[i].path);
+		if (m != cases[i].want)
+			fail_msg("%s %s:%lld%s: got %d want %d", cases[i].method, cases[i].host,
+			    cases[i].port, cases[i].path, m, cases[i].want);
+	}
+	json_decref(b);
+
+	/* No methods, no prefix: any method and path of the destination. */
+	assert_int_equal(parse("{\"secret\": \"k\", \"host\": \"llm.example\"}", &any, &code,
+	    &field), 0);
+	assert_int_equal(grant_binding_match(any, "llm.example", 443, "PATCH", "/v1/x"),
+	    GRANT_MATCH);
+	assert_int_equal(grant_binding_match(any, "llm.example", 80, "GET", "/"),
+	    GRANT_MISMATCH_DEST);
+	json_decref(any);
+
+	assert_string_equal(grant_mismatch_code(GRANT_MISMATCH_DEST), "destination_mismatch");
+	assert_string_equal(grant_mismatch_code(GRANT_MISMATCH_METHOD), "method_not_allowed");
+	assert_string_equal(grant_mismatch_code(GRANT_MISMATCH_PATH), "path_not_allowed");
+}
+
+/* The traversal and encoding tricks never reach matching: normalisation refuses them. */
+static void
+test_path_tricks_refused(void **state)
+{
+	static const char *const bad[] = { "/repos/acme/../x", "/repos/acme/%2e%2e/x",
+	    "/repos/acme%2Fx", "/repos/acme/%2E%2E/x", "/repos/acme/./x", "repos/acme/x",
+	    "/repos/acme\\x" };
+	char out[DEST_PATH_MAX + 1];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(bad); i++)
+		if (dest_path_normalise(bad[i], out, sizeof(out)) == 0)
+			fail_msg("normalised: %s -> %s", bad[i], out);
+}
+
 int main(void);
+
 int
 main(void)
 {
-	return 1;
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_names),
+		cmocka_unit_test(test_templates_valid),
+		cmocka_unit_test(test_render),
+		cmocka_unit_test(test_binding_defaults),
+		cmocka_unit_test(test_binding_refusals),
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_path_tricks_refused),
+	};
+
+	log_init("test_grant", LOG_LVL_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
