@@ -134,7 +134,10 @@ CBC_API int cbc_secret_delete(cbc_t *c, const char *name);
 CBC_API int cbc_key_rotate(cbc_t *c, const char *kind, char **json);
 /* GET /v1/audit?after=SEQ&limit=N; *json owned by the caller. */
 CBC_API int cbc_audit_get(cbc_t *c, long long after, long long limit, char **json);
-/* GET /v1/audit/verify: {"ok": bool, "records": N, "first_bad_seq": N, "problem": "..."}. */
+/*
+ * GET /v1/audit/verify: {"intact": bool, "records": N} plus, when not intact,
+ * "first_bad_seq": N and "problem": "...". *json owned by the caller (free()).
+ */
 CBC_API int cbc_audit_verify(cbc_t *c, char **json);
 
 /* ---- everyone ---- */

@@ -108,10 +108,12 @@ main(int argc, char **argv)
 	/* secrets (admin) */
 	rc = cbc_secret_put(admin, "it-gh", (const unsigned char *)"ghp_first", 9, gh_hosts, 3600,
 	    &v);
-	check(rc == 0 && v == 1, "secret put creates version 1", admin);
+	check(rc == 0 && v >= 1, "secret put gives a version (1 on a fresh deployment)", admin);
+	n = v;
 	rc = cbc_secret_put(admin, "it-gh", (const unsigned char *)"ghp_second", 10, gh_hosts, 3600,
 	    &v);
-	check(rc == 0 && v == 2, "secret put on an existing name gives version 2", admin);
+	check(rc == 0 && v == n + 1, "secret put on an existing name gives the next version",
+	    admin);
 	rc = cbc_secret_put(admin, "it-inj", (const unsigned char *)"inj_value", 9, inj_hosts, 0,
 	    NULL);
 	check(rc == 0, "secret put without max TTL", admin);
@@ -252,7 +254,7 @@ main(int argc, char **argv)
 	free(json);
 	json = NULL;
 	rc = cbc_audit_verify(admin, &json);
-	check(rc == 0 && has(json, "\"ok\"") && has(json, "true"), "audit verify ok", admin);
+	check(rc == 0 && has(json, "\"intact\":true"), "audit verify: intact", admin);
 	free(json);
 	json = NULL;
 	rc = cbc_audit_verify(harness, &json);
