@@ -339,6 +339,9 @@ ph_parse_hostport(const char *s, size_t len, int need_port, char *host, size_t h
 			    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
 				return -1;
 		}
+		/* Empty labels: one trailing dot is the only one allowed. */
+		if (hs[0] == '.' || memmem(hs, hl, "..", 2) != NULL)
+			return -1;
 		/*
 		 * A name whose last label is numeric must be a plain dotted quad: resolvers
 		 * read "0177.1" or "2130706433" as 127.0.0.1, which would dodge the proxy's
