@@ -100,14 +100,31 @@ field_ok(const char *s, int required)
 int
 audit_chain_load(struct store *st, struct audit_chain *ch)
 {
-	int64_t seq;
-	uint8_t hash[CRYPTO_HASH_LEN];
+	uint8_t hash[CRYPTO_HASH_LEN], ahash[CRYPTO_HASH_LEN];
+	int64_t seq, aseq;
 	int rc;
 
 	if ((rc = store_audit_last(st, &seq, hash)) != 0)
 		return rc;
 	ch->last_seq = seq;
 	memcpy(ch->last_hash, hash, CRYPTO_HASH_LEN);
+	rc = store_audit_anchor_get(st, &aseq, ahash);
+	if (rc == CB_ERR_NOTFOUND || rc == CB_ERR_CORRUPT)
+		return 0;	/* audit_verify reports it */
+	if (rc != 0)
+		return rc;
+	/*
+	 * The anchor is ahead of the rows (a deleted tail) or names another last record:
+	 * continue from the anchor, so that the gap or the broken link stays in the chain
+	 * for audit_verify instead of being papered over by the next anchor.
+	 */
+	if (aseq > seq || (aseq == seq && !crypto_memeq(ahash, hash, CRYPTO_HASH_LEN))) {
+		log_warnx("audit log damaged: the anchor names record %lld, the last record is "
+		    "%lld; continuing the chain from the anchor (run audit verify)",
+		    (long long)aseq, (long long)seq);
+		ch->last_seq = aseq;
+		memcpy(ch->last_hash, ahash, CRYPTO_HASH_LEN);
+	}
 	return 0;
 }
 

@@ -280,6 +280,23 @@ test_truncated_tail_detected(void **state)
 	expect_broken(f, 38, "tail");
 }
 
+/* A restart after a deleted tail must not paper over the gap with a new anchor. */
+static void
+test_truncated_tail_survives_restart(void **state)
+{
+	struct fixture *f = *state;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "DELETE FROM audit WHERE seq > 37");
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(open_db(f), 0);
+	assert_int_equal(audit_chain_load(f->st, &f->ch), 0);
+	assert_int_equal(f->ch.last_seq, N_RECORDS);	/* from the anchor */
+	append_n(f, 3);
+	expect_broken(f, 38, "records 38..40 missing");
+}
+
 static void
 test_anchor_removed_detected(void **state)
 {
@@ -397,6 +414,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_and_renumber_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_swap_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_tail_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_truncated_tail_survives_restart, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_anchor_removed_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_record_replaced_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_field_boundaries, setup, teardown),
