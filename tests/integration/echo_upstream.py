@@ -16,6 +16,8 @@ prints "PORT <n>" on stdout once it listens. Answers, by path:
   /upload                          the JSON above (body_sha256 of what it received)
   /status?code=N                   an empty answer with that status
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
+In-process, received(id) returns the headers of the request that carried X-Test-Id: id:
+what the upstream really got, whatever the proxy did to the response.
 
 make_certs(dir) makes a throwaway CA and a server certificate for 127.0.0.1 and
 localhost with the openssl command-line tool (test-only).
@@ -36,6 +38,15 @@ import urllib.parse
 
 MAX_BODY = 1 << 30
 _conn_ids = itertools.count(1)
+# In-process use (tests): what the upstream received, by the request's X-Test-Id header.
+_received = {}
+_received_lock = threading.Lock()
+
+
+def received(test_id):
+    """The [[name, value], ...] headers of the request that carried X-Test-Id: test_id, or None."""
+    with _received_lock:
+        return _received.get(test_id)
 
 
 def download_bytes(n):
@@ -159,6 +170,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.handle_ws()
             return
         sha, n = self.read_body()
+        tid = self.headers.get("X-Test-Id")
+        if tid:
+            with _received_lock:
+                if len(_received) < 100000:
+                    _received[tid] = [[k, v] for k, v in self.headers.items()]
         auth = self.headers.get("Authorization", "")
         if u.path == "/echo-credential-chunked":
             body = ("authorization=%s\n" % auth).encode()

@@ -1,0 +1,586 @@
+"""credproxy end to end (issue 5): a real broker, real credproxy processes, a real local
+TLS upstream (echo_upstream.py) and real clients (http.client, raw sockets, curl).
+
+Proxies started here:
+  shared   a source-address map: 127.0.0.2 -> sbx-a, 127.0.0.3 -> sbx-b (127.0.0.1 unknown),
+           --allow-private, --allow-host 127.0.0.1
+  sidecar  --sandbox-id sbx-b
+  injector --sandbox-id sbx-inj
+  strict   --sandbox-id sbx-a without --allow-private
+"""
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cbtest  # noqa: E402
+import echo_upstream  # noqa: E402
+
+SRC_A = "127.0.0.2"
+SRC_B = "127.0.0.3"
+TIMEOUT = 30
+
+
+class Proxy:
+    """A running credproxy; stderr in DIR/credproxy-NAME.log."""
+
+    def __init__(self, d, name, args, conf_extra=()):
+        self.d = d
+        self.port = cbtest.free_port()
+        self.conf = os.path.join(d.dir, "credproxy-%s.conf" % name)
+        with open(os.path.join(d.dir, "credproxy.conf")) as f:
+            text = f.read()
+        with open(self.conf, "w") as f:
+            f.write(text + "".join(line + "\n" for line in conf_extra))
+        self.log_path = os.path.join(d.dir, "credproxy-%s.log" % name)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [cbtest.binary("credproxy"), "-c", self.conf, "--listen", "127.0.0.1:%d" % self.port]
+            + list(args), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("credproxy exited with %d:\n%s" % (self.proc.returncode,
+                                                                        self.log()))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        cbtest.wait_until(up, timeout=15, what="credproxy listening")
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM):
+        rc = None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                rc = self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=20)
+        else:
+            rc = self.proc.returncode
+        self._log.close()
+        return rc
+
+
+class ProxyTest(cbtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = d = cbtest.Deployment()
+        cls.proxies = []
+        try:
+            cls._setup()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def _setup(cls):
+        d = cls.d
+        updir = os.path.join(d.tmp, "upstream")
+        cls.up_ca, up_crt, up_key = echo_upstream.make_certs(updir)
+        cls.up_srv, cls.up_port = echo_upstream.serve(up_crt, up_key)
+        cls.plain_srv, cls.plain_port = echo_upstream.serve(None, None, plain=True)
+        cls.sandbox_ca = os.path.join(d.dir, "pki", "sandbox-ca.pem")
+        cls.real = "ghp_REAL" + os.urandom(12).hex()
+        d.put_secret("gh", cls.real, ["localhost"])
+        cls.inj_real = "sk_INJ" + os.urandom(12).hex()
+        d.put_secret("inj", cls.inj_real, ["localhost"])
+        cls.grant = d.mint("sbx-a", "gh", "localhost", port=cls.up_port)
+        cls.token = cls.grant["token"]
+        cls.plain_grant = d.mint("sbx-a", "gh", "localhost", port=cls.plain_port)
+        d.mint("sbx-inj", "inj", "localhost", port=cls.up_port, inject=True,
+               header="X-Api-Key", template="{secret}")
+        common = ["--upstream-ca", cls.up_ca]
+        cls.shared = cls._proxy("shared", common + ["--allow-private", "--allow-host", "127.0.0.1"],
+                                ["sandbox %s/32 sbx-a" % SRC_A, "sandbox %s sbx-b" % SRC_B])
+        cls.sidecar = cls._proxy("sidecar", common + ["--allow-private", "--sandbox-id", "sbx-b"])
+        cls.injector = cls._proxy("injector", common + ["--allow-private", "--sandbox-id",
+                                                         "sbx-inj"])
+        cls.strict = cls._proxy("strict", common + ["--sandbox-id", "sbx-a"])
+
+    @classmethod
+    def _proxy(cls, name, args, conf_extra=()):
+        p = Proxy(cls.d, name, args, conf_extra)
+        cls.proxies.append(p)
+        return p
+
+    @classmethod
+    def tearDownClass(cls):
+        for p in getattr(cls, "proxies", []):
+            p.stop()
+        for s in ("up_srv", "plain_srv"):
+            srv = getattr(cls, s, None)
+            if srv is not None:
+                srv.shutdown()
+                srv.server_close()
+        cls.d.stop()
+
+    # --- clients -------------------------------------------------------------------------
+    def sandbox_ctx(self):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(self.sandbox_ca)
+        return ctx
+
+    def conn(self, proxy=None, src=SRC_A, host="localhost", port=None):
+        """An HTTPS connection through the proxy's CONNECT tunnel, from source address src."""
+        proxy = proxy or self.shared
+        c = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=self.sandbox_ctx(),
+                                        timeout=TIMEOUT, source_address=(src, 0))
+        c.set_tunnel(host, port or self.up_port)
+        return c
+
+    def get(self, path, headers=(), proxy=None, src=SRC_A, host="localhost", conn=None,
+            method="GET", body=None):
+        """One request with headers given as a list of (name, value) pairs (duplicates kept).
+        Returns (status, response headers, body bytes)."""
+        c = conn or self.conn(proxy, src, host)
+        self.last_id = uuid.uuid4().hex
+        try:
+            c.putrequest(method, path, skip_accept_encoding=True)
+            c.putheader("X-Test-Id", self.last_id)
+            for k, v in headers:
+                c.putheader(k, v)
+            if body is not None:
+                c.putheader("Content-Length", str(len(body)))
+            c.endheaders(body)
+            r = c.getresponse()
+            return r.status, r.getheaders(), r.read()
+        except (http.client.RemoteDisconnected, OSError):
+            return 0, [], b""
+        finally:
+            if conn is None:
+                c.close()
+
+    def received(self, test_id=None):
+        """Headers the upstream really received for the last request (or test_id)."""
+        h = echo_upstream.received(test_id or self.last_id)
+        self.assertIsNotNone(h, "the upstream saw no such request")
+        return h
+
+    def assert_one_real(self, body, name="Authorization", value=None, test_id=None):
+        """The upstream received exactly one `name` header, the real one. body is what the
+        sandbox got back: it must not hold the real value."""
+        got = [v for k, v in self.received(test_id) if k.lower() == name.lower()]
+        self.assertEqual(got, [value or "Bearer " + self.real])
+        self.assert_clean(body)
+
+    def assert_clean(self, *blobs):
+        for b in blobs:
+            if isinstance(b, list):
+                b = "\n".join("%s: %s" % kv for kv in b).encode()
+            self.assertNotIn(self.real.encode(), b)
+            self.assertNotIn(self.inj_real.encode(), b)
+
+    def raw(self, proxy, data, src=SRC_A, timeout=10):
+        """Sends raw bytes to the proxy (plain) and returns what came back until close."""
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=timeout,
+                                     source_address=(src, 0))
+        out = b""
+        try:
+            s.sendall(data)
+            for _ in range(1000):
+                try:
+                    b = s.recv(65536)
+                except (socket.timeout, ConnectionError):
+                    break
+                if not b:
+                    break
+                out += b
+        finally:
+            s.close()
+        return out
+
+    def tunnel(self, proxy=None, src=SRC_A, host="localhost", port=None, sni="localhost"):
+        """A raw TLS socket inside a CONNECT tunnel (SNI as given, None for none)."""
+        proxy = proxy or self.shared
+        port = port or self.up_port
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10,
+                                     source_address=(src, 0))
+        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port,
+                                                                     host.encode(), port))
+        head = b""
+        for _ in range(100):
+            b = s.recv(1)
+            if not b:
+                break
+            head += b
+            if head.endswith(b"\r\n\r\n"):
+                break
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        ctx = self.sandbox_ctx()
+        ctx.check_hostname = False
+        return ctx.wrap_socket(s, server_hostname=sni)
+
+    def exchange(self, s, data, max_bytes=1 << 20):
+        out = b""
+        try:
+            s.sendall(data)
+            while len(out) < max_bytes:
+                try:
+                    b = s.recv(65536)
+                except (socket.timeout, ssl.SSLError, ConnectionError):
+                    break
+                if not b:
+                    break
+                out += b
+        finally:
+            s.close()
+        return out
+
+    def assert_serving(self):
+        st, _, body = self.get("/alive", [("Authorization", "Bearer " + self.token)])
+        self.assertEqual(st, 200)
+        self.assert_one_real(body)
+
+    # --- exactly one credential header --------------------------------------------------
+    def test_token_once(self):
+        st, hdrs, body = self.get("/echo", [("Authorization", "Bearer " + self.token)])
+        self.assertEqual(st, 200, body)
+        self.assert_one_real(body)
+        self.assert_clean(hdrs, body)
+
+    def test_token_twice_mixed_case_and_fake(self):
+        cases = [
+            [("Authorization", "Bearer " + self.token), ("Authorization", "Bearer " + self.token)],
+            [("authorization", "Bearer " + self.token), ("AUTHORIZATION", "Bearer " + self.token)],
+            [("Authorization", "Bearer fake-of-the-sandbox"), ("Authorization", self.token)],
+            [("Authorization", "Bearer fake-of-the-sandbox"), ("aUtHoRiZaTiOn", self.token)],
+        ]
+        for hdrs in cases:
+            st, rh, body = self.get("/echo", hdrs)
+            self.assertEqual(st, 200, (hdrs, body))
+            self.assert_one_real(body)
+            names = [k.lower() for k, _ in self.received()]
+            self.assertNotIn("proxy-authorization", names)
+            # the token itself never reaches the upstream
+            self.assertNotIn("cbt_", json.dumps(self.received()))
+            self.assert_clean(rh, body)
+
+    def test_basic_password(self):
+        basic = base64.b64encode(("x-access-token:" + self.token).encode()).decode()
+        st, rh, body = self.get("/echo", [("Authorization", "Basic " + basic)])
+        self.assertEqual(st, 200, body)
+        self.assert_one_real(body)
+
+    def test_proxy_authorization_stripped(self):
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token),
+                                         ("Proxy-Authorization", "Basic Zm9vOmJhcg==")])
+        self.assertEqual(st, 200)
+        self.assertNotIn("proxy-authorization", [k.lower() for k, _ in self.received()])
+
+    def test_curl(self):
+        curl = shutil.which("curl")
+        if curl is None:
+            self.skipTest("no curl")
+        tid = "curl-" + uuid.uuid4().hex
+        r = subprocess.run([curl, "-sS", "--interface", SRC_A, "--proxy",
+                            "http://127.0.0.1:%d" % self.shared.port, "--cacert", self.sandbox_ca,
+                            "-H", "Authorization: Bearer " + self.token, "-H", "X-Test-Id: " + tid,
+                            "https://localhost:%d/echo-credential-header" % self.up_port],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assert_one_real(r.stdout, test_id=tid)
+
+    # --- refusals -------------------------------------------------------------------------
+    def assert_refused(self, st, body, status=403, code=None):
+        self.assertEqual(st, status, body)
+        self.assertTrue(body.startswith(b"credproxy: "), body)
+        if code is not None:
+            self.assertIn(code.encode(), body)
+        self.assert_clean(body)
+
+    def test_refused_other_sandbox_by_source(self):
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], src=SRC_B)
+        self.assert_refused(st, body)
+
+    def test_refused_other_sandbox_sidecar(self):
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                               proxy=self.sidecar, src="127.0.0.1")
+        self.assert_refused(st, body)
+
+    def test_refused_unknown_source(self):
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                               src="127.0.0.1")
+        self.assertEqual(st, 0)	# the CONNECT itself is refused; http.client raises
+        out = self.raw(self.shared, b"CONNECT localhost:%d HTTP/1.1\r\nHost: localhost:%d\r\n\r\n"
+                       % (self.up_port, self.up_port), src="127.0.0.1")
+        self.assertTrue(out.startswith(b"HTTP/1.1 403"), out)
+        self.assertIn(b"unknown sandbox", out)
+
+    def test_refused_other_host(self):
+        # the grant names localhost; 127.0.0.1 is the same server under another name
+        c = self.conn(host="127.0.0.1")
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], conn=c)
+        c.close()
+        self.assert_refused(st, body)
+
+    def test_refused_after_revocation(self):
+        g = self.d.mint("sbx-a", "gh", "localhost", port=self.up_port)
+        c = self.conn()
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + g["token"])], conn=c)
+        self.assertEqual(st, 200)
+        self.assert_one_real(body)
+        st, _, raw = self.d.request("harness", "DELETE", "/v1/grants/" + g["grant_id"])
+        self.assertIn(st, (200, 204), raw)
+        t0 = time.monotonic()
+        # the same kept-alive connection, within one second of the revocation
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + g["token"])], conn=c)
+        c.close()
+        self.assertLess(time.monotonic() - t0, 1.0)
+        self.assert_refused(st, body)
+
+    def test_refused_after_expiry(self):
+        g = self.d.mint("sbx-a", "gh", "localhost", port=self.up_port, ttl_s=1)
+        time.sleep(2.2)
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + g["token"])])
+        self.assert_refused(st, body)
+
+    def test_refused_sni_mismatch(self):
+        s = self.tunnel(sni="127.0.0.1")
+        out = self.exchange(s, b"GET / HTTP/1.1\r\nHost: localhost:%d\r\nAuthorization: Bearer %s"
+                            b"\r\n\r\n" % (self.up_port, self.token.encode()))
+        self.assertTrue(out.startswith(b"HTTP/1.1 421"), out)
+        s = self.tunnel(sni=None)
+        out = self.exchange(s, b"GET / HTTP/1.1\r\nHost: localhost:%d\r\n\r\n" % self.up_port)
+        self.assertTrue(out.startswith(b"HTTP/1.1 421"), out)
+
+    def test_refused_host_mismatch(self):
+        for host in (b"127.0.0.1:%d" % self.up_port, b"localhost:1", b"evil.example"):
+            s = self.tunnel()
+            out = self.exchange(s, b"GET / HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s"
+                                b"\r\n\r\n" % (host, self.token.encode()))
+            self.assertTrue(out.startswith(b"HTTP/1.1 421"), (host, out))
+        self.assert_serving()
+
+    def test_no_token_not_allowlisted(self):
+        # sbx-b holds no grant for localhost and localhost is not on the allowlist
+        st, _, body = self.get("/echo", src=SRC_B)
+        self.assert_refused(st, body)
+
+    def test_no_token_allowlisted(self):
+        c = self.conn(src=SRC_B, host="127.0.0.1")
+        st, _, body = self.get("/echo", conn=c)
+        c.close()
+        self.assertEqual(st, 200, body)
+
+    def test_no_token_swap_grant_passes_untouched(self):
+        st, _, body = self.get("/echo", [("Authorization", "Bearer sandbox-own")])
+        self.assertEqual(st, 200, body)
+        self.assert_one_real(body, value="Bearer sandbox-own")
+
+    def test_private_address_refused(self):
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                               proxy=self.strict, src="127.0.0.1")
+        self.assert_refused(st, body, code="private")
+
+    # --- inject mode ------------------------------------------------------------------------
+    def test_inject(self):
+        st, rh, body = self.get("/echo-credential-header", [("X-Api-Key", "sandbox-fake")],
+                                proxy=self.injector, src="127.0.0.1")
+        self.assertEqual(st, 200, body)
+        self.assert_one_real(body, name="X-Api-Key", value=self.inj_real)
+        # the echo of the injected value is redacted in the body
+        self.assertIn(b"[credproxy:redacted]", body)
+        self.assert_clean(rh, body)
+
+    # --- scrubbing --------------------------------------------------------------------------
+    def test_scrub_header_echo(self):
+        st, rh, body = self.get("/echo-credential-header",
+                                [("Authorization", "Bearer " + self.token)])
+        self.assertEqual(st, 200)
+        echoed = dict((k.lower(), v) for k, v in rh)["x-echo-authorization"]
+        self.assertNotIn(self.real, echoed)
+        self.assertIn(self.token, echoed)
+        self.assert_clean(rh, body)
+
+    def test_scrub_chunked_every_split(self):
+        n = len("authorization=Bearer %s\n" % self.real)
+        c = self.conn()
+        try:
+            for split in range(n + 1):
+                st, rh, body = self.get("/echo-credential-chunked?split=%d" % split,
+                                        [("Authorization", "Bearer " + self.token)], conn=c)
+                self.assertEqual(st, 200, split)
+                self.assert_clean(rh, body)
+                self.assertIn(self.token.encode(), body)
+        finally:
+            c.close()
+
+    # --- bodies and keep-alive ---------------------------------------------------------------
+    def test_large_upload(self):
+        data = os.urandom(8 << 20)
+        want = hashlib.sha256(data).hexdigest()
+        st, _, body = self.get("/upload", [("Authorization", "Bearer " + self.token)],
+                               method="POST", body=data)
+        self.assertEqual(st, 200)
+        js = json.loads(body)
+        self.assertEqual((js["body_sha256"], js["body_len"]), (want, len(data)))
+        # chunked, in pieces
+        c = self.conn()
+        try:
+            c.putrequest("PUT", "/upload")
+            c.putheader("Authorization", "Bearer " + self.token)
+            c.putheader("Transfer-Encoding", "chunked")
+            c.endheaders()
+            for i in range(0, len(data), 100003):
+                part = data[i:i + 100003]
+                c.send(b"%x\r\n%s\r\n" % (len(part), part))
+            c.send(b"0\r\n\r\n")
+            r = c.getresponse()
+            js = json.loads(r.read())
+        finally:
+            c.close()
+        self.assertEqual((js["body_sha256"], js["body_len"]), (want, len(data)))
+
+    def test_large_download(self):
+        n = 24 << 20
+        want = hashlib.sha256(echo_upstream.download_bytes(n)).hexdigest()
+        for q in ("", "&chunked=1"):
+            st, _, body = self.get("/download?bytes=%d%s" % (n, q),
+                                   [("Authorization", "Bearer " + self.token)])
+            self.assertEqual(st, 200)
+            self.assertEqual((hashlib.sha256(body).hexdigest(), len(body)), (want, n))
+
+    def test_keep_alive(self):
+        c = self.conn()
+        ids = set()
+        try:
+            for i in range(6):
+                st, _, body = self.get("/echo?i=%d" % i, [("Authorization", "Bearer " + self.token)],
+                                       conn=c)
+                self.assertEqual(st, 200)
+                self.assert_one_real(body)
+                js = json.loads(body)
+                self.assertEqual(js["path"], "/echo?i=%d" % i)
+                ids.add(js["conn_id"])
+        finally:
+            c.close()
+        self.assertEqual(len(ids), 1, "the upstream connection is reused")
+
+    def test_plain_http_absolute_form(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.shared.port, timeout=TIMEOUT,
+                                       source_address=(SRC_A, 0))
+        try:
+            url = "http://localhost:%d/echo-credential-header" % self.plain_port
+            tid = uuid.uuid4().hex
+            c.request("GET", url, headers={"Authorization": "Bearer " + self.plain_grant["token"],
+                                           "X-Test-Id": tid})
+            r = c.getresponse()
+            body = r.read()
+            self.assertEqual(r.status, 200, body)
+            self.assert_one_real(body, test_id=tid)
+            self.assert_clean(r.getheaders(), body)
+        finally:
+            c.close()
+
+    def test_websocket(self):
+        s = self.tunnel()
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: localhost:%d\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
+                  % (self.up_port, self.token.encode()))
+        head = b""
+        for _ in range(1000):
+            b = s.recv(1)
+            if not b:
+                break
+            head += b
+            if head.endswith(b"\r\n\r\n"):
+                break
+        self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+        self.assertIn(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", head)
+        s.sendall(b"ping-frame-bytes")
+        got = b""
+        for _ in range(100):
+            got += s.recv(100)
+            if len(got) >= 16:
+                break
+        s.close()
+        self.assertEqual(got, b"ping-frame-bytes")
+
+    # --- bad input ----------------------------------------------------------------------------
+    def test_bad_input(self):
+        hp = b"localhost:%d" % self.plain_port
+        cases = [
+            b"GET http://" + hp + b"/ HTTP/1.1\r\nHost: " + hp + b"\r\nX-Big: " + b"a" * 40000
+            + b"\r\n\r\n",
+            b"GET  http://" + hp + b"/ HTTP/1.1\r\nHost: " + hp + b"\r\n\r\n",
+            b"BLAH\r\n\r\n",
+            b"POST http://" + hp + b"/ HTTP/1.1\r\nHost: " + hp + b"\r\nContent-Length: 4\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"GET http://" + hp + b"/ HTTP/1.1\nHost: " + hp + b"\n\n",
+            b"GET http://" + hp + b"/ HTTP/1.1\r\nHost: " + hp + b"\r\nX-A: b\r\n c\r\n\r\n",
+            b"GET http://" + hp + b"/ HTTP/1.1\r\nHost: " + hp + b"\r\nContent-Length: 1\r\n"
+            b"Content-Length: 2\r\n\r\n",
+            b"GET http://" + hp + b"/ HTTP/7.1\r\nHost: " + hp + b"\r\n\r\n",
+        ]
+        for data in cases:
+            out = self.raw(self.shared, data)
+            self.assertRegex(out[:12], rb"^HTTP/1\.1 (4\d\d|505)", (data[:80], out[:200]))
+        # invalid chunk sizes, inside a tunnel, after the head was accepted
+        for chunk in (b"zz\r\n", b"-1\r\n", b"fffffffffffffffffffff\r\n", b"1 2\r\n"):
+            s = self.tunnel()
+            out = self.exchange(s, b"POST /upload HTTP/1.1\r\nHost: localhost:%d\r\n"
+                                b"Authorization: Bearer %s\r\nTransfer-Encoding: chunked\r\n\r\n%s"
+                                % (self.up_port, self.token.encode(), chunk))
+            self.assertTrue(out.startswith(b"HTTP/1.1 400"), (chunk, out[:200]))
+        self.assert_serving()
+        st, _, body = self.get("/echo", src=SRC_B, host="127.0.0.1")
+        self.assertEqual(st, 200)
+
+    # --- signals ------------------------------------------------------------------------------
+    def test_sighup_reloads_map(self):
+        p = self._proxy("reload", ["--upstream-ca", self.up_ca, "--allow-private"],
+                        ["sandbox %s sbx-b" % SRC_A])
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], proxy=p)
+        self.assert_refused(st, body)
+        with open(p.conf) as f:
+            text = f.read()
+        with open(p.conf, "w") as f:
+            f.write(text.replace("sandbox %s sbx-b" % SRC_A, "sandbox %s sbx-a" % SRC_A))
+        p.proc.send_signal(signal.SIGHUP)
+
+        def ok():
+            st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                                   proxy=p)
+            return st == 200
+        cbtest.wait_until(ok, timeout=5, interval=0.2, what="reloaded sandbox map")
+
+    def test_sigterm_drains(self):
+        p = self._proxy("drain", ["--upstream-ca", self.up_ca, "--allow-private",
+                                  "--sandbox-id", "sbx-a"])
+        c = self.conn(proxy=p)
+        c.putrequest("POST", "/upload")
+        c.putheader("Authorization", "Bearer " + self.token)
+        c.putheader("Content-Length", "10")
+        c.endheaders(b"12345")
+        time.sleep(0.5)
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        c.send(b"67890")
+        r = c.getresponse()
+        js = json.loads(r.read())
+        c.close()
+        self.assertEqual(js["body_len"], 10)
+        self.assertEqual(p.proc.wait(timeout=10), 0)
+
+
+if __name__ == "__main__":
+    cbtest.main()
