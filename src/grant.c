@@ -242,7 +242,7 @@ grant_binding_parse(json_t *in, json_t **out, const char **code, const char **fi
 		return field_err(code, *code, field, "inject");
 
 	rc = CB_ERR_NOMEM;
-	*code = "internal";
+	*code = "internal_error";
 	if ((o = json_object()) == NULL)
 		goto out;
 	if (methods != NULL) {
@@ -458,7 +458,7 @@ ctx_done(struct commit_op *op, int rc)
 			b = json_pack("{s:s, s:I}", "sandbox_id", x->sandbox_id, "revoked",
 			    (json_int_t)x->revoked);
 			if (b == NULL) {
-				ctx_reply(x, 500, "internal");
+				ctx_reply(x, 500, "internal_error");
 				return;
 			}
 			x->body = b;
@@ -477,7 +477,7 @@ ctx_done(struct commit_op *op, int rc)
 	}
 	log_warnx("%s failed: %s", x->op.audit.action, cb_strerror(rc));
 	ctx_reply(x, rc == CB_ERR_BUSY ? 503 : 500, rc == CB_ERR_BUSY ? "unavailable" :
-	    "internal");
+	    "internal_error");
 }
 
 /* Queues x; the answer leaves from ctx_done once durable. */
@@ -527,7 +527,7 @@ static void
 reply_nomem(struct api_call *call)
 {
 	log_warnx("out of memory");
-	api_error(call, 500, "internal");
+	api_error(call, 500, "internal_error");
 }
 
 /* ------------------------------------------------------------------- mint */
@@ -578,7 +578,7 @@ mint_policy(struct grant_ctx *x, struct store *rst, json_t *canon, long long ttl
 		if (rc == CB_ERR_NOTFOUND)
 			code = "unknown_secret";
 		else if (rc != 0)
-			code = "internal";
+			code = "internal_error";
 		else if (!secret_host_allowed(m, host))
 			code = "host_not_allowed";
 		else if (ttl > m->max_ttl_s)
@@ -672,7 +672,7 @@ grant_handle_mint(struct api_call *call)
 	}
 	if ((refusal = mint_policy(x, rst, canon, ttl)) != NULL) {
 		json_decref(canon);
-		ctx_refuse(x, strcmp(refusal, "internal") == 0 ? 500 : 403, refusal, NULL);
+		ctx_refuse(x, strcmp(refusal, "internal_error") == 0 ? 500 : 403, refusal, NULL);
 		return;
 	}
 
@@ -717,7 +717,7 @@ grant_handle_mint(struct api_call *call)
 	ctx_submit(x);
 	return;
  internal:
-	ctx_refuse(x, 500, "internal", NULL);
+	ctx_refuse(x, 500, "internal_error", NULL);
 }
 
 /* ----------------------------------------------------------- show, revoke */
@@ -752,7 +752,7 @@ lookup_own(struct grant_ctx *x)
 	}
 	set_grant_id(x, call->path_arg);
 	if ((rst = store_pool_get(call->b->readers)) == NULL) {
-		ctx_refuse(x, 500, "internal", NULL);
+		ctx_refuse(x, 500, "internal_error", NULL);
 		return NULL;
 	}
 	rc = store_grant_get(rst, call->path_arg, &g);
@@ -763,7 +763,7 @@ lookup_own(struct grant_ctx *x)
 		return NULL;
 	}
 	if (rc != 0) {
-		ctx_refuse(x, 500, "internal", NULL);
+		ctx_refuse(x, 500, "internal_error", NULL);
 		return NULL;
 	}
 	set_sandbox(x, g->sandbox_id);
@@ -801,7 +801,7 @@ grant_handle_show(struct api_call *call)
 		    "bindings", bindings);
 	store_grant_free(g);
 	if (o == NULL) {
-		ctx_refuse(x, 500, "internal", NULL);
+		ctx_refuse(x, 500, "internal_error", NULL);
 		return;
 	}
 	x->body = o;
@@ -832,7 +832,7 @@ grant_handle_revoke(struct api_call *call)
 		return;
 	store_grant_free(g);
 	if ((x->body = json_pack("{s:s, s:b}", "grant_id", x->grant_id, "revoked", 1)) == NULL) {
-		ctx_refuse(x, 500, "internal", NULL);
+		ctx_refuse(x, 500, "internal_error", NULL);
 		return;
 	}
 	x->status = 200;
@@ -857,7 +857,7 @@ grant_handle_revoke_sandbox(struct api_call *call)
 {
 	struct grant_ctx *x;
 
-	if ((x = ctx_new(call, K_REVOKE_SBX, "grant.revoke_sandbox")) == NULL) {
+	if ((x = ctx_new(call, K_REVOKE_SBX, "sandbox.revoke")) == NULL) {
 		reply_nomem(call);
 		return;
 	}
@@ -1005,9 +1005,11 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 	memset(&c, 0, sizeof(c));
 	tr = token_verify(call->b->vault, r->token, strlen(r->token), x->now, &c);
 	if (tr != TOKEN_OK) {
-		if (tr == TOKEN_INTERNAL)
+		if (tr == TOKEN_INTERNAL) {
 			*status = 500;
-		code = token_reason(tr);
+			code = "internal_error";
+		} else
+			code = token_reason(tr);
 		goto out;
 	}
 	set_grant_id(x, c.jti);
@@ -1018,7 +1020,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 	}
 	if (rc != 0) {
 		*status = 500;
-		code = "internal";
+		code = "internal_error";
 		goto out;
 	}
 	if (g->kid == NULL || strcmp(g->kid, c.kid) != 0) {
@@ -1044,7 +1046,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 	if ((bindings = json_loads(g->bindings, 0, NULL)) == NULL || !json_is_array(bindings)) {
 		log_warnx("grant %s: unreadable bindings", g->id);
 		*status = 500;
-		code = "internal";
+		code = "internal_error";
 		goto out;
 	}
 	json_array_foreach(bindings, i, b) {
@@ -1063,7 +1065,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 	/* Decrypt here, on the server thread: the commit thread only counts the use. */
 	if ((headers = json_array()) == NULL) {
 		*status = 500;
-		code = "internal";
+		code = "internal_error";
 		goto out;
 	}
 	if ((rc = add_header(call, rst, headers, match)) != 0) {
@@ -1072,13 +1074,13 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 			code = "unknown_secret";
 		else {
 			*status = 500;
-			code = "internal";
+			code = "internal_error";
 		}
 		goto out;
 	}
 	if ((x->body = resolve_body(headers, g->expires_at - x->now)) == NULL) {
 		*status = 500;
-		code = "internal";
+		code = "internal_error";
 		goto out;
 	}
 	x->sensitive = 1;
@@ -1178,7 +1180,7 @@ resolve_tokenless(struct grant_ctx *x, struct resolve_req *r, struct store *rst,
 	t.rst = rst;
 	if ((t.headers = json_array()) == NULL) {
 		*status = 500;
-		return "internal";
+		return "internal_error";
 	}
 	rc = store_grant_sandbox_live(rst, x->sandbox_id, x->now, TOKENLESS_GRANTS_MAX,
 	    tokenless_grant, &t);
@@ -1186,7 +1188,7 @@ resolve_tokenless(struct grant_ctx *x, struct resolve_req *r, struct store *rst,
 		wipe_headers(t.headers);
 		x->nuse = 0;
 		*status = 500;
-		return "internal";
+		return "internal_error";
 	}
 	if (json_array_size(t.headers) == 0 && !t.swap_match) {
 		json_decref(t.headers);
@@ -1197,7 +1199,7 @@ resolve_tokenless(struct grant_ctx *x, struct resolve_req *r, struct store *rst,
 	if ((x->body = resolve_body(t.headers, t.min_exp - x->now)) == NULL) {
 		x->nuse = 0;
 		*status = 500;
-		return "internal";
+		return "internal_error";
 	}
 	return NULL;
 }
@@ -1220,7 +1222,7 @@ grant_handle_resolve(struct api_call *call)
 	}
 	x->op.audit.detail = x->detail;
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		ctx_refuse(x, 500, "internal", NULL);
+		ctx_refuse(x, 500, "internal_error", NULL);
 		return;
 	}
 	r->port = 443;
@@ -1276,7 +1278,7 @@ grant_handle_resolve(struct api_call *call)
 		goto out;
 	}
 	if ((rst = store_pool_get(call->b->readers)) == NULL) {
-		ctx_refuse(x, 500, "internal", NULL);
+		ctx_refuse(x, 500, "internal_error", NULL);
 		goto out;
 	}
 	if (r->token != NULL)
