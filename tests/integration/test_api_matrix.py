@@ -1,0 +1,182 @@
+"""Role x endpoint matrix against the real daemon (issue 3).
+
+Callers: the three roles, no certificate, a certificate from another CA, a serverAuth-only
+certificate from our CA, an expired certificate from our CA, and a valid client certificate
+whose identity the configuration does not know. Every cell must answer as the policy says,
+and no response except a resolve answered to the proxy may contain the secret value.
+"""
+
+import os
+import secrets
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cbtest  # noqa: E402
+
+SANDBOX = "sbx-matrix"
+HOST = "api.example.com"
+
+# Expected status per (endpoint, caller) for the three authenticated roles.
+ALLOWED = {
+    "mint": {"harness"},
+    "resolve": {"proxy"},
+    "grant_show": {"harness", "admin"},
+    "grant_revoke": {"harness", "admin"},
+    "sandbox_revoke": {"harness", "admin"},
+    "secret_put": {"admin"},
+    "secret_list": {"admin"},
+    "secret_show": {"admin"},
+    "secret_delete": {"admin"},
+    "key_rotate": {"admin"},
+    "audit_list": {"admin"},
+    "audit_verify": {"admin"},
+    "healthz": {"harness", "proxy", "admin"},
+    "metrics": {"harness", "proxy", "admin"},
+}
+OK_STATUS = {"mint": 201, "secret_put": 201}
+
+# Hostile callers and what they must get on every endpoint.
+HOSTILE = {
+    "none": (401, "client_certificate_required"),
+    "other_ca": (401, "invalid_client_certificate"),
+    "server_only": (401, "invalid_client_certificate"),
+    "expired": (401, "invalid_client_certificate"),
+    "unknown": (403, "unknown_identity"),
+}
+
+
+class Matrix(cbtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.d = cbtest.Deployment()
+        d = cls.d
+        cls.value = "sv_" + secrets.token_hex(16)
+        d.put_secret("matrix", cls.value, [HOST])
+        # Hostile certificates.
+        oca = d.mkcert("other-ca", usage="ca", cn="other CA", self_signed=True)
+        cls.callers = {
+            "harness": "harness", "proxy": "proxy", "admin": "admin", "none": None,
+            "other_ca": d.mkcert("other-client", usage="client", cn="admin", ca=oca,
+                                 uri="spiffe://credbroker.dev/admin"),
+            "server_only": d.mkcert("server-only", usage="server", cn="admin",
+                                    uri="spiffe://credbroker.dev/admin", dns="localhost"),
+            "expired": d.mkcert("expired", usage="client", cn="admin",
+                                uri="spiffe://credbroker.dev/admin", expired=True),
+            "unknown": d.mkcert("stranger", usage="client", cn="stranger",
+                                uri="spiffe://credbroker.dev/stranger"),
+        }
+        cls.responses = []   # (caller, endpoint, status, raw)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    # Each endpoint: a function (caller) -> (status, json, raw) with fresh objects.
+    def _fresh_grant(self, sandbox=SANDBOX):
+        return self.d.mint(sandbox, "matrix", HOST, ttl_s=600)
+
+    def _call(self, endpoint, who):
+        d = self.d
+        if endpoint == "mint":
+            return d.request(who, "POST", "/v1/grants", body={
+                "sandbox_id": SANDBOX, "ttl_s": 600,
+                "bindings": [{"secret": "matrix", "host": HOST}]})
+        if endpoint == "resolve":
+            g = self._fresh_grant()
+            return d.request(who, "POST", "/v1/resolve", body={
+                "token": g["token"], "sandbox_id": SANDBOX, "host": HOST, "port": 443,
+                "method": "GET", "path": "/"})
+        if endpoint == "grant_show":
+            g = self._fresh_grant()
+            return d.request(who, "GET", "/v1/grants/" + g["grant_id"])
+        if endpoint == "grant_revoke":
+            g = self._fresh_grant()
+            return d.request(who, "DELETE", "/v1/grants/" + g["grant_id"])
+        if endpoint == "sandbox_revoke":
+            self._fresh_grant("sbx-doomed")
+            return d.request(who, "DELETE", "/v1/sandboxes/sbx-doomed/grants")
+        if endpoint == "secret_put":
+            return d.request(who, "PUT", "/v1/secrets/matrix", body={
+                "value": self.value, "hosts": [HOST], "max_ttl_s": 3600})
+        if endpoint == "secret_list":
+            return d.request(who, "GET", "/v1/secrets")
+        if endpoint == "secret_show":
+            return d.request(who, "GET", "/v1/secrets/matrix")
+        if endpoint == "secret_delete":
+            d.put_secret("doomed", "dv_" + secrets.token_hex(8), [HOST])
+            return d.request(who, "DELETE", "/v1/secrets/doomed")
+        if endpoint == "key_rotate":
+            return d.request(who, "POST", "/v1/keys/rotate", body={"kind": "signing"})
+        if endpoint == "audit_list":
+            return d.request(who, "GET", "/v1/audit?after=0&limit=5")
+        if endpoint == "audit_verify":
+            return d.request(who, "GET", "/v1/audit/verify")
+        if endpoint == "healthz":
+            return d.request(who, "GET", "/healthz")
+        if endpoint == "metrics":
+            return d.request(who, "GET", "/metrics")
+        raise AssertionError(endpoint)
+
+    def test_matrix(self):
+        bad = []
+        for caller, who in self.callers.items():
+            for endpoint, allowed in ALLOWED.items():
+                st, js, raw = self._call(endpoint, who)
+                self.responses.append((caller, endpoint, st, raw))
+                if caller in HOSTILE:
+                    want_st, want_code = HOSTILE[caller]
+                    got_code = js.get("error") if isinstance(js, dict) else None
+                    if st != want_st or got_code != want_code:
+                        bad.append("%s %s: %d %r (want %d %s)" % (caller, endpoint, st, raw[:80],
+                                                                  want_st, want_code))
+                elif caller in allowed:
+                    want = OK_STATUS.get(endpoint, 200)
+                    if st != want:
+                        bad.append("%s %s: %d %r (want %d)" % (caller, endpoint, st, raw[:80], want))
+                else:
+                    if st != 403 or not isinstance(js, dict) or js.get("error") != "forbidden":
+                        bad.append("%s %s: %d %r (want 403 forbidden)" % (caller, endpoint, st,
+                                                                          raw[:80]))
+        self.assertEqual(bad, [], "\n".join(bad))
+        # The daemon is still serving, and nobody but the proxy ever saw the value.
+        self.assertEqual(self.d.request("admin", "GET", "/healthz")[0], 200)
+        leaks = [(c, e, s) for (c, e, s, raw) in self.responses
+                 if self.value.encode() in raw and not (c == "proxy" and e == "resolve" and s == 200)]
+        self.assertEqual(leaks, [])
+        # The proxy's resolve did carry it (so the leak check above can fail).
+        got = [raw for (c, e, s, raw) in self.responses if c == "proxy" and e == "resolve" and s == 200]
+        self.assertTrue(got and self.value.encode() in got[0])
+        self.assertNotIn(self.value, self.d.log())
+
+    def test_role_refusal_is_audited(self):
+        before = self.d.audit()
+        st, js, _ = self.d.request("harness", "GET", "/v1/secrets/matrix")
+        self.assertEqual((st, js), (403, {"error": "forbidden"}))
+        after = self.d.audit(after=before[-1]["seq"])
+        # The refusal, then the admin's own audit listing of `before` (in order).
+        refusals = [r for r in after if r["action"] == "secret.show"]
+        self.assertEqual(len(refusals), 1)
+        r = refusals[0]
+        self.assertEqual((r["actor"], r["role"], r["outcome"]),
+                         ("spiffe://credbroker.dev/harness", "harness", "forbidden"))
+
+    def test_hostile_identity_not_in_audit(self):
+        """Unauthenticated callers are refused before anything is audited under their name."""
+        who = self.callers["unknown"]
+        st, _, _ = self.d.request(who, "GET", "/v1/audit")
+        self.assertEqual(st, 403)
+        recs = self.d.audit()
+        self.assertFalse([r for r in recs if "stranger" in r["actor"]])
+
+    def test_unknown_path_and_method(self):
+        for who in ("harness", "proxy", "admin"):
+            st, js, _ = self.d.request(who, "GET", "/v1/nothing")
+            self.assertEqual((st, js), (404, {"error": "not_found"}))
+            st, js, _ = self.d.request(who, "PATCH", "/v1/secrets")
+            self.assertEqual((st, js), (405, {"error": "method_not_allowed"}))
+            st, js, _ = self.d.request(who, "GET", "/v1/grants/")
+            self.assertEqual(st, 404)
+
+
+if __name__ == "__main__":
+    cbtest.main()
