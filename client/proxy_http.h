@@ -63,6 +63,14 @@ struct ph_response {
  */
 int ph_parse_request(const char *data, size_t len, struct ph_request *req, int *status,
     const char **reason);
+/*
+ * Notes on ph_parse_request: req is overwritten on entry (clear a previous request
+ * first); on 0 and -1 it holds nothing to free. Hosts (req->host) are lower case, IPv6
+ * without brackets; a name whose last label is numeric must be a plain dotted quad
+ * ("0177.1", "2130706433", "0x7f.1" are refused). Content-Length and Transfer-Encoding
+ * are kept by ph_rewrite_request (the body is forwarded with the same framing), and
+ * Connection cannot name them for removal.
+ */
 void ph_request_clear(struct ph_request *req);
 
 /* Same for a response head; head_request = 1 when it answers a HEAD. */
@@ -110,6 +118,7 @@ struct ph_chunked {
  * of len unless the message ended), or -1 on a malformed encoding. st->done is set
  * after the last chunk and trailers.
  */
+/* A zeroed struct ph_chunked is the start state; after done, feeds consume nothing. */
 int ph_chunked_feed(struct ph_chunked *st, const uint8_t *in, size_t len,
     void (*emit)(void *arg, const uint8_t *p, size_t n), void *arg);
 

@@ -18,7 +18,12 @@ typedef void (*scrub_emit_fn)(void *arg, const uint8_t *p, size_t n);
 
 /* Creates an empty scrubber; *out owned by the caller (scrub_free). */
 int scrub_new(struct scrub **out);
-/* Adds a pattern (copied) and its replacement (copied); empty patterns are refused. */
+/*
+ * Adds a pattern (copied) and its replacement (copied); empty patterns are refused,
+ * more than SCRUB_PATTERNS_MAX is CB_ERR_LIMIT. At each position the longest pattern
+ * wins; replacements are not rescanned. Use non-empty replacements: an empty one joins
+ * the bytes around it, which could form a new occurrence.
+ */
 int scrub_add(struct scrub *s, const uint8_t *pattern, size_t plen, const uint8_t *repl,
     size_t rlen);
 /* Number of patterns. */
