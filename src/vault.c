@@ -923,7 +923,11 @@ vault_rotation_finish(struct vault *v, struct store *st, int64_t old_id, int *do
 		goto fail;
 	if ((rc = store_commit(st)) != 0)
 		goto fail;
-	vault_keys_remove(v->dks, &v->ndk, (size_t)(k - v->dks));
+	/*
+	 * Kept in memory (never used to seal again): a reader that fetched a row just
+	 * before the last batch committed may still open it with this key.
+	 */
+	util_strlcpy(k->state, "retired", sizeof(k->state));
 	log_info("data key %" PRId64 " retired: rotation finished", old_id);
 	*done = 1;
 	goto out;
@@ -1137,9 +1141,15 @@ out:
 void
 vault_counts(struct vault *v, int *data_keys, int *signing_keys)
 {
+	size_t i;
+	int n = 0;
+
 	pthread_rwlock_rdlock(&v->lock);
+	for (i = 0; i < v->ndk; i++)
+		if (strcmp(v->dks[i].state, "retired") != 0)
+			n++;
 	if (data_keys != NULL)
-		*data_keys = (int)v->ndk;
+		*data_keys = n;
 	if (signing_keys != NULL)
 		*signing_keys = (int)v->nsk;
 	pthread_rwlock_unlock(&v->lock);

@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -172,6 +174,20 @@ raw_int(struct fixture *f, const char *sql)
 	int64_t v = -1;
 
 	assert_int_equal(sqlite3_prepare_v2(f->st->db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+static int64_t
+raw_int_st(struct store *st, const char *sql)
+{
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+		return -1;
 	if (sqlite3_step(s) == SQLITE_ROW)
 		v = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
@@ -691,6 +707,128 @@ test_rotation_interrupted(void **state)
 	}
 }
 
+/*
+ * A real crash: a child process rotates with max_batches batches and _exits without
+ * closing anything (no checkpoint, no cleanup); a second child crashes inside an
+ * open transaction. The parent reopens and must see every value.
+ */
+static void
+test_rotation_crash_fork(void **state)
+{
+	struct fixture *f = *state;
+	static const int batches[] = { 1, 2 };
+	int64_t left;
+	size_t i;
+	pid_t pid;
+	int status;
+
+	fx_open(f, f->key);
+	put_many(f, 230, 1);
+	fx_close(f);
+	for (i = 0; i < UTIL_ARRAY_LEN(batches); i++) {
+		if ((pid = fork()) == 0) {
+			struct store *st = NULL;
+			struct vault *v = NULL;
+			char why[256];
+
+			if (store_open(f->db, 0, &st, why, sizeof(why)) != 0 ||
+			    vault_open(st, f->key, &v, why, sizeof(why)) != 0 ||
+			    vault_rotate_data_key(v, st, batches[i], NULL) != 0)
+				_exit(2);
+			/* Half-way through a further batch, uncommitted. */
+			if (store_begin(st) != 0 ||
+			    store_secret_version_reseal(st, "s0229", 1,
+			    raw_int_st(st, "SELECT key_id FROM secret_versions WHERE name = 's0229'"),
+			    raw_int_st(st, "SELECT MAX(id) FROM data_keys"),
+			    (const uint8_t *)"garbage-garbage-garbage-garbage", 31) != 0)
+				_exit(3);
+			_exit(0);
+		}
+		assert_true(pid > 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+	}
+	/* Two rotations were started; the second finished the first before starting. */
+	fx_open(f, f->key);
+	check_many(f, 230, 1);
+	left = raw_int(f, "SELECT COUNT(*) FROM secret_versions WHERE key_id != "
+	    "(SELECT id FROM data_keys WHERE state = 'active')");
+	assert_int_equal(left, 0);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM meta WHERE k = 'rotation'"), 0);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM data_keys WHERE state = 'retired'"), 2);
+	assert_int_equal(store_integrity_check(f->st), 0);
+}
+
+struct reader_arg {
+	struct store_pool *pool;
+	struct vault *v;
+	volatile int *stop;
+	int ok, failed;
+};
+
+static void *
+reader_thread(void *p)
+{
+	struct reader_arg *a = p;
+	struct store *st = store_pool_get(a->pool);
+	char name[32], want[64];
+	uint8_t *val;
+	size_t len;
+	int i;
+
+	if (st == NULL) {
+		a->failed++;
+		return NULL;
+	}
+	for (i = 0; i < 200000 && !__atomic_load_n(a->stop, __ATOMIC_ACQUIRE); i++) {
+		snprintf(name, sizeof(name), "s%04d", i % 300);
+		snprintf(want, sizeof(want), "value-%04d-v1", i % 300);
+		val = NULL;
+		if (secret_reveal(st, a->v, name, &val, &len) == 0 &&
+		    strcmp((const char *)val, want) == 0)
+			a->ok++;
+		else
+			a->failed++;
+		util_wipe_free(val, len + 1);
+	}
+	return NULL;
+}
+
+/* Server threads keep revealing secrets while a data-key rotation runs. */
+static void
+test_rotation_concurrent_reads(void **state)
+{
+	struct fixture *f = *state;
+	struct store_pool *pool = NULL;
+	struct reader_arg a[2];
+	pthread_t th[2];
+	volatile int stop = 0;
+	size_t i;
+
+	fx_open(f, f->key);
+	put_many(f, 300, 1);
+	assert_int_equal(store_pool_new(f->db, &pool), 0);
+	memset(a, 0, sizeof(a));
+	for (i = 0; i < 2; i++) {
+		a[i].pool = pool;
+		a[i].v = f->v;
+		a[i].stop = &stop;
+		assert_int_equal(pthread_create(&th[i], NULL, reader_thread, &a[i]), 0);
+	}
+	for (i = 0; i < 3; i++)
+		assert_int_equal(vault_rotate_data_key(f->v, f->st, -1, NULL), 0);
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	store_pool_free(pool);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(a[i].failed, 0);
+		assert_true(a[i].ok > 0);
+	}
+	check_many(f, 300, 1);
+}
+
 static void
 test_rotate_master_key(void **state)
 {
@@ -958,6 +1096,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_wrapped_key_moved, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_data_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_interrupted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_crash_fork, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_concurrent_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_master_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_signing_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_open, setup, teardown),
