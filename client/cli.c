@@ -495,9 +495,14 @@ main(int argc, char **argv)
 			return cli_usage(NULL, "option '%s' needs a value", argv[optind - 1]);
 		cli_global_opt(&g, ch, optarg);
 	}
-	if (optind >= argc || strcmp(argv[optind], "help") == 0) {
-		fputs(cli_main_usage, g.help || optind < argc ? stdout : stderr);
-		return g.help || optind < argc ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+	if ((optind >= argc && g.help) || (optind < argc && strcmp(argv[optind], "help") == 0)) {
+		fputs(cli_main_usage, stdout);
+		return CLI_EXIT_OK;
+	}
+	if (optind >= argc) {
+		fputs("credbroker: no command given\n", stderr);
+		fputs(cli_main_usage, stderr);
+		return CLI_EXIT_USAGE;
 	}
 	for (i = 0; i < UTIL_ARRAY_LEN(cli_cmds); i++) {
 		if (strcmp(argv[optind], cli_cmds[i].name) == 0) {
