@@ -306,8 +306,13 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
 		return rc;
 	if ((rc = store_secret_version_get(st, name, row->current_version, &key_id, &ct,
 	    &ctlen)) != 0) {
-		if (rc == CB_ERR_NOTFOUND)
-			rc = CB_ERR_CORRUPT;	/* metadata names a version that is gone */
+		/* Deleted meanwhile (two reads, no common snapshot), or a damaged store. */
+		if (rc == CB_ERR_NOTFOUND) {
+			store_secret_free(row);
+			row = NULL;
+			rc = store_secret_get(st, name, &row) == CB_ERR_NOTFOUND ?
+			    CB_ERR_NOTFOUND : CB_ERR_CORRUPT;
+		}
 		goto out;
 	}
 	rc = vault_secret_open(v, name, row->current_version, key_id, ct, ctlen, value, len);

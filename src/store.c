@@ -210,8 +210,17 @@ store_precheck_file(const char *path, int flags, int *exists, char *why, size_t 
 
 	*exists = 0;
 	if (stat(path, &sb) == -1) {
-		if (errno == ENOENT && (flags & STORE_CREATE))
+		if (errno == ENOENT && (flags & STORE_CREATE)) {
+			/* Create it 0600 ourselves: SQLite would use 0644 (its -wal/-shm follow). */
+			if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1 &&
+			    errno != EEXIST) {
+				snprintf(why, whylen, "database %s: %s", path, strerror(errno));
+				return CB_ERR_IO;
+			}
+			if (fd != -1)
+				close(fd);
 			return 0;
+		}
 		snprintf(why, whylen, "database %s: %s", path, strerror(errno));
 		return CB_ERR_IO;
 	}

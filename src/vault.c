@@ -198,6 +198,22 @@ out:
 	return rc;
 }
 
+/*
+ * Inside a write transaction, before wrapping a new key: the database must still be
+ * under our KEK (a master-key rotation by another process would otherwise leave a
+ * key wrapped under the old master key).
+ */
+static int
+vault_still_kek(struct vault *v, struct store *st)
+{
+	int rc;
+
+	if ((rc = vault_verify_kek(st, v->kek)) == CB_ERR_AUTH)
+		log_warnx("%s: the master key changed since this vault was opened; reopen it",
+		    store_path(st));
+	return rc;
+}
+
 /* --- wrapping --- */
 
 static int
@@ -774,6 +790,8 @@ vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_after
 	pthread_rwlock_wrlock(&v->lock);
 	if ((rc = store_begin(st)) != 0)
 		goto out;
+	if ((rc = vault_still_kek(v, st)) != 0)
+		goto fail;
 	for (i = 0; i < v->nsk; i++) {
 		struct vault_key *k = &v->sks[i];
 
@@ -1014,6 +1032,8 @@ vault_rotate_data_key(struct vault *v, struct store *st, int max_batches,
 	}
 	if ((rc = store_begin(st)) != 0)
 		goto out;
+	if ((rc = vault_still_kek(v, st)) != 0)
+		goto fail;
 	if ((rc = store_data_key_update(st, old_id, old->wrapped, old->wrapped_len,
 	    "retiring")) != 0 ||
 	    (rc = vault_new_data_key(v->kek, st, "active", &nk)) != 0)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -129,6 +130,12 @@ test_open_migrates(void **state)
 	assert_int_equal(ver, known_version());
 	assert_true(ver >= 1);
 	assert_string_equal(store_path(f->st), f->path);
+	{
+		struct stat sb;
+
+		assert_int_equal(stat(f->path, &sb), 0);
+		assert_int_equal(sb.st_mode & 0777, 0600);
+	}
 	assert_int_equal(store_readonly(f->st), 0);
 	/* Pragmas as required. */
 	assert_int_equal(raw_int(f->st->db, "PRAGMA foreign_keys"), 1);

@@ -875,6 +875,30 @@ test_rotate_master_key(void **state)
 	explicit_bzero(sk_after, sizeof(sk_after));
 }
 
+/* A vault opened before a master-key rotation must not wrap new keys under the old KEK. */
+static void
+test_stale_kek_guard(void **state)
+{
+	struct fixture *f = *state;
+	struct store *other = NULL;
+	char why[512], kid[VAULT_KID_MAX];
+
+	fx_open(f, f->key);
+	put(f, "gh", "stale-guard", NULL);
+	assert_int_equal(vault_create_master_key(f->key2), 0);
+	assert_int_equal(store_open(f->db, 0, &other, why, sizeof(why)), 0);
+	assert_int_equal(vault_rotate_master_key(other, f->key, f->key2, why, sizeof(why)), 0);
+	store_close(other);
+	assert_int_equal(vault_rotate_data_key(f->v, f->st, -1, NULL), CB_ERR_AUTH);
+	assert_int_equal(vault_rotate_signing_key(f->v, f->st, util_now() + 60, kid),
+	    CB_ERR_AUTH);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM data_keys"), 1);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM signing_keys"), 1);
+	fx_close(f);
+	fx_open(f, f->key2);
+	assert_reveal(f, "gh", "stale-guard");
+}
+
 static int
 is_kid(const char *kid)
 {
@@ -1100,6 +1124,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_concurrent_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_master_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_signing_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_kek_guard, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leak, setup, teardown),
 	};
