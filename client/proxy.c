@@ -763,19 +763,43 @@ up_connect(struct cconn *c, const struct proxy_job *job)
 	return CB_ERR_CRYPTO;
 }
 
+/*
+ * In swap mode a whole credential header value echoed back becomes what the sandbox
+ * itself sent in that header ("Bearer cbt_..."), when it sent one; else the token.
+ */
+static const char *
+swap_replacement(const struct cconn *c, const struct proxy_job *job,
+    const struct proxy_pattern *pat)
+{
+	size_t i, k;
+
+	if (strncmp(pat->repl, "cbt_", 4) != 0)
+		return pat->repl;
+	for (k = 0; k < job->nset; k++) {
+		if (strcmp(job->set[k].value, pat->value) != 0)
+			continue;
+		for (i = 0; i < c->req.nheaders; i++)
+			if (strcasecmp(c->req.headers[i].name, job->set[k].name) == 0 &&
+			    strstr(c->req.headers[i].value, pat->repl) != NULL)
+				return c->req.headers[i].value;
+	}
+	return pat->repl;
+}
+
 /* Adds the job's credential values to this request's scrubber. */
 static int
 build_scrub(struct cconn *c, const struct proxy_job *job)
 {
+	const char *repl;
 	size_t i;
 	int rc;
 
 	if ((rc = scrub_new(&c->scrub)) != 0)
 		return rc;
 	for (i = 0; i < job->npats && i < SCRUB_PATTERNS_MAX; i++) {
+		repl = swap_replacement(c, job, &job->pats[i]);
 		rc = scrub_add(c->scrub, (const uint8_t *)job->pats[i].value,
-		    strlen(job->pats[i].value), (const uint8_t *)job->pats[i].repl,
-		    strlen(job->pats[i].repl));
+		    strlen(job->pats[i].value), (const uint8_t *)repl, strlen(repl));
 		if (rc != 0)
 			return rc;
 	}
@@ -946,7 +970,7 @@ start_intercept(struct cconn *c)
 	c->tls = 1;
 	bufferevent_setcb(tb, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_setwatermark(tb, EV_READ, 0, READ_HIGH);
-	bufferevent_set_timeouts(tb, &tv, NULL);
+	bufferevent_set_timeouts(tb, &tv, &tv);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
 	c->state = CS_HEAD;
 }
@@ -1212,7 +1236,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	px->nconns++;
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH);
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	c->state = CS_HEAD;
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("%s: new connection, sandbox %s", c->peer, c->have_sandbox ? c->sandbox : "?");
