@@ -1,6 +1,7 @@
 /*
  * test_token.c: mint/verify round trip and the refusal corpus: nothing but a token
- * minted by us, signed by a key we hold, inside its time window, is ever accepted.
+ * minted by us, signed by a key the vault still verifies with, inside its time window,
+ * is ever accepted.
  */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -18,6 +20,7 @@
 
 #include "crypto.h"
 #include "err.h"
+#include "store.h"
 #include "token.h"
 #include "util.h"
 #include "vault.h"
@@ -25,37 +28,61 @@
 int main(void);
 
 /*
- * The vault is replaced by a stub holding two signing keys (this definition wins over
- * vault.o in the static core library): KID_A is active, KID_B verifies only.
+ * A real vault on a temporary database, with three signing keys: "ret" (rotated out
+ * with a retire time in the past: no longer verifies), "old" (rotated out, still in
+ * its verify period) and "act" (active: token_mint signs with it). The tests copy the
+ * key bytes to forge tokens of their own.
  */
-#define KID_A	"k0123456789abcdef"
-#define KID_B	"kfedcba9876543210"
+static char tmpdir[64], dbpath[128], keypath[128];
+static struct store *st;
+static struct vault *vault;
+static uint8_t key_act[CRYPTO_KEY_LEN], key_old[CRYPTO_KEY_LEN], key_ret[CRYPTO_KEY_LEN];
+static const uint8_t key_other[CRYPTO_KEY_LEN] = "an attacker's key, not ours!!!!!";
+static char kid_act[VAULT_KID_MAX], kid_old[VAULT_KID_MAX], kid_ret[VAULT_KID_MAX];
 #define KID_X	"k00000000000000ff"	/* well-formed, unknown */
 
-static const uint8_t key_a[CRYPTO_KEY_LEN] = "0123456789abcdef0123456789abcdef";
-static const uint8_t key_b[CRYPTO_KEY_LEN] = "fedcba9876543210fedcba9876543210";
-static const uint8_t key_other[CRYPTO_KEY_LEN] = "an attacker's key, not ours!!!!!";
-static int vault_calls;
-static int vault_fail;
-
-int
-vault_signing_key(struct vault *v, const char *kid, uint8_t key[CRYPTO_KEY_LEN],
-    char kid_out[VAULT_KID_MAX])
+static int
+group_setup(void **state)
 {
-	vault_calls++;
-	if (vault_fail)
-		return CB_ERR_DB;
-	if (kid == NULL || strcmp(kid, KID_A) == 0) {
-		memcpy(key, key_a, CRYPTO_KEY_LEN);
-		if (kid_out != NULL)
-			util_strlcpy(kid_out, KID_A, VAULT_KID_MAX);
-		return 0;
-	}
-	if (strcmp(kid, KID_B) == 0) {
-		memcpy(key, key_b, CRYPTO_KEY_LEN);
-		return 0;
-	}
-	return CB_ERR_NOTFOUND;
+	char why[512], kid[VAULT_KID_MAX];
+
+	util_strlcpy(tmpdir, "/tmp/cbtest-token-XXXXXX", sizeof(tmpdir));
+	if (mkdtemp(tmpdir) == NULL)
+		return -1;
+	snprintf(dbpath, sizeof(dbpath), "%s/cb.db", tmpdir);
+	snprintf(keypath, sizeof(keypath), "%s/master.key", tmpdir);
+	if (vault_create_master_key(keypath) != 0 ||
+	    store_open(dbpath, STORE_CREATE, &st, why, sizeof(why)) != 0 ||
+	    vault_open(st, keypath, &vault, why, sizeof(why)) != 0)
+		return -1;
+	if (vault_signing_key(vault, NULL, key_ret, kid_ret) != 0 ||
+	    vault_rotate_signing_key(vault, st, util_now() - 1, kid) != 0 ||
+	    vault_signing_key(vault, NULL, key_old, kid_old) != 0 ||
+	    vault_rotate_signing_key(vault, st, util_now() + 3600, kid) != 0 ||
+	    vault_signing_key(vault, NULL, key_act, kid_act) != 0)
+		return -1;
+	if (strcmp(kid, kid_act) != 0 || strcmp(kid_act, kid_old) == 0 ||
+	    strcmp(kid_old, kid_ret) == 0)
+		return -1;
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	vault_free(vault);
+	store_close(st);
+	unlink(dbpath);
+	snprintf(dbpath, sizeof(dbpath), "%s/cb.db-wal", tmpdir);
+	unlink(dbpath);
+	snprintf(dbpath, sizeof(dbpath), "%s/cb.db-shm", tmpdir);
+	unlink(dbpath);
+	unlink(keypath);
+	rmdir(tmpdir);
+	explicit_bzero(key_act, sizeof(key_act));
+	explicit_bzero(key_old, sizeof(key_old));
+	explicit_bzero(key_ret, sizeof(key_ret));
+	return 0;
 }
 
 #define NOW	1800000000LL
@@ -95,6 +122,37 @@ b64url(const void *in, size_t len)
 
 enum sigmode { SIG_HS256, SIG_HS384, SIG_EMPTY };
 
+/* b64url of header with "@ACT@", "@OLD@", "@RET@" replaced by the fixture's kids. */
+static char *
+b64url_kid(const char *header)
+{
+	static const struct {
+		const char *tag;
+		const char *kid;
+	} subst[] = { { "@ACT@", kid_act }, { "@OLD@", kid_old }, { "@RET@", kid_ret } };
+	char buf[1024];
+	const char *at;
+	size_t i, o = 0;
+
+	while (*header != '\0') {
+		for (i = 0; i < UTIL_ARRAY_LEN(subst); i++) {
+			if (strncmp(header, subst[i].tag, 5) == 0)
+				break;
+		}
+		at = i < UTIL_ARRAY_LEN(subst) ? subst[i].kid : NULL;
+		if (at != NULL) {
+			assert_true(o + strlen(at) < sizeof(buf));
+			memcpy(buf + o, at, strlen(at));
+			o += strlen(at);
+			header += 5;
+		} else {
+			assert_true(o + 1 < sizeof(buf));
+			buf[o++] = *header++;
+		}
+	}
+	return b64url(buf, o);
+}
+
 /* "cbt_" + b64url(header) "." b64url(payload) "." MAC under key (malloc'd). */
 static char *
 forge(const char *header, const char *payload, const uint8_t *key, enum sigmode mode)
@@ -104,7 +162,7 @@ forge(const char *header, const char *payload, const uint8_t *key, enum sigmode 
 	unsigned int maclen = 0;
 	size_t n;
 
-	h = b64url(header, strlen(header));
+	h = b64url_kid(header);
 	p = b64url(payload, strlen(payload));
 	n = strlen(h) + strlen(p) + 2;
 	signing = malloc(n);
@@ -130,7 +188,7 @@ forge(const char *header, const char *payload, const uint8_t *key, enum sigmode 
 	return tok;
 }
 
-#define HDR_OK	"{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"" KID_A "\"}"
+#define HDR_OK	"{\"alg\":\"HS256\",\"typ\":\"JWT\",\"kid\":\"" "@ACT@\"}"
 #define PAY_FMT	"{\"iss\":\"credbroker\",\"aud\":\"credproxy\",\"sub\":\"sbx-42\"," \
 		"\"jti\":\"" JTI "\",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld}"
 
@@ -146,7 +204,7 @@ payload(long long iat, long long nbf, long long exp)
 static enum token_result
 verify(const char *tok, struct token_claims *c)
 {
-	return token_verify(NULL, tok, strlen(tok), NOW, c);
+	return token_verify(vault, tok, strlen(tok), NOW, c);
 }
 
 static char *
@@ -161,8 +219,8 @@ mint(const char *sub, long long iat, long long nbf, long long exp)
 	c.iat = iat;
 	c.nbf = nbf;
 	c.exp = exp;
-	assert_int_equal(token_mint(NULL, &c, &tok), 0);
-	assert_string_equal(c.kid, KID_A);
+	assert_int_equal(token_mint(vault, &c, &tok), 0);
+	assert_string_equal(c.kid, kid_act);
 	return tok;
 }
 
@@ -178,23 +236,23 @@ test_round_trip(void **state)
 	assert_int_equal(verify(tok, &c), TOKEN_OK);
 	assert_string_equal(c.sub, "sbx-42");
 	assert_string_equal(c.jti, JTI);
-	assert_string_equal(c.kid, KID_A);
+	assert_string_equal(c.kid, kid_act);
 	assert_int_equal(c.iat, NOW - 10);
 	assert_int_equal(c.nbf, NOW - 10);
 	assert_int_equal(c.exp, NOW + 600);
 	/* The length is what counts, not a terminating NUL. */
-	assert_int_equal(token_verify(NULL, tok, strlen(tok) - 1, NOW, &c), TOKEN_MALFORMED);
+	assert_int_equal(token_verify(vault, tok, strlen(tok) - 1, NOW, &c), TOKEN_MALFORMED);
 	util_wipe_str(tok);
 
 	/* A forged token of the same form, signed with our key, is a token. */
-	tok = forge(HDR_OK, payload(NOW, NOW, NOW + 60), key_a, SIG_HS256);
+	tok = forge(HDR_OK, payload(NOW, NOW, NOW + 60), key_act, SIG_HS256);
 	assert_int_equal(verify(tok, &c), TOKEN_OK);
 	free(tok);
 	/* typ is optional; member order does not matter; the verify-only key verifies. */
-	tok = forge("{\"kid\":\"" KID_B "\",\"alg\":\"HS256\"}", payload(NOW, NOW, NOW + 60),
-	    key_b, SIG_HS256);
+	tok = forge("{\"kid\":\"@OLD@\",\"alg\":\"HS256\"}", payload(NOW, NOW, NOW + 60),
+	    key_old, SIG_HS256);
 	assert_int_equal(verify(tok, &c), TOKEN_OK);
-	assert_string_equal(c.kid, KID_B);
+	assert_string_equal(c.kid, kid_old);
 	free(tok);
 }
 
@@ -221,14 +279,14 @@ test_time_window(void **state)
 	assert_int_equal(verify(tok, &c), TOKEN_OK);
 	free(tok);
 	/* Issued in the future beyond the skew. */
-	tok = forge(HDR_OK, payload(NOW + 60, NOW, NOW + 600), key_a, SIG_HS256);
+	tok = forge(HDR_OK, payload(NOW + 60, NOW, NOW + 600), key_act, SIG_HS256);
 	assert_int_equal(verify(tok, &c), TOKEN_NOT_YET_VALID);
 	free(tok);
 	/* exp must be after nbf. */
-	tok = forge(HDR_OK, payload(NOW, NOW, NOW), key_a, SIG_HS256);
+	tok = forge(HDR_OK, payload(NOW, NOW, NOW), key_act, SIG_HS256);
 	assert_int_equal(verify(tok, &c), TOKEN_MALFORMED);
 	free(tok);
-	tok = forge(HDR_OK, payload(-1, NOW, NOW + 60), key_a, SIG_HS256);
+	tok = forge(HDR_OK, payload(-1, NOW, NOW + 60), key_act, SIG_HS256);
 	assert_int_equal(verify(tok, &c), TOKEN_MALFORMED);
 	free(tok);
 }
@@ -252,117 +310,117 @@ struct forge_case {
 #define EXP	"\"exp\":1800000600"
 
 static const struct forge_case forge_cases[] = {
-	{ "alg none, no signature", "{\"alg\":\"none\",\"kid\":\"" KID_A "\"}", NULL, NULL,
+	{ "alg none, no signature", "{\"alg\":\"none\",\"kid\":\"" "@ACT@\"}", NULL, NULL,
 	    SIG_EMPTY, TOKEN_BAD_ALG },
 	{ "alg none, no signature, no kid", "{\"alg\":\"none\"}", NULL, NULL,
 	    SIG_EMPTY, TOKEN_BAD_ALG },
 	{ "HS256, no signature", HDR_OK, NULL, NULL, SIG_EMPTY, TOKEN_MALFORMED },
-	{ "alg none, signed", "{\"alg\":\"none\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg none, signed", "{\"alg\":\"none\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg None", "{\"alg\":\"None\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg None", "{\"alg\":\"None\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg hs256", "{\"alg\":\"hs256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg hs256", "{\"alg\":\"hs256\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg Hs256", "{\"alg\":\"Hs256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg Hs256", "{\"alg\":\"Hs256\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg HS384", "{\"alg\":\"HS384\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg HS384", "{\"alg\":\"HS384\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS384, TOKEN_BAD_ALG },
-	{ "alg HS384, HS256 MAC", "{\"alg\":\"HS384\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg HS384, HS256 MAC", "{\"alg\":\"HS384\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg RS256", "{\"alg\":\"RS256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg RS256", "{\"alg\":\"RS256\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg ES256", "{\"alg\":\"ES256\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg ES256", "{\"alg\":\"ES256\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg HS256 with space", "{\"alg\":\"HS256 \",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg HS256 with space", "{\"alg\":\"HS256 \",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg as array", "{\"alg\":[\"HS256\"],\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg as array", "{\"alg\":[\"HS256\"],\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg missing", "{\"kid\":\"" KID_A "\"}", NULL, key_a, SIG_HS256, TOKEN_BAD_ALG },
-	{ "alg twice", "{\"alg\":\"HS256\",\"alg\":\"none\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "alg missing", "{\"kid\":\"" "@ACT@\"}", NULL, key_act, SIG_HS256, TOKEN_BAD_ALG },
+	{ "alg twice", "{\"alg\":\"HS256\",\"alg\":\"none\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_MALFORMED },
 	{ "another key", HDR_OK, NULL, key_other, SIG_HS256, TOKEN_BAD_SIGNATURE },
-	{ "key B under kid A", HDR_OK, NULL, key_b, SIG_HS256, TOKEN_BAD_SIGNATURE },
-	{ "unknown kid", "{\"alg\":\"HS256\",\"kid\":\"" KID_X "\"}", NULL, key_a,
+	{ "old key under the active kid", HDR_OK, NULL, key_old, SIG_HS256, TOKEN_BAD_SIGNATURE },
+	{ "unknown kid", "{\"alg\":\"HS256\",\"kid\":\"" KID_X "\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_UNKNOWN_KID },
-	{ "kid missing", "{\"alg\":\"HS256\"}", NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "kid upper case", "{\"alg\":\"HS256\",\"kid\":\"K0123456789ABCDEF\"}", NULL, key_a,
+	{ "kid missing", "{\"alg\":\"HS256\"}", NULL, key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "kid upper case", "{\"alg\":\"HS256\",\"kid\":\"K0123456789ABCDEF\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_MALFORMED },
-	{ "kid path", "{\"alg\":\"HS256\",\"kid\":\"../../etc/passwd\"}", NULL, key_a,
+	{ "kid path", "{\"alg\":\"HS256\",\"kid\":\"../../etc/passwd\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_MALFORMED },
-	{ "kid empty", "{\"alg\":\"HS256\",\"kid\":\"\"}", NULL, key_a, SIG_HS256,
+	{ "kid empty", "{\"alg\":\"HS256\",\"kid\":\"\"}", NULL, key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "kid number", "{\"alg\":\"HS256\",\"kid\":1}", NULL, key_a, SIG_HS256,
+	{ "kid number", "{\"alg\":\"HS256\",\"kid\":1}", NULL, key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "typ JWS", "{\"alg\":\"HS256\",\"typ\":\"JWS\",\"kid\":\"" KID_A "\"}", NULL, key_a,
+	{ "typ JWS", "{\"alg\":\"HS256\",\"typ\":\"JWS\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_MALFORMED },
-	{ "extra header jku", "{\"alg\":\"HS256\",\"kid\":\"" KID_A "\",\"jku\":\"http://x\"}",
-	    NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "extra header crit", "{\"alg\":\"HS256\",\"kid\":\"" KID_A "\",\"crit\":[\"exp\"]}",
-	    NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "extra header cty", "{\"alg\":\"HS256\",\"kid\":\"" KID_A "\",\"cty\":\"JWT\"}",
-	    NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "header not an object", "[\"HS256\"]", NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "header not JSON", "{alg:HS256}", NULL, key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "extra header jku", "{\"alg\":\"HS256\",\"kid\":\"" "@ACT@\",\"jku\":\"http://x\"}",
+	    NULL, key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "extra header crit", "{\"alg\":\"HS256\",\"kid\":\"" "@ACT@\",\"crit\":[\"exp\"]}",
+	    NULL, key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "extra header cty", "{\"alg\":\"HS256\",\"kid\":\"" "@ACT@\",\"cty\":\"JWT\"}",
+	    NULL, key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "header not an object", "[\"HS256\"]", NULL, key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "header not JSON", "{alg:HS256}", NULL, key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "exp as string", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
-	    ",\"exp\":\"1800000600\""), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    ",\"exp\":\"1800000600\""), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "exp as float", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
-	    ",\"exp\":1800000600.0"), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    ",\"exp\":1800000600.0"), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "nbf as float", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT
-	    ",\"nbf\":1800000000.5," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    ",\"nbf\":1800000000.5," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "iat as bool", HDR_OK, P(ISS "," AUD "," SUB "," JTIM ",\"iat\":true," NBF "," EXP),
-	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	    key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "exp null", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF ",\"exp\":null"),
-	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	    key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "exp huge", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
-	    ",\"exp\":99999999999999999999"), key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "no iss", HDR_OK, P(AUD "," SUB "," JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	    ",\"exp\":99999999999999999999"), key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "no iss", HDR_OK, P(AUD "," SUB "," JTIM "," IAT "," NBF "," EXP), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no aud", HDR_OK, P(ISS "," SUB "," JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	{ "no aud", HDR_OK, P(ISS "," SUB "," JTIM "," IAT "," NBF "," EXP), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no sub", HDR_OK, P(ISS "," AUD "," JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	{ "no sub", HDR_OK, P(ISS "," AUD "," JTIM "," IAT "," NBF "," EXP), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no jti", HDR_OK, P(ISS "," AUD "," SUB "," IAT "," NBF "," EXP), key_a, SIG_HS256,
+	{ "no jti", HDR_OK, P(ISS "," AUD "," SUB "," IAT "," NBF "," EXP), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no iat", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," NBF "," EXP), key_a, SIG_HS256,
+	{ "no iat", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," NBF "," EXP), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no nbf", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," EXP), key_a, SIG_HS256,
+	{ "no nbf", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," EXP), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no exp", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF), key_a, SIG_HS256,
+	{ "no exp", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF), key_act, SIG_HS256,
 	    TOKEN_MALFORMED },
-	{ "no claims", HDR_OK, "{}", key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "payload array", HDR_OK, "[]", key_a, SIG_HS256, TOKEN_MALFORMED },
+	{ "no claims", HDR_OK, "{}", key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "payload array", HDR_OK, "[]", key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "extra claim", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF "," EXP
-	    ",\"admin\":true"), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    ",\"admin\":true"), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "duplicate sub", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF "," EXP
-	    ",\"sub\":\"sbx-43\""), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    ",\"sub\":\"sbx-43\""), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "wrong iss", HDR_OK, P("\"iss\":\"credbroker2\"," AUD "," SUB "," JTIM "," IAT ","
-	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "wrong aud", HDR_OK, P(ISS ",\"aud\":\"credbroker\"," SUB "," JTIM "," IAT "," NBF
-	    "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "aud as array", HDR_OK, P(ISS ",\"aud\":[\"credproxy\"]," SUB "," JTIM "," IAT ","
-	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "sub empty", HDR_OK, P(ISS "," AUD ",\"sub\":\"\"," JTIM "," IAT "," NBF "," EXP),
-	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	    key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "sub with newline", HDR_OK, P(ISS "," AUD ",\"sub\":\"a\\nb\"," JTIM "," IAT ","
-	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "sub with NUL", HDR_OK, P(ISS "," AUD ",\"sub\":\"a\\u0000b\"," JTIM "," IAT ","
-	    NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "sub 129 bytes", HDR_OK, P(ISS "," AUD ",\"sub\":\""
 	    "0123456789012345678901234567890123456789012345678901234567890123"
 	    "01234567890123456789012345678901234567890123456789012345678901234\","
-	    JTIM "," IAT "," NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    JTIM "," IAT "," NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "sub number", HDR_OK, P(ISS "," AUD ",\"sub\":42," JTIM "," IAT "," NBF "," EXP),
-	    key_a, SIG_HS256, TOKEN_MALFORMED },
+	    key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "jti upper case", HDR_OK, P(ISS "," AUD "," SUB
-	    ",\"jti\":\"0123456789ABCDEF0123456789ABCDEF\"," IAT "," NBF "," EXP), key_a,
+	    ",\"jti\":\"0123456789ABCDEF0123456789ABCDEF\"," IAT "," NBF "," EXP), key_act,
 	    SIG_HS256, TOKEN_MALFORMED },
 	{ "jti short", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\"0123456789abcdef\"," IAT
-	    "," NBF "," EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
+	    "," NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "jti long", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\"" JTI "0\"," IAT "," NBF ","
-	    EXP), key_a, SIG_HS256, TOKEN_MALFORMED },
-	{ "payload not JSON", HDR_OK, "{\"iss\":", key_a, SIG_HS256, TOKEN_MALFORMED },
+	    EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "payload not JSON", HDR_OK, "{\"iss\":", key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "payload trailing garbage", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
-	    "," EXP) "x", key_a, SIG_HS256, TOKEN_MALFORMED },
+	    "," EXP) "x", key_act, SIG_HS256, TOKEN_MALFORMED },
 };
 
 static void
@@ -410,8 +468,7 @@ test_tampered(void **state)
 	free(t2);
 
 	/* The header swapped for a typ-less one: the MAC covers the raw bytes. */
-	p = b64url("{\"alg\":\"HS256\",\"kid\":\"" KID_A "\"}",
-	    strlen("{\"alg\":\"HS256\",\"kid\":\"" KID_A "\"}"));
+	p = b64url_kid("{\"alg\":\"HS256\",\"kid\":\"@ACT@\"}");
 	n = strlen(tok) + strlen(p) + 8;
 	t2 = malloc(n);
 	assert_non_null(t2);
@@ -438,7 +495,7 @@ test_shapes(void **state)
 		if (verify(bad[i], &c) != TOKEN_MALFORMED)
 			fail_msg("\"%s\" not malformed", bad[i]);
 	}
-	assert_int_equal(token_verify(NULL, NULL, 0, NOW, &c), TOKEN_MALFORMED);
+	assert_int_equal(token_verify(vault, NULL, 0, NOW, &c), TOKEN_MALFORMED);
 
 	tok = mint("sbx-42", NOW, NOW, NOW + 600);
 	n = strlen(tok);
@@ -458,7 +515,7 @@ test_shapes(void **state)
 	/* A NUL inside the given length. */
 	memcpy(t2, tok, n + 1);
 	t2[n] = '\0';
-	assert_int_equal(token_verify(NULL, t2, n + 1, NOW, &c), TOKEN_MALFORMED);
+	assert_int_equal(token_verify(vault, t2, n + 1, NOW, &c), TOKEN_MALFORMED);
 	/*
 	 * The signature's last character carries 4 bits of the MAC and 2 unused bits:
 	 * setting an unused bit decodes to the same MAC in a lax decoder. Refused.
@@ -475,11 +532,9 @@ test_shapes(void **state)
 	memset(big, 'A', sizeof(big));
 	memcpy(big, tok, n);
 	big[TOKEN_MAX + 1] = '\0';
-	vault_calls = 0;
-	assert_int_equal(token_verify(NULL, big, TOKEN_MAX + 1, NOW, &c), TOKEN_MALFORMED);
-	assert_int_equal(vault_calls, 0);
+	assert_int_equal(token_verify(vault, big, TOKEN_MAX + 1, NOW, &c), TOKEN_MALFORMED);
 	/* A valid token followed by garbage: only the given length is read. */
-	assert_int_equal(token_verify(NULL, big, n, NOW, &c), TOKEN_OK);
+	assert_int_equal(token_verify(vault, big, n, NOW, &c), TOKEN_OK);
 	free(tok);
 }
 
@@ -511,7 +566,7 @@ test_every_byte(void **state)
 				continue;
 			memcpy(t2, tok, n + 1);
 			t2[i] = (char)alt[j];
-			r = token_verify(NULL, t2, n, NOW, &c);
+			r = token_verify(vault, t2, n, NOW, &c);
 			if (r == TOKEN_OK)
 				fail_msg("byte %zu changed 0x%02x -> 0x%02x accepted", i, orig,
 				    alt[j]);
@@ -520,8 +575,8 @@ test_every_byte(void **state)
 		/* Dropping the byte, or cutting the token there. */
 		memcpy(t2, tok, i);
 		memcpy(t2 + i, tok + i + 1, n - i);
-		assert_int_not_equal(token_verify(NULL, t2, n - 1, NOW, &c), TOKEN_OK);
-		assert_int_not_equal(token_verify(NULL, tok, i, NOW, &c), TOKEN_OK);
+		assert_int_not_equal(token_verify(vault, t2, n - 1, NOW, &c), TOKEN_OK);
+		assert_int_not_equal(token_verify(vault, tok, i, NOW, &c), TOKEN_OK);
 	}
 	assert_true(tried > n * 10);
 	free(t2);
@@ -529,23 +584,35 @@ test_every_byte(void **state)
 }
 
 static void
-test_vault_failure(void **state)
+test_key_lifecycle(void **state)
 {
 	struct token_claims c;
-	char *tok, *t2;
+	char kid_new[VAULT_KID_MAX], *tok, *tok2;
 
+	/* A key past its verify period: its tokens are refused, whatever they claim. */
+	tok = forge("{\"alg\":\"HS256\",\"kid\":\"@RET@\"}", payload(NOW, NOW, NOW + 60),
+	    key_ret, SIG_HS256);
+	assert_int_equal(verify(tok, &c), TOKEN_UNKNOWN_KID);
+	free(tok);
+
+	/* A rotation: tokens minted before it still verify; new ones carry the new kid. */
 	tok = mint("sbx-42", NOW, NOW, NOW + 600);
-	vault_fail = 1;
-	assert_int_equal(verify(tok, &c), TOKEN_INTERNAL);
+	assert_int_equal(vault_rotate_signing_key(vault, st, util_now() + 3600, kid_new), 0);
+	assert_string_not_equal(kid_new, kid_act);
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	assert_string_equal(c.kid, kid_act);
 	memset(&c, 0, sizeof(c));
 	util_strlcpy(c.sub, "sbx-42", sizeof(c.sub));
 	util_strlcpy(c.jti, JTI, sizeof(c.jti));
-	c.exp = 10;
-	t2 = (char *)0x1;
-	assert_int_equal(token_mint(NULL, &c, &t2), CB_ERR_DB);
-	assert_null(t2);
-	vault_fail = 0;
-	free(tok);
+	c.exp = NOW + 600;
+	assert_int_equal(token_mint(vault, &c, &tok2), 0);
+	assert_string_equal(c.kid, kid_new);
+	assert_int_equal(verify(tok2, &c), TOKEN_OK);
+	assert_string_equal(c.kid, kid_new);
+	/* The new key does not verify a token made under the old kid, nor the reverse. */
+	assert_string_not_equal(strchr(tok, '.'), strchr(tok2, '.'));
+	util_wipe_str(tok);
+	util_wipe_str(tok2);
 }
 
 static void
@@ -557,18 +624,18 @@ test_mint_refuses(void **state)
 	memset(&c, 0, sizeof(c));
 	util_strlcpy(c.jti, JTI, sizeof(c.jti));
 	c.exp = NOW;
-	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);	/* empty sub */
+	assert_int_equal(token_mint(vault, &c, &tok), CB_ERR_INVAL);	/* empty sub */
 	assert_null(tok);
 	util_strlcpy(c.sub, "sbx 42", sizeof(c.sub));
-	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);
+	assert_int_equal(token_mint(vault, &c, &tok), CB_ERR_INVAL);
 	util_strlcpy(c.sub, "sbx-42", sizeof(c.sub));
 	util_strlcpy(c.jti, "xyz", sizeof(c.jti));
-	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);
+	assert_int_equal(token_mint(vault, &c, &tok), CB_ERR_INVAL);
 	util_strlcpy(c.jti, JTI, sizeof(c.jti));
 	c.nbf = NOW;
-	assert_int_equal(token_mint(NULL, &c, &tok), CB_ERR_INVAL);	/* exp == nbf */
+	assert_int_equal(token_mint(vault, &c, &tok), CB_ERR_INVAL);	/* exp == nbf */
 	c.nbf = 0;
-	assert_int_equal(token_mint(NULL, &c, &tok), 0);
+	assert_int_equal(token_mint(vault, &c, &tok), 0);
 	free(tok);
 }
 
@@ -605,10 +672,10 @@ main(void)
 		cmocka_unit_test(test_tampered),
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_every_byte),
-		cmocka_unit_test(test_vault_failure),
 		cmocka_unit_test(test_mint_refuses),
 		cmocka_unit_test(test_reason_grant_id),
+		cmocka_unit_test(test_key_lifecycle),	/* last: it rotates the active key */
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
