@@ -83,7 +83,7 @@ int grant_render(const char *tmpl, const uint8_t *secret, size_t len, char **out
 /*
  * Validates one binding of a mint body and returns its canonical form (defaults
  * filled, host normalised) in *out (new reference). On CB_ERR_INVAL *code is a json.h
- * code and *field names the member (static string).
+ * code and *field names the member (static, or borrowed from in for an unknown one).
  */
 int grant_binding_parse(json_t *in, json_t **out, const char **code, const char **field);
 
