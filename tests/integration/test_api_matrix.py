@@ -178,5 +178,34 @@ class Matrix(cbtest.TestCase):
             self.assertEqual(st, 404)
 
 
+class OpenAPI(cbtest.TestCase):
+    def test_api_yaml_matches_route_table(self):
+        """docs/api.yaml documents exactly the routes of api_routes[] in src/api.c."""
+        import re
+        with open(os.path.join(cbtest.srcdir(), "src", "api.c")) as f:
+            src = f.read()
+        table = src[src.index("api_routes[] = {"):]
+        table = table[:table.index("NULL")]
+        routes = set(re.findall(r'"([A-Z]+ /[^"]*)"', table))
+        documented, path = set(), None
+        in_paths = False
+        with open(os.path.join(cbtest.srcdir(), "docs", "api.yaml")) as f:
+            for line in f:
+                if line.rstrip() == "paths:":
+                    in_paths = True
+                    continue
+                if not in_paths:
+                    continue
+                m = re.match(r"^  (/\S*):\s*$", line)
+                if m:
+                    path = m.group(1)
+                    continue
+                m = re.match(r"^    (get|put|post|delete|patch):\s*$", line)
+                if m and path:
+                    documented.add("%s %s" % (m.group(1).upper(), path))
+        self.assertGreaterEqual(len(routes), 14)
+        self.assertEqual(documented, routes)
+
+
 if __name__ == "__main__":
     cbtest.main()
