@@ -25,6 +25,7 @@
 
 #define PKI_FILE_MAX	(1024 * 1024)
 #define PKI_DAYS_MAX	36500L
+#define PKI_NAMES_MAX	64	/* DNS names, and IP addresses, per certificate */
 
 /* Logs the first queued OpenSSL error (never key material) and clears the queue. */
 static int
@@ -137,10 +138,10 @@ pki_add_san(X509 *x, const struct pki_subject *subj)
 		return CB_ERR_NOMEM;
 	if (subj->uri != NULL)
 		rc = pki_push_name(gens, GEN_URI, subj->uri);
-	for (i = 0; rc == 0 && subj->dns != NULL && subj->dns[i] != NULL && i < 64; i++)
-		rc = pki_push_name(gens, GEN_DNS, subj->dns[i]);
-	for (i = 0; rc == 0 && subj->ips != NULL && subj->ips[i] != NULL && i < 64; i++)
-		rc = pki_push_name(gens, GEN_IPADD, subj->ips[i]);
+	for (i = 0; rc == 0 && subj->dns != NULL && subj->dns[i] != NULL; i++)
+		rc = i < PKI_NAMES_MAX ? pki_push_name(gens, GEN_DNS, subj->dns[i]) : CB_ERR_LIMIT;
+	for (i = 0; rc == 0 && subj->ips != NULL && subj->ips[i] != NULL; i++)
+		rc = i < PKI_NAMES_MAX ? pki_push_name(gens, GEN_IPADD, subj->ips[i]) : CB_ERR_LIMIT;
 	if (rc == 0 && sk_GENERAL_NAME_num(gens) > 0 &&
 	    X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 0, X509V3_ADD_DEFAULT) != 1)
 		rc = pki_ossl_fail("subjectAltName");
