@@ -339,6 +339,11 @@ static const struct forge_case forge_cases[] = {
 	{ "alg twice", "{\"alg\":\"HS256\",\"alg\":\"none\",\"kid\":\"" "@ACT@\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_MALFORMED },
 	{ "another key", HDR_OK, NULL, key_other, SIG_HS256, TOKEN_BAD_SIGNATURE },
+	/* The signature is checked before the claims: a forgery is never "expired". */
+	{ "another key, expired", HDR_OK, P(ISS "," AUD "," SUB "," JTIM ",\"iat\":1,\"nbf\":1,"
+	    "\"exp\":2"), key_other, SIG_HS256, TOKEN_BAD_SIGNATURE },
+	{ "another key, exp as string", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
+	    ",\"exp\":\"x\""), key_other, SIG_HS256, TOKEN_BAD_SIGNATURE },
 	{ "old key under the active kid", HDR_OK, NULL, key_old, SIG_HS256, TOKEN_BAD_SIGNATURE },
 	{ "unknown kid", "{\"alg\":\"HS256\",\"kid\":\"" KID_X "\"}", NULL, key_act,
 	    SIG_HS256, TOKEN_UNKNOWN_KID },
