@@ -17,6 +17,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@
 #define CLIENT_IDLE_S		120
 #define UPSTREAM_TIMEOUT_S	60
 #define DRAIN_MAX_S		30
-#define WORKERS			4
+#define WORKERS			8
 #define PUMP_CHUNK		16384
 
 enum cstate { CS_HEAD, CS_RESOLVE, CS_FORWARD, CS_TUNNEL, CS_CLOSING };
@@ -92,6 +93,10 @@ struct cconn {
 	int uport;
 	int utls;
 	int ureuse;			/* ubev was idle and is reused for this request */
+	int uconnected;
+	struct sockaddr_storage uaddrs[PROXY_ADDRS_MAX];	/* checked by the worker */
+	socklen_t uaddrlens[PROXY_ADDRS_MAX];
+	size_t unaddrs, unext;		/* addresses, and the next one to try */
 
 	struct ph_response res;
 	int have_res;
@@ -131,6 +136,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_close(struct cconn *c);
 static void flow(struct cconn *c);
 static void handle_head(struct cconn *c);
+static int up_connect(struct cconn *c);
 
 static const char *
 status_text(int status)
@@ -665,6 +671,27 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		log_debug("%s: connected to %s:%d", c->peer, c->uhost, c->uport);
+		c->uconnected = 1;
+		return;
+	}
+	if (!c->uconnected && c->state == CS_FORWARD && c->rstate == RS_HEAD &&
+	    c->unext < c->unaddrs && (what & BEV_EVENT_ERROR) &&
+	    (!c->utls || SSL_get_verify_result(bufferevent_openssl_get_ssl(bev)) == X509_V_OK)) {
+		/* nothing left yet: move what waits to go out to the next address */
+		struct evbuffer *pending = evbuffer_new();
+
+		if (pending != NULL) {
+			evbuffer_add_buffer(pending, bufferevent_get_output(bev));
+			log_debug("%s: %s:%d: trying the next address", c->peer, c->host, c->port);
+			if (up_connect(c) == 0) {
+				evbuffer_add_buffer(bufferevent_get_output(c->ubev), pending);
+				evbuffer_free(pending);
+				flow(c);
+				return;
+			}
+			evbuffer_free(pending);
+		}
+		send_error(c, 502, "credproxy: upstream connection failed");
 		return;
 	}
 	if (c->state == CS_TUNNEL) {
@@ -717,14 +744,19 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 	send_error(c, 502, "credproxy: upstream connection failed");
 }
 
+/* Connects to the next checked address of c->uaddrs. */
 static int
-up_connect(struct cconn *c, const struct proxy_job *job)
+up_connect(struct cconn *c)
 {
 	struct proxy *px = c->px;
 	struct timeval tv = { UPSTREAM_TIMEOUT_S, 0 };
 	SSL *ssl = NULL;
+	size_t i;
 
 	up_free(c);
+	if (c->unext >= c->unaddrs)
+		return CB_ERR_NOTFOUND;
+	i = c->unext++;
 	if (c->tls) {
 		if ((ssl = SSL_new(px->up_ctx)) == NULL)
 			return CB_ERR_CRYPTO;
@@ -749,8 +781,9 @@ up_connect(struct cconn *c, const struct proxy_job *job)
 	bufferevent_setcb(c->ubev, up_read_cb, up_write_cb, up_event_cb, c);
 	bufferevent_setwatermark(c->ubev, EV_READ, 0, READ_HIGH);
 	bufferevent_set_timeouts(c->ubev, &tv, &tv);
-	if (bufferevent_socket_connect(c->ubev, (const struct sockaddr *)&job->addr,
-	    (int)job->addrlen) != 0) {
+	c->uconnected = 0;
+	if (bufferevent_socket_connect(c->ubev, (const struct sockaddr *)&c->uaddrs[i],
+	    (int)c->uaddrlens[i]) != 0) {
 		up_free(c);
 		return CB_ERR_IO;
 	}
@@ -843,7 +876,13 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		goto out;
 	}
 	if (c->ubev == NULL || !c->ureuse) {
-		if ((rc = up_connect(c, job)) != 0) {
+		c->unaddrs = job->naddrs;
+		c->unext = 0;
+		for (i = 0; i < job->naddrs; i++) {
+			c->uaddrs[i] = job->addrs[i];
+			c->uaddrlens[i] = job->addrlens[i];
+		}
+		if ((rc = up_connect(c)) != 0) {
 			send_error(c, 502, "credproxy: cannot connect upstream");
 			goto out;
 		}
@@ -1193,7 +1232,13 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	int port = 0;
 
 	if (px->nconns >= CONNS_MAX || px->draining) {
-		log_warnx("connection limit reached, closing a new connection");
+		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+		    "Content-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\n\r\n"
+		    "credproxy: too many clients\n";
+
+		log_warnx("connection limit reached, refusing a new connection");
+		/* best effort on a fresh socket: its send buffer is empty */
+		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1243,6 +1288,45 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 }
 
 /* ---- configuration, signals, main ---- */
+
+/*
+ * libevent's buffers carry request heads with real credentials: every block it frees
+ * (or moves away from in a realloc) is wiped first.
+ */
+static void *
+ev_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void
+ev_free(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *
+ev_realloc(void *p, size_t n)
+{
+	size_t old;
+	void *q;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		ev_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old < n ? old : n);
+	ev_free(p);
+	return q;
+}
 
 static void
 usage(FILE *f)
@@ -1446,6 +1530,7 @@ main(int argc, char **argv)
 
 	memset(&px, 0, sizeof(px));
 	LIST_INIT(&px.conns);
+	event_set_mem_functions(ev_malloc, ev_realloc, ev_free);
 	log_init("credproxy", level);
 	if (proxy_conf_new(&px.flags) != 0)
 		fatalx("out of memory");

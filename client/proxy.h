@@ -90,6 +90,7 @@ struct proxy_pattern {
 };
 
 #define PROXY_SET_MAX	(2 * PH_TOKENS_MAX + 8)
+#define PROXY_ADDRS_MAX	8
 #define PROXY_REDACTED	"[credproxy:redacted]"
 
 struct proxy_job {
@@ -111,8 +112,9 @@ struct proxy_job {
 	size_t nset;
 	struct proxy_pattern pats[PROXY_SET_MAX * 2];
 	size_t npats;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	struct sockaddr_storage addrs[PROXY_ADDRS_MAX];	/* checked addresses, in order */
+	socklen_t addrlens[PROXY_ADDRS_MAX];
+	size_t naddrs;
 	/* completion: the worker calls done(arg, job) on its own thread */
 	void (*done)(void *arg, struct proxy_job *job);
 	void *arg;

@@ -218,18 +218,19 @@ run_addr(struct proxy_job *job)
 		return;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_addrlen > sizeof(job->addr))
+		if (ai->ai_addrlen > sizeof(job->addrs[0]))
 			continue;
 		if (!job->allow_private && proxy_addr_is_private(ai->ai_addr)) {
 			seen_private = 1;
 			continue;
 		}
-		memcpy(&job->addr, ai->ai_addr, ai->ai_addrlen);
-		job->addrlen = ai->ai_addrlen;
-		break;
+		if (job->naddrs >= PROXY_ADDRS_MAX)
+			break;
+		memcpy(&job->addrs[job->naddrs], ai->ai_addr, ai->ai_addrlen);
+		job->addrlens[job->naddrs++] = ai->ai_addrlen;
 	}
 	freeaddrinfo(res);
-	if (job->addrlen == 0) {
+	if (job->naddrs == 0) {
 		log_info("sandbox %s: %s resolves only to refused addresses", job->sandbox,
 		    job->host);
 		job_fail(job, seen_private ? 403 : 502, seen_private ?

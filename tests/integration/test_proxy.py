@@ -7,6 +7,7 @@ Proxies started here:
   sidecar  --sandbox-id sbx-b
   injector --sandbox-id sbx-inj
   strict   --sandbox-id sbx-a without --allow-private
+  notrust  --sandbox-id sbx-a without --upstream-ca (the system store)
 """
 
 import base64
@@ -114,6 +115,7 @@ class ProxyTest(cbtest.TestCase):
         cls.injector = cls._proxy("injector", common + ["--allow-private", "--sandbox-id",
                                                          "sbx-inj"])
         cls.strict = cls._proxy("strict", common + ["--sandbox-id", "sbx-a"])
+        cls.notrust = cls._proxy("notrust", ["--allow-private", "--sandbox-id", "sbx-a"])
 
     @classmethod
     def _proxy(cls, name, args, conf_extra=()):
@@ -389,6 +391,13 @@ class ProxyTest(cbtest.TestCase):
         st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
                                proxy=self.strict, src="127.0.0.1")
         self.assert_refused(st, body, code="private")
+
+    def test_untrusted_upstream_certificate(self):
+        # without --upstream-ca the system store does not know the upstream's CA
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                               proxy=self.notrust, src="127.0.0.1")
+        self.assert_refused(st, body, status=502, code="certificate")
+        self.assertIsNone(echo_upstream.received(self.last_id))
 
     # --- inject mode ------------------------------------------------------------------------
     def test_inject(self):
