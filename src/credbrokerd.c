@@ -183,12 +183,22 @@ struct daemon {
 static void
 daemon_stop(struct daemon *d)
 {
+	int left;
+
 	/* Reverse order of start: no new calls, in-flight calls finish, then writers. */
-	server_stop(d->server);
+	left = server_stop(d->server);
 	d->server = NULL;
 	if (d->purging)
 		grant_purge_stop();
 	d->purging = 0;
+	if (left > 0) {
+		/*
+		 * Abandoned calls (a long key rotation) still use the writer and the keys;
+		 * everything answered is durable already: exit without freeing.
+		 */
+		log_warnx("%d calls abandoned at shutdown", left);
+		return;
+	}
 	commit_close(d->commit);
 	d->commit = NULL;
 	store_pool_free(d->pool);

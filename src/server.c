@@ -685,7 +685,7 @@ out:
 	return rc;
 }
 
-void
+int
 server_stop(struct server *s)
 {
 	struct timespec ts;
@@ -693,7 +693,7 @@ server_stop(struct server *s)
 	int left;
 
 	if (s == NULL)
-		return;
+		return 0;
 	if (s->d != NULL) {
 		/* Stop accepting, then let in-flight calls finish (bounded). */
 		fd = MHD_quiesce_daemon(s->d);
@@ -707,11 +707,19 @@ server_stop(struct server *s)
 				break;
 		left = s->inflight;
 		pthread_mutex_unlock(&s->lock);
-		if (left > 0)
+		if (left > 0) {
+			/*
+			 * A call (a long key rotation) still owns a request: stopping the
+			 * daemon would free it under the thread that will answer it. Leave
+			 * the daemon to process exit.
+			 */
 			log_warnx("stopping with %d calls still in flight", left);
+			return left;
+		}
 		MHD_stop_daemon(s->d);
 	}
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->idle);
 	free(s);
+	return 0;
 }

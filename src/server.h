@@ -14,7 +14,11 @@ struct server;
 
 /* Starts listening as configured in b->conf. *out owned by the caller (server_stop). */
 int server_start(struct broker *b, struct server **out, char *why, size_t whylen);
-/* Stops accepting, finishes in-flight calls, frees. NULL is fine. */
-void server_stop(struct server *s);
+/*
+ * Stops accepting, waits (bounded, 30 s) for in-flight calls, frees. NULL is fine.
+ * Returns the number of calls still in flight after the wait: when not 0 the server is
+ * left running (not freed) because those calls still use it and the broker.
+ */
+int server_stop(struct server *s);
 
 #endif
