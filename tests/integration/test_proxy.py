@@ -399,6 +399,22 @@ class ProxyTest(cbtest.TestCase):
         self.assert_refused(st, body, status=502, code="certificate")
         self.assertIsNone(echo_upstream.received(self.last_id))
 
+    def test_private_address_classes_refused(self):
+        # each literal resolves (in the proxy's worker) to an address that must be refused
+        # before any connection is tried; a grant makes the broker say yes first
+        targets = ["10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0",
+                   "100.64.0.1", "224.0.0.1", "255.255.255.255", "::1", "::ffff:127.0.0.1",
+                   "fe80::1", "fc00::1", "::"]
+        self.d.put_secret("priv", "priv-" + os.urandom(8).hex(), targets)
+        for t in targets:
+            g = self.d.mint("sbx-a", "priv", t, port=443)
+            h = "[%s]" % t if ":" in t else t
+            s = self.tunnel(proxy=self.strict, src="127.0.0.1", host=h, port=443, sni=None)
+            out = self.exchange(s, b"GET / HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s"
+                                b"\r\n\r\n" % (h.encode(), g["token"].encode()))
+            self.assertTrue(out.startswith(b"HTTP/1.1 403"), (t, out))
+            self.assertIn(b"credproxy: refused: private address", out, t)
+
     # --- inject mode ------------------------------------------------------------------------
     def test_inject(self):
         st, rh, body = self.get("/echo-credential-header", [("X-Api-Key", "sandbox-fake")],
