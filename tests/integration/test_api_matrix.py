@@ -178,6 +178,52 @@ class Matrix(cbtest.TestCase):
             self.assertEqual(st, 404)
 
 
+class AdminAudit(cbtest.TestCase):
+    def test_each_admin_request_leaves_one_record(self):
+        """Every admin request routed to a handler leaves exactly one record, in order, with
+        its outcome; 404/405, /healthz and /metrics leave none; values never appear."""
+        value = "av_" + secrets.token_hex(12)
+        with cbtest.Deployment() as d:
+            first = d.audit()
+            start = first[-1]["seq"] if first else 0
+            steps = [
+                ("PUT", "/v1/secrets/a1", {"value": value, "hosts": [HOST]}, 201, "secret.put", "ok"),
+                ("PUT", "/v1/secrets/a1", {"value": value, "hosts": [HOST], "x": 1}, 400,
+                 "secret.put", "unknown_field"),
+                ("PUT", "/v1/secrets/a1", {"value": "a\nb", "hosts": [HOST]}, 400, "secret.put",
+                 "invalid_value"),
+                ("GET", "/v1/secrets/a1", None, 200, "secret.show", "ok"),
+                ("GET", "/v1/secrets/zz", None, 404, "secret.show", "not_found"),
+                ("GET", "/v1/secrets", None, 200, "secret.list", "ok"),
+                ("POST", "/v1/keys/rotate", {"kind": "data"}, 200, "key.rotate", "ok"),
+                ("POST", "/v1/keys/rotate", {"kind": "nope"}, 400, "key.rotate", "invalid_value"),
+                ("GET", "/v1/audit/verify", None, 200, "audit.verify", "ok"),
+                ("GET", "/v1/audit?after=0&limit=2", None, 200, "audit.list", "ok"),
+                ("GET", "/healthz", None, 200, None, None),
+                ("GET", "/metrics", None, 200, None, None),
+                ("GET", "/v1/nothing", None, 404, None, None),
+                ("DELETE", "/v1/secrets", None, 405, None, None),
+                ("DELETE", "/v1/secrets/a1", None, 200, "secret.delete", "ok"),
+                ("DELETE", "/v1/secrets/a1", None, 404, "secret.delete", "not_found"),
+            ]
+            want = []
+            for method, path, body, status, action, outcome in steps:
+                st, js, raw = d.request("admin", method, path, body=body)
+                self.assertEqual(st, status, (method, path, raw[:200]))
+                self.assertNotIn(value.encode(), raw)
+                if action:
+                    want.append((action, outcome))
+            recs = d.audit(after=start)
+            got = [(r["action"], r["outcome"]) for r in recs[1:]]   # [0]: the listing of `start`
+            self.assertEqual(recs[0]["action"], "audit.list")
+            self.assertEqual(got, want)
+            for r in recs:
+                self.assertEqual(r["actor"], "spiffe://credbroker.dev/admin")
+                self.assertNotIn(value, repr(r))
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((st, js["intact"]), (200, True))
+
+
 class OpenAPI(cbtest.TestCase):
     def test_api_yaml_matches_route_table(self):
         """docs/api.yaml documents exactly the routes of api_routes[] in src/api.c."""
