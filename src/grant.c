@@ -1209,7 +1209,7 @@ grant_handle_resolve(struct api_call *call)
 {
 	static const char *const allowed[] = { "token", "sandbox_id", "host", "port", "method",
 	    "path", NULL };
-	struct resolve_req *r = NULL;
+	struct resolve_req req, *r = &req;	/* nothing secret: the token is borrowed */
 	struct grant_ctx *x;
 	struct store *rst;
 	json_t *body = call->body;
@@ -1221,65 +1221,62 @@ grant_handle_resolve(struct api_call *call)
 		return;
 	}
 	x->op.audit.detail = x->detail;
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		ctx_refuse(x, 500, "internal_error", NULL);
-		return;
-	}
+	memset(&req, 0, sizeof(req));
 	r->port = 443;
 	if (body == NULL || !json_is_object(body)) {
 		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
-		goto out;
+		return;
 	}
 	if (json_only_fields(body, allowed, &code, &field) != 0) {
 		ctx_bad_body(x, code, NULL, field);
-		goto out;
+		return;
 	}
 	if (json_get_string(body, "sandbox_id", 1, GRANT_SANDBOX_ID_MAX, &sbx, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "sandbox_id");
-		goto out;
+		return;
 	}
 	if (!sandbox_valid(sbx)) {
 		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "sandbox_id");
-		goto out;
+		return;
 	}
 	set_sandbox(x, sbx);
 	if (json_get_string(body, "token", 0, TOKEN_MAX, &r->token, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "token");
-		goto out;
+		return;
 	}
 	if (json_get_string(body, "host", 1, DEST_HOST_MAX, &host, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "host");
-		goto out;
+		return;
 	}
 	if (dest_host_normalise(host, r->host, sizeof(r->host)) != 0) {
 		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "host");
-		goto out;
+		return;
 	}
 	if (json_get_int(body, "port", 0, 1, 65535, &r->port, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "port");
-		goto out;
+		return;
 	}
 	if (json_get_string(body, "method", 1, DEST_METHOD_MAX, &r->method, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "method");
-		goto out;
+		return;
 	}
 	if (dest_method_valid(r->method) != 0) {
 		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "method");
-		goto out;
+		return;
 	}
-	snprintf(x->detail, sizeof(x->detail), "%s %s:%lld%s", r->method, r->host, r->port,
+	snprintf(x->detail, sizeof(x->detail), "%.16s %.253s:%lld%s", r->method, r->host, r->port,
 	    r->token == NULL ? " tokenless" : "");
 	if (json_get_string(body, "path", 1, DEST_PATH_MAX, &path, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "path");
-		goto out;
+		return;
 	}
 	if (dest_path_normalise(path, r->path, sizeof(r->path)) != 0) {
 		ctx_bad_body(x, "invalid_path", NULL, "path");
-		goto out;
+		return;
 	}
 	if ((rst = store_pool_get(call->b->readers)) == NULL) {
 		ctx_refuse(x, 500, "internal_error", NULL);
-		goto out;
+		return;
 	}
 	if (r->token != NULL)
 		refusal = resolve_token(x, r, rst, &status);
@@ -1287,15 +1284,11 @@ grant_handle_resolve(struct api_call *call)
 		refusal = resolve_tokenless(x, r, rst, &status);
 	if (refusal != NULL) {
 		ctx_refuse(x, status, refusal, NULL);
-		goto out;
+		return;
 	}
 	x->status = 200;
 	x->op.fn = x->nuse > 0 ? resolve_fn : NULL;
 	ctx_submit(x);
- out:
-	if (r != NULL)
-		explicit_bzero(r, sizeof(*r));
-	free(r);
 }
 
 /* ------------------------------------------------------------------ purge */

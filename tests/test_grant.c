@@ -1,7 +1,9 @@
 /*
  * test_grant.c: the pure parts of grants: header names, templates and their
  * rendering (incl. Basic), binding validation with defaults, and matching a request
- * against a binding with the most specific refusal code.
+ * against a binding with the most specific refusal code. Then the grant SQL (use
+ * counts and why a use is refused, revocation, a sandbox's live grants, bounded
+ * purges) and the background purge thread through the commit queue.
  */
 #include "config.h"
 
@@ -13,14 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dirent.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 #include <jansson.h>
 
+#include "api.h"
+#include "commit.h"
+#include "conf.h"
 #include "dest.h"
 #include "err.h"
 #include "grant.h"
 #include "json.h"
 #include "log.h"
+#include "store.h"
 #include "util.h"
 
 static void
@@ -303,6 +312,266 @@ test_path_tricks_refused(void **state)
 			fail_msg("normalised: %s -> %s", bad[i], out);
 }
 
+/* ----------------------------------------------------------- grant SQL */
+
+struct dbfix {
+	char dir[64];
+	char path[128];
+	struct store *st;
+};
+
+static void
+rm_dir(const char *dir)
+{
+	struct dirent *de;
+	char p[512];
+	DIR *d;
+	int i;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static int
+db_setup(void **state)
+{
+	struct dbfix *f = calloc(1, sizeof(*f));
+	char why[256];
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_grant.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
+	if (store_open(f->path, STORE_CREATE, &f->st, why, sizeof(why)) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+db_teardown(void **state)
+{
+	struct dbfix *f = *state;
+
+	store_close(f->st);
+	rm_dir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Inserts a grant "g<n>" (id padded to 32 hex digits) of sandbox sbx. */
+static void
+put_grant(struct store *st, int n, const char *sbx, const char *by, int64_t created,
+    int64_t expires, int64_t max_uses, int64_t uses, int64_t revoked_at)
+{
+	struct store_grant g;
+	char id[40];
+
+	snprintf(id, sizeof(id), "%032x", n);
+	memset(&g, 0, sizeof(g));
+	g.id = id;
+	g.sandbox_id = (char *)(uintptr_t)sbx;
+	g.minted_by = (char *)(uintptr_t)by;
+	g.kid = (char *)(uintptr_t)"k0000000000000001";
+	g.created_at = created;
+	g.not_before = created;
+	g.expires_at = expires;
+	g.max_uses = max_uses;
+	g.uses = uses;
+	g.revoked_at = revoked_at;
+	g.bindings = (char *)(uintptr_t)"[]";
+	assert_int_equal(store_grant_insert(st, &g), 0);
+}
+
+static const char *
+gid(int n)
+{
+	static char id[40];
+
+	snprintf(id, sizeof(id), "%032x", n);
+	return id;
+}
+
+static void
+test_store_use(void **state)
+{
+	struct dbfix *f = *state;
+	struct store_grant *g, dup;
+	int64_t now = 1000000;
+	int res;
+
+	put_grant(f->st, 1, "s1", "h", now, now + 60, 2, 0, 0);	/* two uses */
+	put_grant(f->st, 2, "s1", "h", now, now + 60, 0, 0, 0);	/* unlimited */
+	put_grant(f->st, 3, "s1", "h", now, now + 60, 0, 0, now);	/* revoked */
+	put_grant(f->st, 4, "s1", "h", now - 100, now - 1, 0, 0, 0);	/* expired */
+	dup = (struct store_grant){ .id = (char *)(uintptr_t)gid(4), .sandbox_id = "s",
+	    .minted_by = "h", .kid = "k", .bindings = "[]" };
+	assert_int_equal(store_grant_insert(f->st, &dup), CB_ERR_EXISTS);
+
+	assert_int_equal(store_grant_use(f->st, gid(1), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_USED);
+	assert_int_equal(store_grant_use(f->st, gid(1), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_USED);
+	assert_int_equal(store_grant_use(f->st, gid(1), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_USED_UP);
+	assert_int_equal(store_grant_get(f->st, gid(1), &g), 0);
+	assert_int_equal(g->uses, 2);
+	assert_string_equal(g->sandbox_id, "s1");
+	assert_string_equal(g->bindings, "[]");
+	assert_int_equal(g->revoked_at, 0);
+	store_grant_free(g);
+	assert_int_equal(store_grant_use(f->st, gid(2), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_USED);
+	assert_int_equal(store_grant_use(f->st, gid(3), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_REVOKED);
+	assert_int_equal(store_grant_use(f->st, gid(4), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_EXPIRED);
+	assert_int_equal(store_grant_use(f->st, gid(9), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_GONE);
+	assert_int_equal(store_grant_get(f->st, gid(9), &g), CB_ERR_NOTFOUND);
+	assert_null(g);
+}
+
+static void
+test_store_revoke(void **state)
+{
+	struct dbfix *f = *state;
+	int64_t now = 1000000, n;
+	int changed;
+
+	put_grant(f->st, 1, "s1", "h1", now, now + 60, 0, 0, 0);
+	put_grant(f->st, 2, "s1", "h2", now, now + 60, 0, 0, 0);
+	put_grant(f->st, 3, "s1", "h1", now, now + 60, 0, 0, 0);
+	put_grant(f->st, 4, "s2", "h1", now, now + 60, 0, 0, 0);
+	assert_int_equal(store_grant_revoke(f->st, gid(1), now, &changed), 0);
+	assert_int_equal(changed, 1);
+	assert_int_equal(store_grant_revoke(f->st, gid(1), now + 5, &changed), 0);
+	assert_int_equal(changed, 0);	/* already revoked: revoked_at kept */
+	assert_int_equal(store_grant_revoke(f->st, gid(9), now, &changed), 0);
+	assert_int_equal(changed, 0);
+	/* h1 revokes sandbox s1: only its own live grant (3). */
+	assert_int_equal(store_grant_revoke_sandbox(f->st, "s1", "h1", now, &n), 0);
+	assert_int_equal(n, 1);
+	/* The admin: everything left in s1 (2). */
+	assert_int_equal(store_grant_revoke_sandbox(f->st, "s1", NULL, now, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_grant_count_live(f->st, now, &n), 0);
+	assert_int_equal(n, 1);	/* 4 */
+}
+
+static int
+collect(void *arg, const struct store_grant *g)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	snprintf(out + len, 256 - len, "%c", g->id[31]);
+	return 0;
+}
+
+static void
+test_store_sandbox_live(void **state)
+{
+	struct dbfix *f = *state;
+	int64_t now = 1000000;
+	char got[256] = "";
+
+	put_grant(f->st, 3, "s1", "h", now - 3, now + 60, 0, 0, 0);	/* live */
+	put_grant(f->st, 1, "s1", "h", now - 5, now + 60, 0, 0, 0);	/* live, oldest */
+	put_grant(f->st, 2, "s1", "h", now - 4, now + 60, 1, 1, 0);	/* used up */
+	put_grant(f->st, 4, "s1", "h", now - 4, now + 60, 0, 0, now);	/* revoked */
+	put_grant(f->st, 5, "s1", "h", now - 9, now, 0, 0, 0);	/* expired */
+	put_grant(f->st, 6, "s2", "h", now - 9, now + 60, 0, 0, 0);	/* other sandbox */
+	put_grant(f->st, 7, "s1", "h", now + 10, now + 60, 0, 0, 0);	/* not yet */
+	put_grant(f->st, 8, "s1", "h", now - 1, now + 60, 5, 4, 0);	/* live */
+	assert_int_equal(store_grant_sandbox_live(f->st, "s1", now, 100, collect, got), 0);
+	assert_string_equal(got, "138");
+	got[0] = '\0';
+	assert_int_equal(store_grant_sandbox_live(f->st, "s1", now, 2, collect, got), 0);
+	assert_string_equal(got, "13");
+}
+
+static void
+test_store_purge(void **state)
+{
+	struct dbfix *f = *state;
+	int64_t now = 1000000, n, live;
+	int i;
+
+	for (i = 1; i <= 7; i++)	/* expired long ago */
+		put_grant(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
+	for (i = 8; i <= 10; i++)	/* revoked long ago */
+		put_grant(f->st, i, "s", "h", now - 1000, now + 500, 0, 0, now - 500);
+	put_grant(f->st, 11, "s", "h", now - 10, now - 5, 0, 0, 0);	/* within grace */
+	put_grant(f->st, 12, "s", "h", now - 10, now + 500, 0, 0, now - 5);	/* grace */
+	put_grant(f->st, 13, "s", "h", now - 10, now + 500, 0, 0, 0);	/* live */
+	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(n, 4);	/* 3 expired + 1 revoked */
+	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_grant_count_live(f->st, now, &live), 0);
+	assert_int_equal(live, 1);
+	for (i = 11; i <= 13; i++) {
+		struct store_grant *g;
+
+		assert_int_equal(store_grant_get(f->st, gid(i), &g), 0);
+		store_grant_free(g);
+	}
+}
+
+/* The purge thread: batches through the commit queue until nothing is left. */
+static void
+test_purge_thread(void **state)
+{
+	struct dbfix *f = *state;
+	struct broker_conf conf;
+	struct broker b;
+	int64_t now = util_now(), n = -1;
+	int i, tries;
+
+	for (i = 1; i <= 25; i++)
+		put_grant(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
+	for (i = 26; i <= 28; i++)
+		put_grant(f->st, i, "s", "h", now, now + 600, 0, 0, 0);
+	memset(&conf, 0, sizeof(conf));
+	conf.purge_interval_s = 1;
+	conf.purge_batch = 4;
+	memset(&b, 0, sizeof(b));
+	b.conf = &conf;
+	assert_int_equal(commit_open(f->path, &b.commit), 0);
+	assert_int_equal(store_pool_new(f->path, &b.readers), 0);
+	assert_int_equal(grant_purge_start(&b), 0);
+	assert_int_equal(grant_purge_start(&b), CB_ERR_EXISTS);
+	for (tries = 0; tries < 100; tries++) {
+		assert_int_equal(store_grant_count_live(f->st, now - 10000, &n), 0);
+		if (n == 3)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(n, 3);	/* only the live ones remain (count with an old "now") */
+	for (tries = 0; tries < 30 && grant_active_count() != 3; tries++)
+		usleep(100000);
+	assert_int_equal(grant_active_count(), 3);
+	grant_purge_stop();
+	grant_purge_stop();	/* idempotent */
+	commit_close(b.commit);
+	store_pool_free(b.readers);
+}
+
 int main(void);
 
 int
@@ -316,6 +585,11 @@ main(void)
 		cmocka_unit_test(test_binding_refusals),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_path_tricks_refused),
+		cmocka_unit_test_setup_teardown(test_store_use, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_revoke, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sandbox_live, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_purge, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_purge_thread, db_setup, db_teardown),
 	};
 
 	log_init("test_grant", LOG_LVL_ERR);
