@@ -45,14 +45,6 @@ struct cbc {
 	char curlerr[CURL_ERROR_SIZE];
 };
 
-/* The answer buffer: grows by copying and wiping, never by realloc (which may leave copies). */
-struct cbc_buf {
-	char *p;
-	size_t len;
-	size_t cap;
-	int over;
-};
-
 static pthread_once_t cbc_once = PTHREAD_ONCE_INIT;
 static int cbc_global_rc;
 
@@ -686,7 +678,7 @@ out:
 
 /* ---- the connection ---------------------------------------------------------- */
 
-static size_t
+size_t
 cbc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct cbc_buf *b = arg;
@@ -718,7 +710,7 @@ cbc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static void
+void
 cbc_buf_wipe(struct cbc_buf *b)
 {
 	if (b->p != NULL) {
@@ -809,8 +801,15 @@ cbc_new(const struct cbc_opts *opts, cbc_t **out)
 		rc = CBC_E_NOMEM;
 		goto out;
 	}
-	if (curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
+	if (
+#if LIBCURL_VERSION_NUM >= 0x075500	/* 7.85: the _STR forms; the others are deprecated */
+	    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK ||
+#else
+	    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTPS) != CURLE_OK ||
+	    curl_easy_setopt(c->curl, CURLOPT_REDIR_PROTOCOLS, (long)CURLPROTO_HTTPS) !=
+	    CURLE_OK ||
+#endif
 	    curl_easy_setopt(c->curl, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
 	    curl_easy_setopt(c->curl, CURLOPT_PROXY, "") != CURLE_OK ||

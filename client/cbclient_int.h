@@ -49,4 +49,18 @@ int cbc_parse_object(const char *buf, size_t len, char **json, char *why, size_t
  */
 int cbc_parse_error(const char *buf, size_t len, char *code, size_t codelen);
 
+/*
+ * The answer buffer of a request: grows by copying and wiping, never by realloc (which
+ * may leave copies of a credential behind); cbc_buf_wipe wipes and frees it.
+ */
+struct cbc_buf {
+	char *p;	/* NUL-terminated after len bytes */
+	size_t len;
+	size_t cap;
+	int over;	/* the answer went past CBC_ANSWER_MAX */
+};
+/* libcurl's write callback: appends, or returns 0 (abort) past CBC_ANSWER_MAX. */
+size_t cbc_write_cb(char *data, size_t size, size_t nmemb, void *arg);
+void cbc_buf_wipe(struct cbc_buf *b);
+
 #endif

@@ -125,14 +125,16 @@ secret_read_tty(const char *name, unsigned char *buf, size_t cap, size_t *len)
 	t = secret_tty_saved;
 	t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	t.c_lflag |= ICANON;
-	fprintf(stderr, "Value of secret %s (not echoed): ", name);
-	fflush(stderr);
 	secret_tty_changed = 1;
 	if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) != 0) {
 		secret_tty_changed = 0;
 		rc = -1;
-	} else
+	} else {
+		/* Prompt only now: TCSAFLUSH drops what was typed before it. */
+		fprintf(stderr, "Value of secret %s (not echoed): ", name);
+		fflush(stderr);
 		rc = secret_read_fd(STDIN_FILENO, buf, cap, 1, len);
+	}
 	secret_tty_restore();
 	for (i = 0; i < 4; i++)
 		sigaction(sigs[i], &old[i], NULL);

@@ -493,6 +493,40 @@ test_parse_error(void **state)
 	}
 }
 
+/* The answer buffer: chunks accumulate up to exactly 1 MiB; one byte more aborts. */
+static void
+test_write_bounded(void **state)
+{
+	struct cbc_buf b;
+	char *chunk;
+	size_t n = 64 * 1024, i;
+
+	memset(&b, 0, sizeof(b));
+	chunk = malloc(n);
+	assert_non_null(chunk);
+	memset(chunk, 'x', n);
+	for (i = 0; i < CBC_ANSWER_MAX / n; i++)
+		assert_int_equal(cbc_write_cb(chunk, 1, n, &b), n);
+	assert_int_equal(b.len, CBC_ANSWER_MAX);
+	assert_int_equal(b.p[b.len], '\0');
+	assert_int_equal(b.over, 0);
+	assert_int_equal(cbc_write_cb(chunk, 1, 1, &b), 0);
+	assert_int_equal(b.over, 1);
+	assert_int_equal(b.len, CBC_ANSWER_MAX);
+	cbc_buf_wipe(&b);
+	assert_null(b.p);
+	assert_int_equal(b.len, 0);
+	/* A single huge chunk is refused without allocating for it. */
+	memset(&b, 0, sizeof(b));
+	assert_int_equal(cbc_write_cb(chunk, 1, 3, &b), 3);
+	assert_int_equal(cbc_write_cb(chunk, 1, (size_t)-1 / 2, &b), 0);
+	assert_int_equal(b.over, 1);
+	assert_memory_equal(b.p, "xxx", 4);
+	cbc_buf_wipe(&b);
+	cbc_buf_wipe(&b);	/* idempotent */
+	free(chunk);
+}
+
 /* ---- the client object, no broker -------------------------------------------- */
 
 static void
@@ -584,6 +618,7 @@ main(void)
 		cmocka_unit_test(test_parse_version_revoked),
 		cmocka_unit_test(test_parse_object),
 		cmocka_unit_test(test_parse_error),
+		cmocka_unit_test(test_write_bounded),
 		cmocka_unit_test(test_new_args),
 		cmocka_unit_test(test_connect_refused),
 	};

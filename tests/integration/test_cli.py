@@ -212,7 +212,12 @@ class TestSecrets(CliBase):
                     prompt += chunk
             self.assertIn(b"Value of secret cli-tty", prompt)
             os.write(master, (VALUE + "t\n").encode())
-            so, se = p.communicate(timeout=30)
+            try:
+                so, se = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.communicate(timeout=10)
+                raise
             echoed = b""
             while True:
                 rd, _, _ = select.select([master], [], [], 0.2)
