@@ -174,21 +174,22 @@ double_encoded(const char *s)
 	return ch < 0x20 || ch == 0x7f || ch == '/' || ch == '\\' || ch == '.' || ch == '%';
 }
 
-/* Refuses the segment that starts at seg and ends at end (exclusive) if it is a dot segment. */
+/*
+ * 0 when the segment seg..end (decoded) could be a dot segment to someone: only dots
+ * ("." and "..", but also "...", which some Windows servers trim to ".."), or dots
+ * followed by a parameter (servlet containers read "..;x" as "..") or by an escape
+ * that was kept encoded ("..%3B", "..%20").
+ */
 static int
 segment_ok(const char *seg, const char *end)
 {
-	size_t n;
-	const char *semi;
+	const char *p = seg;
 
-	/* "..;x" is ".." to servlet containers: ignore parameters when deciding. */
-	semi = memchr(seg, ';', (size_t)(end - seg));
-	n = (size_t)((semi != NULL ? semi : end) - seg);
-	if (n == 1 && seg[0] == '.')
-		return 0;
-	if (n == 2 && seg[0] == '.' && seg[1] == '.')
-		return 0;
-	return 1;
+	while (p < end && *p == '.')
+		p++;
+	if (p == seg)
+		return 1;
+	return p < end && *p != ';' && *p != '%';
 }
 
 /*
@@ -234,9 +235,6 @@ path_normalise(const char *in, char *out, size_t outlen, int allow_query)
 			 */
 			if (!inquery && (ch == '/' || ch == '\\' || ch == '.'))
 				return CB_ERR_INVAL;
-			/* Nor their double encodings, for upstreams that decode twice. */
-			if (ch == '%' && !inquery && i + 4 < len && double_encoded(in + i + 3))
-				return CB_ERR_INVAL;
 			i += 2;
 			if (!inquery && decodable(ch)) {
 				if (o + 1 >= outlen)
@@ -273,6 +271,15 @@ path_normalise(const char *in, char *out, size_t outlen, int allow_query)
 	if (!inquery && o > seg && !segment_ok(out + seg, out + o))
 		return CB_ERR_INVAL;
 	out[o] = '\0';
+	/*
+	 * Nor double encodings of what is refused, for upstreams that decode twice. Checked
+	 * on the output: "%25%32%46" becomes "%252F" only once "%32%46" is decoded.
+	 */
+	for (i = 0; i + 4 < o && out[i] != '?'; i++) {
+		if (out[i] == '%' && out[i + 1] == '2' && out[i + 2] == '5' &&
+		    double_encoded(out + i + 3))
+			return CB_ERR_INVAL;
+	}
 	return 0;
 }
 

@@ -18,8 +18,12 @@
 
 /*
  * Normalises a host name or IP literal into out (DEST_HOST_MAX + 1 bytes): lower case,
- * trailing dot removed; IPv6 literals keep their brackets off ("::1"). Returns 0 or
- * CB_ERR_INVAL (empty, too long, bad characters, empty label).
+ * one trailing dot removed, LDH labels of 1..63 bytes (no leading or trailing '-', no
+ * '_'), at most 253 bytes. A name whose last label is all digits must be a dotted-quad
+ * IPv4 address ("127.1", "0x7f.0.0.1", "2130706433", "01.2.3.4" are refused). IPv6
+ * literals come without brackets ("[::1]" and zone IDs are refused) and are rewritten
+ * in their canonical form ("0:0:0:0:0:0:0:1" -> "::1"). Returns 0 or CB_ERR_INVAL
+ * (out then holds ""); never truncates.
  */
 int dest_host_normalise(const char *in, char *out, size_t outlen);
 
@@ -30,15 +34,21 @@ int dest_method_valid(const char *method);
 int dest_port_valid(long long port);
 
 /*
- * Normalises a request path (origin-form, query string allowed and ignored for
- * matching) into out: must start with "/", no dot segments, no encoded separators or
- * dots, no control characters. Returns 0 or CB_ERR_INVAL (refuse the request).
+ * Normalises a request path (origin-form) into out: must start with "/"; %XX of
+ * unreserved characters is decoded, other escapes are kept with upper-case hex. Refused
+ * (CB_ERR_INVAL, out ""): no room in out; bytes <= 0x20, >= 0x7f, '\\' or '#' anywhere;
+ * invalid escapes; %00-%1F and %7F anywhere; in the path part, %2F %5C %2E (any case)
+ * and their double encodings (%252F ...), empty segments ("//"), and segments of dots
+ * only or of dots followed by ';' or an escape ("..", ".", "...", "..;x", "..%3B").
+ * The query ("?...") is kept verbatim (escapes upper-cased), encoded separators
+ * allowed, and is ignored by matching.
  */
 int dest_path_normalise(const char *in, char *out, size_t outlen);
 
 /*
- * Validates a binding's path prefix (same rules as a path, query not allowed).
- * Returns 0 or CB_ERR_INVAL.
+ * Validates a binding's path prefix: the same rules as a path, no query, and already
+ * in normal form (dest_path_normalise leaves it unchanged: "/repos/%61cme/" and
+ * "/a%3ab/" are refused; write "/repos/acme/" and "/a%3Ab/"). Returns 0 or CB_ERR_INVAL.
  */
 int dest_prefix_valid(const char *prefix);
 

@@ -101,7 +101,7 @@ kid_valid(const char *kid)
 static int
 jti_valid(const char *jti)
 {
-	return strlen(jti) == GRANT_ID_LEN && is_lower_hex(jti, GRANT_ID_LEN);
+	return strnlen(jti, GRANT_ID_LEN + 1) == GRANT_ID_LEN && is_lower_hex(jti, GRANT_ID_LEN);
 }
 
 /* A sandbox ID: 1..128 printable ASCII characters. */

@@ -176,8 +176,8 @@ static const struct norm_case path_cases[] = {
 	{ "/x?path=a%2fb%5C", "/x?path=a%2Fb%5C" },
 	/* Ordinary file names with dots. */
 	{ "/a/.well-known/x", "/a/.well-known/x" },
-	{ "/a/...", "/a/..." },
 	{ "/a/..x/.b", "/a/..x/.b" },
+	{ "/a/.%41/", "/a/.A/" },
 	{ "/a/b.c", "/a/b.c" },
 	{ "/a;b/c", "/a;b/c" },
 	/* Refused: dot segments in every spelling. */
@@ -198,6 +198,12 @@ static const struct norm_case path_cases[] = {
 	{ "/repos/acme/..;/x", NULL },
 	{ "/repos/acme/..;a=b/x", NULL },
 	{ "/repos/acme/.;/x", NULL },
+	{ "/repos/acme/.../x", NULL },
+	{ "/repos/acme/....", NULL },
+	{ "/repos/acme/..%3B/x", NULL },
+	{ "/repos/acme/..%3b/x", NULL },
+	{ "/repos/acme/..%20/x", NULL },
+	{ "/repos/acme/.%3Bx/x", NULL },
 	/* Encoded separators. */
 	{ "/repos/acme%2Fevil", NULL },
 	{ "/repos/acme%2fevil", NULL },
@@ -207,6 +213,13 @@ static const struct norm_case path_cases[] = {
 	{ "/repos/acme%252Fx", NULL },
 	{ "/repos/acme%255cx", NULL },
 	{ "/repos/acme%2500", NULL },
+	{ "/repos/acme%25%32%46x", NULL },
+	{ "/repos/acme%25%32e", NULL },
+	{ "/a/%252%352re/", NULL },	/* found by fuzz_dest: "%25" "2" "5" "2" */
+	{ "/a%252", "/a%252" },
+	{ "/a%25zz", "/a%25zz" },
+	{ "/a%2541", "/a%2541" },
+	{ "/x?a=%252F", "/x?a=%252F" },
 	/* Empty segments. */
 	{ "//x", NULL },
 	{ "/repos//acme", NULL },
