@@ -97,6 +97,9 @@ struct cconn {
 	struct sockaddr_storage uaddrs[PROXY_ADDRS_MAX];	/* checked by the worker */
 	socklen_t uaddrlens[PROXY_ADDRS_MAX];
 	size_t unaddrs, unext;		/* addresses, and the next one to try */
+	char *retry_head;		/* head sent on a reused upstream (wiped); NULL: none */
+	size_t retry_len;
+	int got_response_bytes;
 
 	struct ph_response res;
 	int have_res;
@@ -195,6 +198,11 @@ req_reset(struct cconn *c)
 	c->scrub = NULL;
 	free(c->host_header);
 	c->host_header = NULL;
+	if (c->retry_head != NULL)
+		util_wipe_free(c->retry_head, c->retry_len);
+	c->retry_head = NULL;
+	c->retry_len = 0;
+	c->got_response_bytes = 0;
 	c->req_left = 0;
 	c->req_done = 0;
 	memset(&c->req_ch, 0, sizeof(c->req_ch));
@@ -590,6 +598,8 @@ up_progress(struct cconn *c)
 		return;
 	}
 	in = bufferevent_get_input(c->ubev);
+	if (evbuffer_get_length(in) > 0)
+		c->got_response_bytes = 1;
 	while (c->rstate == RS_HEAD) {
 		len = evbuffer_get_length(in);
 		if (len == 0)
@@ -672,6 +682,23 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		log_debug("%s: connected to %s:%d", c->peer, c->uhost, c->uport);
 		c->uconnected = 1;
+		return;
+	}
+	if (c->retry_head != NULL && c->state == CS_FORWARD && c->rstate == RS_HEAD &&
+	    !c->got_response_bytes && (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))) {
+		/* the reused connection was closed under us: once more on a fresh one */
+		log_debug("%s: kept-alive upstream %s:%d closed, reconnecting", c->peer, c->host,
+		    c->port);
+		c->unext = 0;
+		c->ureuse = 0;
+		if (up_connect(c) == 0) {
+			evbuffer_add(bufferevent_get_output(c->ubev), c->retry_head, c->retry_len);
+			util_wipe_free(c->retry_head, c->retry_len);
+			c->retry_head = NULL;
+			flow(c);
+			return;
+		}
+		send_error(c, 502, "credproxy: upstream connection failed");
 		return;
 	}
 	if (!c->uconnected && c->state == CS_FORWARD && c->rstate == RS_HEAD &&
@@ -888,6 +915,12 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		}
 	}
 	evbuffer_add(bufferevent_get_output(c->ubev), head, headlen);
+	if (c->ureuse && !c->req.chunked && c->req.content_length <= 0) {
+		/* a kept-alive upstream may close just as we write: keep what to resend */
+		c->retry_head = head;	/* transferred */
+		c->retry_len = headlen;
+		head = NULL;
+	}
 	c->state = CS_FORWARD;
 	c->rstate = RS_HEAD;
 	if (c->req.chunked)

@@ -15,6 +15,7 @@ prints "PORT <n>" on stdout once it listens. Answers, by path:
   /download?bytes=N[&chunked=1]    N deterministic pseudo-random bytes (download_bytes())
   /upload                          the JSON above (body_sha256 of what it received)
   /status?code=N                   an empty answer with that status
+  /short-idle                      the JSON above; the connection then closes when idle 0.3 s
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
 In-process, received(id) returns the headers of the request that carried X-Test-Id: id:
 what the upstream really got, whatever the proxy did to the response.
@@ -202,6 +203,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.send_body(200, data, "application/octet-stream")
             return
+        if u.path == "/short-idle":
+            # this connection closes after 0.3 s without a request (kept-alive reuse tests)
+            self.connection.settimeout(0.3)
         if u.path == "/status":
             self.send_body(int(q.get("code", ["200"])[0]), b"", "text/plain")
             return

@@ -499,6 +499,21 @@ class ProxyTest(cbtest.TestCase):
             c.close()
         self.assertEqual(len(ids), 1, "the upstream connection is reused")
 
+    def test_upstream_closes_idle_connection(self):
+        c = self.conn()
+        try:
+            st, _, body = self.get("/short-idle", [("Authorization", "Bearer " + self.token)],
+                                   conn=c)
+            self.assertEqual(st, 200)
+            first = json.loads(body)["conn_id"]
+            time.sleep(0.8)
+            st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], conn=c)
+            self.assertEqual(st, 200, body)
+            self.assert_one_real(body)
+            self.assertNotEqual(json.loads(body)["conn_id"], first)
+        finally:
+            c.close()
+
     def test_plain_http_absolute_form(self):
         c = http.client.HTTPConnection("127.0.0.1", self.shared.port, timeout=TIMEOUT,
                                        source_address=(SRC_A, 0))
