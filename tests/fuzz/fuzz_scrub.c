@@ -1,4 +1,5 @@
 /* fuzz-sources: client/proxy_scrub.c */
+/* fuzz-maxlen: 4096 */
 /*
  * fuzz_scrub.c: the streaming scrubber on arbitrary bodies split at arbitrary points.
  * Input: up to 8 bytes of chunk sizes, then the body. Properties (abort() when broken):
