@@ -864,6 +864,13 @@ cbc_curl_fail(cbc_t *c, CURLcode cc, const struct cbc_buf *b)
 		}
 		cbc_err(c, "out of memory reading the broker's answer");
 		return CBC_E_NOMEM;
+	case CURLE_PARTIAL_FILE:
+	case CURLE_BAD_CONTENT_ENCODING:
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_UNSUPPORTED_PROTOCOL:	/* the URL is checked: this is an HTTP/0.9 reply */
+		cbc_err(c, "the broker's answer at %s was cut short or malformed: %s", c->url,
+		    detail);
+		return CBC_E_PROTOCOL;
 	case CURLE_OUT_OF_MEMORY:
 		cbc_err(c, "out of memory");
 		return CBC_E_NOMEM;
@@ -895,7 +902,6 @@ cbc_curl_fail(cbc_t *c, CURLcode cc, const struct cbc_buf *b)
 		cbc_err(c, "TLS connection to %s failed: %s (does the broker accept the client "
 		    "certificate %s? is it a credbrokerd?)", c->url, detail, c->cert);
 		return CBC_E_CONNECT;
-	case CURLE_UNSUPPORTED_PROTOCOL:
 	case CURLE_URL_MALFORMAT:
 		cbc_err(c, "invalid broker URL %s: %s (expected https://HOST:PORT)", c->url,
 		    detail);

@@ -1,6 +1,7 @@
 /*
  * libclient_it.c: every libcredbroker call against the real daemon.
  * Usage: libclient_it DIR URL [DOWN_URL]
+ *        libclient_it --hostile DIR URL CALL RC   (see hostile() below)
  *   DIR: a deployment made by `credbroker init` (pki/{ca,harness,proxy,admin,sandbox-ca}.*)
  *   URL: the running broker; DOWN_URL: an https URL where nothing listens.
  * Prints one "ok"/"FAIL" line per check; exits 0 only when every check passed.
@@ -77,6 +78,53 @@ has(const char *json, const char *needle)
 	return json != NULL && strstr(json, needle) != NULL;
 }
 
+/*
+ * --hostile DIR URL CALL RC: one call against a fake broker (test_libclient.py serves a
+ * malformed, oversized or wrong-typed answer) must return exactly RC, without a crash,
+ * leaving no result behind.
+ */
+static int
+hostile(const char *dir, const char *url, const char *call, int want)
+{
+	static const char *const hosts[] = { "h.example", NULL };
+	struct cbc_binding b = { .secret = "s", .host = "h.example" };
+	struct cbc_grant_req req = { .sandbox_id = "sbx", .ttl_s = 60, .bindings = &b,
+	    .nbindings = 1 };
+	struct cbc_grant *g = (struct cbc_grant *)1;
+	struct cbc_resolved *r = (struct cbc_resolved *)1;
+	cbc_t *c = client(dir, url, "admin", "ca.pem");
+	char *json = (char *)1;
+	long long n = -1;
+	int rc, left = 0;
+
+	if (strcmp(call, "mint") == 0) {
+		rc = cbc_grant_mint(c, &req, &g);
+		left = g != NULL;
+	} else if (strcmp(call, "resolve") == 0) {
+		rc = cbc_resolve(c, "cbt_x", "sbx", "h.example", 443, "GET", "/", &r);
+		left = r != NULL;
+	} else if (strcmp(call, "put") == 0) {
+		rc = cbc_secret_put(c, "s", (const unsigned char *)"v", 1, hosts, 0, &n);
+		left = n != 0;
+	} else if (strcmp(call, "show") == 0) {
+		rc = cbc_secret_get(c, "s", &json);
+		left = json != NULL;
+	} else if (strcmp(call, "sandbox") == 0) {
+		rc = cbc_sandbox_revoke(c, "sbx", &n);
+		left = n != 0;
+	} else if (strcmp(call, "health") == 0)
+		rc = cbc_health(c);
+	else {
+		printf("FAIL - unknown call %s\n", call);
+		return 2;
+	}
+	check(rc == want && (want == 0 || !left), call, c);
+	printf("rc %d status %d code \"%s\" message: %s\n", rc, cbc_http_status(c),
+	    cbc_error_code(c), cbc_errmsg(c));
+	cbc_free(c);
+	return failures == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -93,8 +141,11 @@ main(int argc, char **argv)
 	char *json = NULL;
 	int rc;
 
+	if (argc == 6 && strcmp(argv[1], "--hostile") == 0)
+		return hostile(argv[2], argv[3], argv[4], (int)strtol(argv[5], NULL, 10));
 	if (argc < 3) {
-		fprintf(stderr, "usage: libclient_it DIR URL [DOWN_URL]\n");
+		fprintf(stderr, "usage: libclient_it DIR URL [DOWN_URL]\n"
+		    "       libclient_it --hostile DIR URL CALL RC\n");
 		return 2;
 	}
 	dir = argv[1];

@@ -7,8 +7,11 @@ runs it on a fresh deployment and checks that every check ran and passed.
 """
 
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
@@ -44,6 +47,142 @@ class TestLibClient(cbtest.TestCase):
             # The library never makes the daemon log a token or a secret value.
             self.assertNotIn("cbt_", d.log())
             self.assertNotIn("ghp_second", d.log())
+
+
+class FakeBroker:
+    """A TLS server with the deployment's server certificate that answers every request
+    with whatever the test sets (raw bytes after the TLS handshake's HTTP request)."""
+
+    def __init__(self, d):
+        self.answer = b""
+        self.requests = 0
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d.dir, "pki", "server.pem"),
+                            os.path.join(d.dir, "pki", "server.key"))
+        ctx.load_verify_locations(d.ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        self.ctx = ctx
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.url = "https://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                raw, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                raw.settimeout(10)
+                conn = self.ctx.wrap_socket(raw, server_side=True)
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                hdr, _, body = head.partition(b"\r\n\r\n")
+                for line in hdr.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        need = int(line.split(b":")[1])
+                        while len(body) < need:
+                            chunk = conn.recv(4096)
+                            if not chunk:
+                                break
+                            body += chunk
+                self.requests += 1
+                conn.sendall(self.answer)
+                conn.close()
+            except (OSError, ssl.SSLError, ValueError):
+                pass
+            finally:
+                raw.close()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+def http(status, body, extra=b"", length=None):
+    if isinstance(body, str):
+        body = body.encode()
+    n = len(body) if length is None else length
+    return (b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n%s\r\n" % (status, n, extra)) + body
+
+
+def chunked(status, total):
+    out = [b"HTTP/1.1 %d X\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" % status,
+           b"1\r\n{\r\n"]
+    piece = b" " * 65536
+    sent = 1
+    while sent < total:
+        out.append(b"%x\r\n%s\r\n" % (len(piece), piece))
+        sent += len(piece)
+    out.append(b"1\r\n}\r\n0\r\n\r\n")
+    return b"".join(out)
+
+
+OK, REFUSED, PROTOCOL, SERVER = 0, -1, -4, -5
+GRANT = '{"grant_id":"g","token":"cbt_x","expires_at":"t"}'
+HOSTILE = [
+    # (name, answer, call, expected rc)
+    ("sane grant (the fake works)", http(201, GRANT), "mint", OK),
+    ("oversized resolve", http(200, '{"headers":[],"expires_in":1}' + " " * (2 << 20)),
+     "resolve", PROTOCOL),
+    ("oversized chunked", chunked(200, 3 << 20), "show", PROTOCOL),
+    ("oversized error answer", http(403, '{"error":"x"}' + " " * (2 << 20)), "show", PROTOCOL),
+    ("truncated JSON", http(200, '{"headers":[{"name":"A","value":"v"}'), "resolve", PROTOCOL),
+    ("body shorter than Content-Length", http(200, '{"headers":[]', length=500), "resolve",
+     PROTOCOL),
+    ("HTML page", http(502, "<html>Bad Gateway</html>"), "mint", SERVER),
+    ("HTML 200", http(200, "<html>hello</html>"), "mint", PROTOCOL),
+    ("wrong-typed grant", http(201, '{"grant_id":1,"token":"cbt_x","expires_at":"t"}'), "mint",
+     PROTOCOL),
+    ("token without prefix", http(201, GRANT.replace("cbt_x", "abc")), "mint", PROTOCOL),
+    ("duplicate keys", http(201, GRANT[:-1] + ',"token":"cbt_y"}'), "mint", PROTOCOL),
+    ("CRLF in a header value", http(200, '{"headers":[{"name":"A","value":"v\\r\\nX: 1"}],'
+                                          '"expires_in":1}'), "resolve", PROTOCOL),
+    ("version as a string", http(201, '{"name":"s","version":"2"}'), "put", PROTOCOL),
+    ("negative revoked count", http(200, '{"sandbox_id":"sbx","revoked":-3}'), "sandbox",
+     PROTOCOL),
+    ("array instead of object", http(200, "[]"), "show", PROTOCOL),
+    ("empty 200", http(200, ""), "show", PROTOCOL),
+    ("redirect is not followed", http(302, "", b"Location: https://127.0.0.1:1/\r\n"), "health",
+     PROTOCOL),
+    ("4xx without JSON", http(403, "forbidden"), "show", REFUSED),
+    ("5xx", http(500, '{"error":"internal_error"}'), "put", SERVER),
+    ("not HTTP at all", b"\x00\x01garbage\r\n\r\n", "health", PROTOCOL),
+]
+
+
+class TestHostileBroker(cbtest.TestCase):
+    """Malformed, truncated, oversized and wrong-typed answers over a real TLS connection:
+    each is the documented error, never a crash (run the ASan build too)."""
+
+    def test_hostile_answers(self):
+        with cbtest.Deployment(start=False) as d:
+            fake = FakeBroker(d)
+            try:
+                for name, answer, call, want in HOSTILE:
+                    fake.answer = answer
+                    r = subprocess.run([cbtest.binary("tests/libclient_it"), "--hostile", d.dir,
+                                        fake.url, call, str(want)], stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, timeout=60)
+                    o = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+                    self.assertEqual(r.returncode, 0, "%s: %s" % (name, o))
+                    self.assertNotIn("cbt_x", o.split("message:")[-1], name)
+                self.assertGreaterEqual(fake.requests, len(HOSTILE))
+            finally:
+                fake.close()
 
 
 if __name__ == "__main__":
