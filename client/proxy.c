@@ -11,6 +11,9 @@
  *               come back scrubbed of every real credential value
  *   CS_TUNNEL   after a 101 to a WebSocket upgrade: bytes both ways
  *   CS_CLOSING  an answer is being flushed, then the connection closes
+ *   CS_LINGER   the answer is out and our side shut down: what the sandbox still sends
+ *               is read and dropped for a moment, so that closing does not reset the
+ *               connection before the sandbox has read the answer
  */
 #include "config.h"
 
@@ -52,10 +55,12 @@
 #define CLIENT_IDLE_S		120
 #define UPSTREAM_TIMEOUT_S	60
 #define DRAIN_MAX_S		30
+#define LINGER_S		2		/* read and drop after an answer, then close */
+#define LINGER_MAX		(1024 * 1024)
 #define WORKERS			8
 #define PUMP_CHUNK		16384
 
-enum cstate { CS_HEAD, CS_RESOLVE, CS_FORWARD, CS_TUNNEL, CS_CLOSING };
+enum cstate { CS_HEAD, CS_RESOLVE, CS_FORWARD, CS_TUNNEL, CS_CLOSING, CS_LINGER };
 enum rstate { RS_HEAD, RS_BODY, RS_DONE };
 enum rbody { RB_NONE, RB_CL, RB_CHUNKED, RB_CLOSE };
 
@@ -71,6 +76,7 @@ struct cconn {
 	int closed;			/* sockets gone; memory freed by closeev or job_cb */
 	evutil_socket_t fd;		/* the sandbox socket */
 	int fd_owned_by_bev;		/* after CONNECT the TLS bufferevent closes it */
+	size_t lingered;		/* bytes dropped in CS_LINGER */
 	char peer[INET6_ADDRSTRLEN + 8];
 	char sandbox[PROXY_SANDBOX_MAX];
 	int have_sandbox;
@@ -139,6 +145,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_close(struct cconn *c);
 static void flow(struct cconn *c);
 static void handle_head(struct cconn *c);
+static void start_linger(struct cconn *c);
 static int up_connect(struct cconn *c);
 
 static const char *
@@ -280,6 +287,25 @@ send_error(struct cconn *c, int status, const char *reason)
 /* ---- flow control ---- */
 
 static void
+start_linger(struct cconn *c)
+{
+	struct timeval tv = { LINGER_S, 0 };
+
+	up_free(c);
+	if (shutdown(c->fd, SHUT_WR) != 0) {
+		conn_close(c);
+		return;
+	}
+	c->state = CS_LINGER;
+	c->lingered = 0;
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		evbuffer_drain(bufferevent_get_input(c->bev),
+		    evbuffer_get_length(bufferevent_get_input(c->bev)));
+}
+
+static void
 set_enabled(struct bufferevent *bev, short what, int on)
 {
 	if (bev == NULL)
@@ -317,11 +343,11 @@ flow(struct cconn *c)
 		uread = cout < BUF_HIGH;
 		break;
 	case CS_CLOSING:
-		if (cout == 0) {
-			conn_close(c);
-			return;
-		}
-		break;
+		if (cout == 0)
+			start_linger(c);
+		return;
+	case CS_LINGER:
+		return;
 	}
 	set_enabled(c->bev, EV_READ, cread);
 	set_enabled(c->ubev, EV_READ, uread);
@@ -1213,6 +1239,13 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			evbuffer_add_buffer(bufferevent_get_output(c->ubev),
 			    bufferevent_get_input(c->bev));
 		flow(c);
+		break;
+	case CS_LINGER:
+		c->lingered += evbuffer_get_length(bufferevent_get_input(bev));
+		evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(
+		    bufferevent_get_input(bev)));
+		if (c->lingered > LINGER_MAX)
+			conn_close(c);
 		break;
 	default:
 		break;
