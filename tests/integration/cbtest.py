@@ -19,6 +19,7 @@ Environment (set by `make check`, see Makefile.am AM_TESTS_ENVIRONMENT):
     CB_BUILDDIR  the build tree (credbrokerd, credbroker, credproxy, tests/mkcert)
     CB_SRCDIR    the source tree
     CB_KEEP=1    keep deployment directories after the test (for debugging)
+    CB_TMPDIR    where deployment directories go (default BUILDDIR/tests/cbtest-tmp)
 
 A Deployment is a directory made by `credbroker init` with `listen` (and credproxy.conf's
 `broker_url`) rewritten to a free 127.0.0.1 port, and a running credbrokerd whose stderr goes
@@ -54,6 +55,14 @@ def srcdir():
     """The source tree: $CB_SRCDIR, else two levels above this file."""
     return os.environ.get("CB_SRCDIR") or os.path.dirname(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def tmproot():
+    """Where deployments are made: $CB_TMPDIR, else BUILDDIR/tests/cbtest-tmp (each build tree
+    its own, so that parallel builds never clean up each other's running tests)."""
+    root = os.environ.get("CB_TMPDIR") or os.path.join(builddir(), "tests", "cbtest-tmp")
+    os.makedirs(root, exist_ok=True)
+    return root
 
 
 def binary(name):
@@ -122,7 +131,7 @@ class Deployment:
     """
 
     def __init__(self, conf=None, conf_lines=None, start=True):
-        self.tmp = tempfile.mkdtemp(prefix="cbtest-")
+        self.tmp = tempfile.mkdtemp(prefix="cbtest-", dir=tmproot())
         self.dir = os.path.join(self.tmp, "dep")
         self.proc = None
         self.port = None
@@ -240,6 +249,10 @@ class Deployment:
                     sys.stderr.write("cbtest: kept %s\n" % self.tmp)
                 else:
                     shutil.rmtree(self.tmp, ignore_errors=True)
+                    try:   # leave no empty directory behind (distcheck); busy: others use it
+                        os.rmdir(os.path.dirname(self.tmp))
+                    except OSError:
+                        pass
         return rc
 
     def __enter__(self):
