@@ -121,6 +121,12 @@ hostile(const char *dir, const char *url, const char *call, int want)
 	check(rc == want && (want == 0 || !left), call, c);
 	printf("rc %d status %d code \"%s\" message: %s\n", rc, cbc_http_status(c),
 	    cbc_error_code(c), cbc_errmsg(c));
+	if (g != (struct cbc_grant *)1)
+		cbc_grant_free(g);
+	if (r != (struct cbc_resolved *)1)
+		cbc_resolved_free(r);
+	if (json != (char *)1)
+		free(json);
 	cbc_free(c);
 	return failures == 0 ? 0 : 1;
 }
