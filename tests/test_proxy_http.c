@@ -156,6 +156,62 @@ test_heads(void **state)
 	}
 }
 
+static size_t
+count_name(const struct ph_request *r, const char *name)
+{
+	size_t i, c = 0;
+
+	for (i = 0; i < r->nheaders; i++)
+		if (strcasecmp(r->headers[i].name, name) == 0)
+			c++;
+	return c;
+}
+
+/* Every good head of the table, rewritten with a credential, parses again whole. */
+static void
+test_heads_rewrite(void **state)
+{
+	static const struct ph_set set[] = { { "authorization", "Bearer real" },
+	    { "X-Api-Key", "k" } };
+	struct ph_request req, re;
+	const char *reason;
+	char *out;
+	size_t i, j, outlen, nlf;
+	int status;
+
+	for (i = 0; i < NELEM(head_cases); i++) {
+		if (head_cases[i].status != 0)
+			continue;
+		assert_true(ph_parse_request(head_cases[i].head, strlen(head_cases[i].head),
+		    &req, &status, &reason) > 0);
+		if (req.form == PH_FORM_AUTHORITY) {
+			assert_int_equal(ph_rewrite_request(&req, set, 2, "h", &out, &outlen),
+			    CB_ERR_INVAL);
+			ph_request_clear(&req);
+			continue;
+		}
+		assert_int_equal(ph_rewrite_request(&req, set, 2, "h.example:81", &out,
+		    &outlen), 0);
+		if (ph_parse_request(out, outlen, &re, &status, &reason) != (int)outlen)
+			fail_msg("case %zu: rewritten head refused (%d %s)", i, status, reason);
+		assert_string_equal(re.method, req.method);
+		assert_string_equal(re.path, req.path);
+		assert_int_equal(count_name(&re, "Authorization"), 1);
+		assert_string_equal(ph_header_get(re.headers, re.nheaders, "Authorization"),
+		    "Bearer real");
+		assert_int_equal(count_name(&re, "x-api-key"), 1);
+		assert_int_equal(count_name(&re, "Host"), 1);
+		assert_string_equal(ph_header_get(re.headers, re.nheaders, "Host"),
+		    "h.example:81");
+		for (j = 0, nlf = 0; j < outlen; j++)
+			nlf += out[j] == '\n';
+		assert_int_equal(nlf, re.nheaders + 2);
+		ph_request_clear(&re);
+		util_wipe_free(out, outlen);
+		ph_request_clear(&req);
+	}
+}
+
 /* A NUL byte cannot be written in the table's strings. */
 static void
 test_nul(void **state)
@@ -381,16 +437,6 @@ test_tokens_limit(void **state)
 
 /* --- rewriting ------------------------------------------------------------------------ */
 
-static size_t
-count_name(const struct ph_request *r, const char *name)
-{
-	size_t i, c = 0;
-
-	for (i = 0; i < r->nheaders; i++)
-		if (strcasecmp(r->headers[i].name, name) == 0)
-			c++;
-	return c;
-}
 
 static void
 test_rewrite(void **state)
@@ -752,6 +798,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_heads),
+		cmocka_unit_test(test_heads_rewrite),
 		cmocka_unit_test(test_nul),
 		cmocka_unit_test(test_incomplete),
 		cmocka_unit_test(test_oversized),
