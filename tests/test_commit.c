@@ -2,7 +2,8 @@
  * test_commit.c: the group-commit writer: many threads submitting ops concurrently
  * (all durable, per-thread order kept, batched), a failing op or a failing audit
  * append does not fail its neighbours, refusals are still audited, commit_run, fn-less
- * and audit-less ops, and close drains the queue.
+ * and audit-less ops, close drains the queue, and a batch whose COMMIT fails fails
+ * every op of it and leaves the chain head consistent with the database.
  */
 #include "config.h"
 
@@ -25,6 +26,7 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "store_int.h"
 #include "util.h"
 
 #define THREADS		8
@@ -392,6 +394,67 @@ test_chain_continues_after_reopen(void **state)
 	store_close(st);
 }
 
+static int
+sleep_fn(struct store *wst, struct commit_op *op)
+{
+	(void)wst;
+	(void)op;
+	usleep(300000);	/* holds the commit thread so the next ops form one batch */
+	return 0;
+}
+
+/* Defers a foreign-key violation to COMMIT, which then fails for the whole batch. */
+static int
+poison_fn(struct store *wst, struct commit_op *op)
+{
+	int rc;
+
+	(void)op;
+	if ((rc = store_exec(wst, "PRAGMA defer_foreign_keys = ON")) != 0)
+		return rc;
+	return store_exec(wst, "INSERT INTO secret_versions (name, version, key_id, ct,"
+	    " created_at) VALUES ('nosuch', 1, 424242, x'00', 0)");
+}
+
+static void
+test_commit_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct top blocker, t[3], after;
+	struct audit_report rep;
+	struct store *st;
+	char why[256];
+	int64_t n;
+	int i;
+
+	top_init(&blocker, 7, 99, 0);
+	blocker.op.fn = sleep_fn;
+	assert_int_equal(commit_submit(f->c, &blocker.op), 0);
+	usleep(50000);	/* the thread is inside sleep_fn: the next three form one batch */
+	for (i = 0; i < 3; i++)
+		top_init(&t[i], 8, i, 0);
+	t[1].op.fn = poison_fn;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(commit_submit(f->c, &t[i].op), 0);
+	wait_all(&blocker, 1);
+	wait_all(t, 3);
+	for (i = 0; i < 3; i++)
+		assert_int_not_equal(atomic_load(&t[i].rc), 0);
+	/* The chain head followed the rollback: the next record links to the last durable one. */
+	top_init(&after, 9, 0, 0);
+	after.op.done = NULL;
+	assert_int_equal(commit_run(f->c, &after.op), 0);
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	for (i = 0; i < 3; i++)
+		assert_false(has_key(st, t[i].key));
+	assert_true(has_key(st, after.key));
+	assert_int_equal(store_audit_count(st, &n), 0);
+	assert_int_equal(n, 2);	/* blocker and after */
+	assert_int_equal(audit_verify(st, &rep), 0);
+	assert_int_equal(rep.records, 2);
+	store_close(st);
+}
+
 int main(void);
 
 int
@@ -405,6 +468,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_run_and_kinds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_continues_after_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
 	};
 
 	log_init("test_commit", LOG_LVL_ERR);
