@@ -29,6 +29,11 @@
  *  - "basic:USER" (lower-case "basic:" then a user name without ':' or "{secret}",
  *    possibly empty): renders "Basic " + base64(USER ":" secret) (RFC 7617).
  *
+ * Sandbox IDs (mint, resolve, DELETE /v1/sandboxes/{id}/grants): 1..128 characters of
+ * [A-Za-z0-9._:-]; anything else is 400 invalid_value (404 in the revoke path).
+ * Every granted resolve counts a use (grants.uses, shown by GET /v1/grants/{id});
+ * with max_uses > 0 the count is the limit, checked atomically in the transaction.
+ *
  * Token-less resolve: the headers of every matching inject binding of the sandbox's
  * live grants, oldest grant first; when two bindings set the same header name
  * (case-insensitive) the first wins. Each grant that contributes a header counts a use.
