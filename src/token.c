@@ -413,6 +413,7 @@ out:
 	explicit_bzero(copy, sizeof(copy));
 	explicit_bzero(key, sizeof(key));
 	explicit_bzero(mac, sizeof(mac));
+	explicit_bzero(sig, sizeof(sig));	/* part of a bearer credential */
 	explicit_bzero(part, sizeof(part));
 	return r;
 }
