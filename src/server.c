@@ -352,7 +352,7 @@ server_check_peer(struct server *s, struct MHD_Connection *c, struct server_conn
 /* ---- requests ------------------------------------------------------------------------- */
 
 struct server_hdrs {
-	int cl, te;
+	int cl, te, host;
 };
 
 static enum MHD_Result
@@ -366,6 +366,8 @@ server_count_hdr(void *cls, enum MHD_ValueKind kind, const char *key, const char
 		h->cl++;
 	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
 		h->te++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		h->host++;
 	return MHD_YES;
 }
 
@@ -476,12 +478,11 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 	struct server *s = cls;
 	struct server_req *q = *con_cls;
 	const union MHD_ConnectionInfo *ci;
-	struct server_hdrs h = { 0, 0 };
+	struct server_hdrs h = { 0, 0, 0 };
 	const char *cl;
 	long long announced;
 	enum MHD_Result ret;
 
-	(void)version;
 	if (q == NULL) {
 		/* First call: headers only. Authenticate before reading any body. */
 		if ((q = calloc(1, sizeof(*q))) == NULL)
@@ -508,6 +509,9 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 		MHD_get_connection_values(c, MHD_HEADER_KIND, server_count_hdr, &h);
 		if (h.cl > 1 || (h.cl > 0 && h.te > 0) || h.te > 1)
 			return server_refuse_now(q, MHD_HTTP_BAD_REQUEST, "ambiguous_length");
+		/* RFC 9112 3.2: an HTTP/1.1 request without Host is refused (0.9.75 lets it by). */
+		if (h.host != 1 && (h.host > 1 || strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+			return server_refuse_now(q, MHD_HTTP_BAD_REQUEST, "bad_host_header");
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl != NULL && (util_strtoll(cl, 0, INT64_MAX, &announced) != 0 ||

@@ -171,6 +171,17 @@ class Malformed(cbtest.TestCase):
                     self.assertIn(b'{"error":"ambiguous_length"}', out)
                 self.serving()
 
+    def test_host_header(self):
+        for req in [b"GET /healthz HTTP/1.1\r\n\r\n",
+                    b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"]:
+            with self.subTest(req=req):
+                out = self.d.raw_exchange("admin", req)
+                self.assertTrue(out.startswith(b"HTTP/1.1 400"), out[:100])
+                self.assertIn(b'{"error":"bad_host_header"}', out)
+        out = self.d.raw_exchange("admin", b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertIn(b" 200 ", out.split(b"\r\n", 1)[0])
+        self.serving()
+
     def test_wrong_methods(self):
         for method, path in [("GET", "/v1/grants"), ("PUT", "/v1/resolve"), ("POST", "/v1/secrets"),
                              ("DELETE", "/v1/audit"), ("POST", "/healthz"), ("GET", "/v1/keys/rotate"),
