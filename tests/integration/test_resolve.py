@@ -424,6 +424,25 @@ class Resolve(cbtest.TestCase):
                            value="Bearer " + OTHER_SECRET)
         self.assertRefused(*self.resolve(None, s, host="llm.example", path="/"), "no_grant")
 
+    def test_tokenless_several_grants(self):
+        s = self.sbx()
+        v2 = "v2-" + secrets.token_hex(8)
+        self.d.put_secret("llm2", v2, ["llm.example"], max_ttl=60)
+        # Two inject grants set the same header: the oldest grant wins; another header
+        # from a third grant is added; a swap binding adds nothing.
+        self.d.mint(s, "llm", "llm.example", ttl_s=60, inject=True, template="first {secret}")
+        time.sleep(1.1)     # created_at orders the grants (seconds)
+        self.d.mint(s, "llm2", "llm.example", ttl_s=60, inject=True,
+                    template="second {secret}", header="authorization")
+        self.d.mint(s, "llm2", "llm.example", ttl_s=60, inject=True, header="X-Other",
+                    template="{secret}")
+        self.d.mint(s, "llm2", "llm.example", ttl_s=60)
+        st, js = self.resolve(None, s, host="llm.example", path="/")
+        self.assertEqual(st, 200, js)
+        self.assertEqual(js["headers"], [
+            {"name": "Authorization", "value": "first " + OTHER_SECRET},
+            {"name": "X-Other", "value": v2}])
+
     def test_basic_template(self):
         s = self.sbx()
         g = self.d.mint(s, "github", HOST, template="basic:x-access-token")
