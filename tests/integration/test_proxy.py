@@ -21,6 +21,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -596,6 +597,32 @@ class ProxyTest(cbtest.TestCase):
             self.assertNotIn("cbt_", log, p.log_path)
             self.assertNotIn("AddressSanitizer", log, p.log_path)
             self.assertNotIn("runtime error", log, p.log_path)
+
+    def test_slow_broker_does_not_block_the_loop(self):
+        result = {}
+
+        def slow():
+            result["r"] = self.get("/echo", [("Authorization", "Bearer " + self.token)])
+
+        self.d.proc.send_signal(signal.SIGSTOP)
+        try:
+            t = threading.Thread(target=slow)
+            t.start()
+            time.sleep(0.3)		# the resolve is now waiting on the stopped broker
+            t0 = time.monotonic()
+            out = self.raw(self.shared, b"BLAH\r\n\r\n", src=SRC_B)
+            s = self.tunnel(src=SRC_B)	# CONNECT answered and TLS handshake done
+            s.close()
+            self.assertLess(time.monotonic() - t0, 2.0)
+            self.assertTrue(out.startswith(b"HTTP/1.1 400"), out)
+            self.assertTrue(t.is_alive())
+        finally:
+            self.d.proc.send_signal(signal.SIGCONT)
+        t.join(timeout=TIMEOUT)
+        self.assertFalse(t.is_alive())
+        st, _, body = result["r"]
+        self.assertEqual(st, 200, body)
+        self.assert_one_real(body)
 
     # --- signals ------------------------------------------------------------------------------
     def test_sighup_reloads_map(self):
