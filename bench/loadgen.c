@@ -8,7 +8,13 @@
  * with a client certificate (OpenSSL), and reports p50/p99/p99.9 in microseconds.
  *
  * loadgen -u https://127.0.0.1:8443/v1/resolve -c 64 -d 10 [-m POST] [-b body-file]
- *         [--cert C --key K --cacert CA] [-r RATE] [-H "Name: value"]... [--new-conn]
+ *         [-B bodies-file] [--cert C --key K --cacert CA] [-r RATE] [-H "Name: value"]...
+ *         [--new-conn] [--proxy HOST:PORT] [--samples FILE]
+ * -B: one body per line; requests take them round robin (each connection from its own offset),
+ *     so a resolve benchmark spreads over many real tokens instead of one.
+ * --proxy: open each connection through an HTTP proxy with CONNECT, then TLS (credproxy, mitmproxy).
+ * --samples: write "t_ms latency_us" per request (t from the start), to cut percentiles by time.
+ * Every loop is bounded by the duration (-d) or by a retry count.
  * Prints one line of JSON: {"requests":N,"errors":N,"rps":X,"p50_us":..,"p99_us":..,"p999_us":..}
  */
 #define _GNU_SOURCE
@@ -46,7 +52,22 @@ struct opts {
 	double duration;
 	double rate;		/* total requests/s; 0 = closed loop */
 	int new_conn;		/* one request per connection (handshake cost) */
+	char proxy_host[256];	/* CONNECT through this proxy when set */
+	char proxy_port[8];
+	char **bodies;		/* -B: one body per line */
+	size_t *bodylens;
+	size_t nbodies;
+	const char *samples;	/* --samples FILE */
 };
+
+#define SAMPLES_MAX	(64u * 1024 * 1024)	/* per run, a bound on memory (512 MiB) */
+struct sample {
+	uint32_t t_ms;
+	uint32_t lat_us;
+};
+static struct sample *samples;
+static uint64_t nsamples;
+static int64_t start_us;
 
 static struct opts o = { .method = "GET", .conns = 16, .duration = 10 };
 static SSL_CTX *ctx;
@@ -84,6 +105,34 @@ conn_close(struct conn *c)
 	c->have = 0;
 }
 
+/* CONNECT host:port through the proxy on the plain socket; 0 when it answered 2xx. */
+static int
+proxy_connect(struct conn *c)
+{
+	char req[600], buf[4096];
+	size_t have = 0;
+	ssize_t r;
+	int n, i;
+
+	n = snprintf(req, sizeof(req), "CONNECT %s:%s HTTP/1.1\r\nHost: %s:%s\r\n\r\n",
+	    o.host, o.port, o.host, o.port);
+	if (write(c->fd, req, (size_t)n) != n)
+		return -1;
+	/* Read the answer byte by byte so nothing of the TLS stream is swallowed. */
+	for (i = 0; i < (int)sizeof(buf) - 1; i++) {
+		r = read(c->fd, buf + have, 1);
+		if (r != 1)
+			return -1;
+		have++;
+		if (have >= 4 && memcmp(buf + have - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	buf[have] = '\0';
+	if (have < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[9] != '2')
+		return -1;
+	return 0;
+}
+
 static int
 conn_open(struct conn *c)
 {
@@ -93,7 +142,8 @@ conn_open(struct conn *c)
 	c->fd = -1;
 	c->ssl = NULL;
 	c->have = 0;
-	if (getaddrinfo(o.host, o.port, &hints, &res) != 0)
+	if (getaddrinfo(o.proxy_host[0] != '\0' ? o.proxy_host : o.host,
+	    o.proxy_host[0] != '\0' ? o.proxy_port : o.port, &hints, &res) != 0)
 		return -1;
 	c->fd = socket(res->ai_family, SOCK_STREAM, 0);
 	if (c->fd < 0 || connect(c->fd, res->ai_addr, res->ai_addrlen) != 0) {
@@ -103,6 +153,10 @@ conn_open(struct conn *c)
 	}
 	freeaddrinfo(res);
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (o.proxy_host[0] != '\0' && proxy_connect(c) != 0) {
+		conn_close(c);
+		return -1;
+	}
 	if (o.tls) {
 		c->ssl = SSL_new(ctx);
 		SSL_set_fd(c->ssl, c->fd);
@@ -203,7 +257,9 @@ worker(void *arg)
 {
 	char req[8192 + 65536];
 	int n, close_after, st;
-	size_t len;
+	size_t len, bi = (size_t)(uintptr_t)arg;
+	struct sample *ls = NULL;
+	size_t nls = 0, cls = 0;
 	struct conn c = { .fd = -1 };
 	double per_conn_rate = o.rate > 0 ? o.rate / o.conns : 0;
 	int64_t next = now_us(), t0;
@@ -211,13 +267,24 @@ worker(void *arg)
 	uint64_t nreq = 0, nerr = 0;
 	size_t i;
 
-	(void)arg;
-	n = snprintf(req, 8192, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%sContent-Length: %zu\r\n%s\r\n",
-	    o.method, o.path, o.host, o.port, o.extra, o.bodylen,
-	    o.new_conn ? "Connection: close\r\n" : "");
-	memcpy(req + n, o.body, o.bodylen);
-	len = (size_t)n + o.bodylen;
+	n = 0;
+	len = 0;
 	while (!stop_flag) {
+		if (len == 0 || o.nbodies > 1) {
+			const char *bd = o.body;
+			size_t bl = o.bodylen;
+
+			if (o.nbodies > 0) {
+				bd = o.bodies[bi % o.nbodies];
+				bl = o.bodylens[bi % o.nbodies];
+				bi++;
+			}
+			n = snprintf(req, 8192, "%s %s HTTP/1.1\r\nHost: %s:%s\r\n%s"
+			    "Content-Length: %zu\r\n%s\r\n", o.method, o.path, o.host, o.port,
+			    o.extra, bl, o.new_conn ? "Connection: close\r\n" : "");
+			memcpy(req + n, bd, bl);
+			len = (size_t)n + bl;
+		}
 		if (per_conn_rate > 0) {
 			int64_t t = now_us();
 			if (t < next) {
@@ -245,6 +312,21 @@ worker(void *arg)
 			if (b >= HIST_BUCKETS)
 				b = HIST_BUCKETS - 1;
 			local[b]++;
+			if (o.samples != NULL && nls < SAMPLES_MAX / (size_t)o.conns) {
+				if (nls == cls) {
+					size_t nc = cls == 0 ? 4096 : cls * 2;
+					struct sample *p = realloc(ls, nc * sizeof(*ls));
+					if (p != NULL) {
+						ls = p;
+						cls = nc;
+					}
+				}
+				if (nls < cls) {
+					ls[nls].t_ms = (uint32_t)((now_us() - start_us) / 1000);
+					ls[nls].lat_us = (uint32_t)(lat > 0xffffffffLL ? 0xffffffffLL : lat);
+					nls++;
+				}
+			}
 		}
 		nreq++;
 		if (close_after || o.new_conn)
@@ -256,7 +338,16 @@ worker(void *arg)
 		hist[i] += local[i];
 	total_req += nreq;
 	total_err += nerr;
+	if (nls > 0) {
+		struct sample *p = realloc(samples, (nsamples + nls) * sizeof(*samples));
+		if (p != NULL) {
+			samples = p;
+			memcpy(samples + nsamples, ls, nls * sizeof(*ls));
+			nsamples += nls;
+		}
+	}
 	pthread_mutex_unlock(&hist_mtx);
+	free(ls);
 	free(local);
 	return NULL;
 }
@@ -273,6 +364,46 @@ percentile(double q)
 			return (double)(i * HIST_RES_US + HIST_RES_US / 2);
 	}
 	return (double)(HIST_BUCKETS * HIST_RES_US);
+}
+
+/* -B FILE: one body per line (LF removed), at most 1,000,000 lines. */
+static int
+load_bodies(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *line = NULL;
+	size_t cap = 0, alloc = 0;
+	ssize_t n;
+
+	if (f == NULL) {
+		perror(path);
+		return -1;
+	}
+	while (o.nbodies < 1000000 && (n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (n == 0 || n > 65536)
+			continue;
+		if (o.nbodies == alloc) {
+			alloc = alloc == 0 ? 1024 : alloc * 2;
+			o.bodies = realloc(o.bodies, alloc * sizeof(*o.bodies));
+			o.bodylens = realloc(o.bodylens, alloc * sizeof(*o.bodylens));
+			if (o.bodies == NULL || o.bodylens == NULL) {
+				fprintf(stderr, "loadgen: out of memory\n");
+				exit(2);
+			}
+		}
+		o.bodies[o.nbodies] = strdup(line);
+		o.bodylens[o.nbodies] = (size_t)n;
+		o.nbodies++;
+	}
+	free(line);
+	fclose(f);
+	if (o.nbodies == 0) {
+		fprintf(stderr, "loadgen: %s: no bodies\n", path);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -318,6 +449,8 @@ main(int argc, char **argv)
 		{ "key", required_argument, NULL, 2 },
 		{ "cacert", required_argument, NULL, 3 },
 		{ "new-conn", no_argument, NULL, 4 },
+		{ "proxy", required_argument, NULL, 5 },
+		{ "samples", required_argument, NULL, 6 },
 		{ NULL, 0, NULL, 0 },
 	};
 	pthread_t *th;
@@ -325,7 +458,7 @@ main(int argc, char **argv)
 	int64_t t0, t1;
 	FILE *f;
 
-	while ((ch = getopt_long(argc, argv, "u:c:d:r:m:b:H:", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:c:d:r:m:b:B:H:", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'u': parse_url(optarg); have_url = 1; break;
 		case 'c': o.conns = (int)strtol(optarg, NULL, 10); break;
@@ -351,6 +484,21 @@ main(int argc, char **argv)
 		case 2: o.key = optarg; break;
 		case 3: o.cacert = optarg; break;
 		case 4: o.new_conn = 1; break;
+		case 5:
+			{
+				const char *colon = strrchr(optarg, ':');
+				if (colon == NULL)
+					usage();
+				snprintf(o.proxy_host, sizeof(o.proxy_host), "%.*s",
+				    (int)(colon - optarg), optarg);
+				snprintf(o.proxy_port, sizeof(o.proxy_port), "%s", colon + 1);
+			}
+			break;
+		case 6: o.samples = optarg; break;
+		case 'B':
+			if (load_bodies(optarg) != 0)
+				return 2;
+			break;
 		default: usage();
 		}
 	}
@@ -373,9 +521,10 @@ main(int argc, char **argv)
 	}
 	hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
 	th = calloc((size_t)o.conns, sizeof(*th));
-	t0 = now_us();
+	t0 = start_us = now_us();
 	for (i = 0; i < o.conns; i++)
-		pthread_create(&th[i], NULL, worker, NULL);
+		pthread_create(&th[i], NULL, worker,
+		    (void *)(uintptr_t)(o.nbodies > 0 ? (size_t)i * (o.nbodies / (size_t)o.conns + 1) : 0));
 	usleep((useconds_t)(o.duration * 1e6));
 	stop_flag = 1;
 	for (i = 0; i < o.conns; i++)
@@ -385,5 +534,16 @@ main(int argc, char **argv)
 	    "\"p999_us\":%.0f}\n", (unsigned long long)total_req, (unsigned long long)total_err,
 	    (double)total_req * 1e6 / (double)(t1 - t0), percentile(0.50), percentile(0.99),
 	    percentile(0.999));
+	if (o.samples != NULL) {
+		uint64_t k;
+
+		if ((f = fopen(o.samples, "w")) == NULL) {
+			perror(o.samples);
+			return 2;
+		}
+		for (k = 0; k < nsamples; k++)
+			fprintf(f, "%u %u\n", samples[k].t_ms, samples[k].lat_us);
+		fclose(f);
+	}
 	return 0;
 }
