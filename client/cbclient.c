@@ -171,7 +171,10 @@ cbc_load(const char *buf, size_t len, char *why, size_t whylen)
 	return j;
 }
 
-/* A member that must be a non-empty string of at most max bytes without control bytes. */
+/*
+ * A member that must be a non-empty string of at most max bytes without control bytes;
+ * allow_space: a header value, where SP and HTAB are allowed (RFC 9110 field-value).
+ */
 static const char *
 cbc_get_str(json_t *o, const char *key, size_t max, int allow_space)
 {
@@ -189,7 +192,8 @@ cbc_get_str(json_t *o, const char *key, size_t max, int allow_space)
 	for (i = 0; i < n; i++) {
 		unsigned char ch = (unsigned char)s[i];
 
-		if (ch < 0x20 || ch == 0x7f || (!allow_space && ch == ' '))
+		if ((ch < 0x20 && !(allow_space && ch == '\t')) || ch == 0x7f ||
+		    (!allow_space && ch == ' '))
 			return NULL;
 	}
 	return s;
@@ -649,27 +653,44 @@ cbc_parse_object(const char *buf, size_t len, char **json, char *why, size_t why
 	return 0;
 }
 
-int
-cbc_parse_error(const char *buf, size_t len, char *code, size_t codelen)
+/* Copies s into out when it is a plain identifier that fits; else out is "". */
+static int
+cbc_copy_ident(const char *s, int upper, char *out, size_t outlen)
 {
-	const char *s;
-	json_t *j;
 	size_t i;
+
+	out[0] = '\0';
+	if (s == NULL)
+		return -1;
+	for (i = 0; s[i] != '\0'; i++)
+		if (i + 1 >= outlen || !((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' || s[i] == '-' ||
+		    (upper && s[i] >= 'A' && s[i] <= 'Z')))
+			return -1;
+	memcpy(out, s, i + 1);
+	return 0;
+}
+
+int
+cbc_parse_error(const char *buf, size_t len, char *code, size_t codelen, char *field,
+    size_t fieldlen)
+{
+	json_t *j;
 	int rc = CBC_E_PROTOCOL;
 
-	if (codelen == 0)
+	if (codelen == 0 || (field != NULL && fieldlen == 0))
 		return CBC_E_USAGE;
 	code[0] = '\0';
+	if (field != NULL)
+		field[0] = '\0';
 	if ((j = cbc_load(buf, len, NULL, 0)) == NULL)
 		return CBC_E_PROTOCOL;
-	s = cbc_get_str(j, "error", codelen - 1, 0);
-	if (s == NULL)
+	if (cbc_copy_ident(cbc_get_str(j, "error", codelen - 1, 0), 0, code, codelen) != 0)
 		goto out;
-	for (i = 0; s[i] != '\0'; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') ||
-		    s[i] == '_' || s[i] == '.' || s[i] == '-'))
-			goto out;
-	memcpy(code, s, i + 1);
+	/* The field a 400 is about ({"error": "wrong_type", "field": "ttl_s"}), if any. */
+	if (field != NULL && json_object_get(j, "field") != NULL)
+		(void)cbc_copy_ident(cbc_get_str(j, "field", fieldlen - 1, 0), 1, field,
+		    fieldlen);
 	rc = 0;
 out:
 	json_decref(j);
@@ -925,7 +946,7 @@ cbc_request(cbc_t *c, const char *method, const char *path, const char *body, si
 	CURLcode cc;
 	long status = 0;
 	int rc, n;
-	char why[160];
+	char why[160], field[CBC_ERRCODE_MAX];
 
 	memset(ans, 0, sizeof(*ans));
 	c->http_status = 0;
@@ -964,11 +985,14 @@ cbc_request(cbc_t *c, const char *method, const char *path, const char *body, si
 	if (status >= 200 && status < 300)
 		return 0;
 	if (status >= 400 && status < 600) {
-		if (cbc_parse_error(ans->p, ans->len, c->errcode, sizeof(c->errcode)) != 0)
-			c->errcode[0] = '\0';
+		if (cbc_parse_error(ans->p, ans->len, c->errcode, sizeof(c->errcode), field,
+		    sizeof(field)) != 0)
+			c->errcode[0] = field[0] = '\0';
 		if (status < 500) {
-			cbc_err(c, "the broker refused %s %s: HTTP %ld %s%s", method, path, status,
-			    c->errcode[0] != '\0' ? c->errcode : "(no error code)",
+			cbc_err(c, "the broker refused %s %s: HTTP %ld %s%s%s%s%s", method, path,
+			    status, c->errcode[0] != '\0' ? c->errcode : "(no error code)",
+			    field[0] != '\0' ? " (field " : "", field,
+			    field[0] != '\0' ? ")" : "",
 			    status == 403 && strcmp(c->errcode, "forbidden") == 0 ?
 			    " (this certificate's role may not do this)" : "");
 			rc = CBC_E_REFUSED;

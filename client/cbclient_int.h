@@ -44,10 +44,12 @@ int cbc_parse_revoked(const char *buf, size_t len, long long *revoked, char *why
 /* Any JSON object; *json receives a NUL-terminated copy of buf (caller frees). */
 int cbc_parse_object(const char *buf, size_t len, char **json, char *why, size_t whylen);
 /*
- * An error answer {"error": "code", ...}: copies the code into code (CBC_ERRCODE_MAX)
- * when it is a plain identifier ([a-z0-9_.-]); otherwise code is "" and this fails.
+ * An error answer {"error": "code", "field": "name"?, ...}: copies the code into code
+ * when it is a plain identifier ([a-z0-9_.-]) that fits; otherwise code is "" and this
+ * fails. field (may be NULL) receives the "field" member likewise (also A-Z), or "".
  */
-int cbc_parse_error(const char *buf, size_t len, char *code, size_t codelen);
+int cbc_parse_error(const char *buf, size_t len, char *code, size_t codelen, char *field,
+    size_t fieldlen);
 
 /*
  * The answer buffer of a request: grows by copying and wiping, never by realloc (which

@@ -256,6 +256,36 @@ audit_tail_walk(cbc_t *c, long long limit, json_t **out)
 	return 0;
 }
 
+/* Rows for humans: times as RFC 3339 instead of epoch seconds. */
+static int
+audit_print_human(const char *json, const char *const *keys, const char *const *skip)
+{
+	json_t *j, *recs, *rec, *ts;
+	char when[32], *s;
+	size_t i;
+	int rc;
+
+	if ((j = json_loads(json, JSON_REJECT_DUPLICATES, NULL)) == NULL ||
+	    (recs = audit_records(j)) == NULL) {
+		json_decref(j);
+		return cli_print_rows(json, keys, skip);
+	}
+	json_array_foreach(recs, i, rec) {
+		ts = json_object_get(rec, "ts");
+		if (json_is_integer(ts)) {
+			util_rfc3339(json_integer_value(ts), when, sizeof(when));
+			json_object_set_new(rec, "ts", json_string(when));
+		}
+	}
+	s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (s == NULL)
+		return cli_error(CLI_EXIT_OTHER, "out of memory");
+	rc = cli_print_rows(s, keys, skip);
+	free(s);
+	return rc;
+}
+
 static int
 audit_tail(struct cli *g, struct audit_args *a)
 {
@@ -263,7 +293,7 @@ audit_tail(struct cli *g, struct audit_args *a)
 	    NULL };
 	static const char *const skip[] = { "prev_hash", "hash", NULL };
 	json_t *tail = NULL, *o;
-	char *json = NULL, *s;
+	char *json = NULL;
 	cbc_t *c = NULL;
 	int rc;
 
@@ -285,18 +315,11 @@ audit_tail(struct cli *g, struct audit_args *a)
 			rc = cli_error(CLI_EXIT_OTHER, "out of memory");
 			goto out;
 		}
-		/* json_dumps memory is jansson's: copy to plain malloc for one free() path. */
-		s = strdup(json);
-		free(json);
-		if ((json = s) == NULL) {
-			rc = cli_error(CLI_EXIT_OTHER, "out of memory");
-			goto out;
-		}
 	}
 	if (g->json)
 		cli_print_json(json);
 	else
-		rc = cli_print_rows(json, keys, skip);
+		rc = audit_print_human(json, keys, skip);
 out:
 	json_decref(tail);
 	free(json);

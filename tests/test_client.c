@@ -196,7 +196,7 @@ test_build_rotate(void **state)
 #define GRANT_OK "{\"grant_id\":\"g123\",\"token\":\"cbt_aaa.bbb.ccc\"," \
 	"\"expires_at\":\"2026-01-02T03:04:05Z\"}"
 #define RESOLVE_OK "{\"headers\":[{\"name\":\"Authorization\",\"value\":\"Bearer s3cr3t\"}," \
-	"{\"name\":\"X-K\",\"value\":\"v w\"}],\"expires_in\":412}"
+	"{\"name\":\"X-K\",\"value\":\"v w\\tx\"}],\"expires_in\":412}"
 
 static void
 test_parse_grant_ok(void **state)
@@ -294,7 +294,7 @@ test_parse_resolved_ok(void **state)
 	assert_string_equal(r->headers[0].name, "Authorization");
 	assert_string_equal(r->headers[0].value, "Bearer s3cr3t");
 	assert_string_equal(r->headers[1].name, "X-K");
-	assert_string_equal(r->headers[1].value, "v w");
+	assert_string_equal(r->headers[1].value, "v w\tx");
 	assert_int_equal(r->expires_in, 412);
 	cbc_resolved_free(r);
 	assert_int_equal(cbc_parse_resolved(empty, strlen(empty), &r, NULL, 0), 0);
@@ -328,6 +328,9 @@ static const char *const bad_resolves[] = {
 	"{\"headers\":[{\"name\":\"A:\",\"value\":\"v\"}],\"expires_in\":5}",
 	"{\"headers\":[{\"name\":\"A\",\"value\":\"v\\r\\nX-Evil: 1\"}],\"expires_in\":5}",
 	"{\"headers\":[{\"name\":\"A\",\"value\":\"v\\u0000\"}],\"expires_in\":5}",
+	"{\"headers\":[{\"name\":\"A\",\"value\":\"v\\u0001\"}],\"expires_in\":5}",
+	"{\"headers\":[{\"name\":\"A\",\"value\":\"v\\u007f\"}],\"expires_in\":5}",
+	"{\"headers\":[{\"name\":\"A\\tB\",\"value\":\"v\"}],\"expires_in\":5}",
 	"{\"headers\":[{\"name\":\"A\",\"value\":\"v\",\"value\":\"w\"}],\"expires_in\":5}",
 	"{\"headers\":[{\"name\":\"A\",\"value\":\"v\"},2],\"expires_in\":5}",
 	"{\"headers\":[],\"expires_in\":5,\"headers\":[]}",
@@ -476,21 +479,43 @@ test_parse_error(void **state)
 		"{\"error\":\"x\\ny\"}", "{\"error\":\"<script>\"}", "not json",
 		"{\"error\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}",
 	};
-	char code[CBC_ERRCODE_MAX];
+	static const char *const fields[][2] = {
+		{ "{\"error\":\"wrong_type\",\"field\":\"ttl_s\"}", "ttl_s" },
+		{ "{\"error\":\"wrong_type\",\"field\":\"bindings.0.Port\"}", "bindings.0.Port" },
+		{ "{\"error\":\"wrong_type\",\"field\":\"a b\"}", "" },
+		{ "{\"error\":\"wrong_type\",\"field\":3}", "" },
+		{ "{\"error\":\"wrong_type\",\"field\":\"\\u001b[31m\"}", "" },
+		{ "{\"error\":\"wrong_type\"}", "" },
+	};
+	char code[CBC_ERRCODE_MAX], field[16];
 	size_t i;
 
 	assert_int_equal(cbc_parse_error("{\"error\":\"host_not_allowed\"}", 28, code,
-	    sizeof(code)), 0);
+	    sizeof(code), NULL, 0), 0);
 	assert_string_equal(code, "host_not_allowed");
 	assert_int_equal(cbc_parse_error("{\"error\":\"json.duplicate-key\",\"x\":1}", 36, code,
-	    sizeof(code)), 0);
+	    sizeof(code), field, sizeof(field)), 0);
 	assert_string_equal(code, "json.duplicate-key");
+	assert_string_equal(field, "");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		memcpy(code, "junk", 5);
-		assert_int_equal(cbc_parse_error(bad[i], strlen(bad[i]), code, sizeof(code)),
-		    CBC_E_PROTOCOL);
+		memcpy(field, "junk", 5);
+		assert_int_equal(cbc_parse_error(bad[i], strlen(bad[i]), code, sizeof(code), field,
+		    sizeof(field)), CBC_E_PROTOCOL);
 		assert_string_equal(code, "");
+		assert_string_equal(field, "");
 	}
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		assert_int_equal(cbc_parse_error(fields[i][0], strlen(fields[i][0]), code,
+		    sizeof(code), field, sizeof(field)), 0);
+		assert_string_equal(code, "wrong_type");
+		assert_string_equal(field, fields[i][1]);
+	}
+	/* A field longer than the buffer is dropped, not cut. */
+	assert_int_equal(cbc_parse_error("{\"error\":\"e\",\"field\":\"abcdefghijklmnopq\"}",
+	    strlen("{\"error\":\"e\",\"field\":\"abcdefghijklmnopq\"}"), code, sizeof(code),
+	    field, sizeof(field)), 0);
+	assert_string_equal(field, "");
 }
 
 /* The answer buffer: chunks accumulate up to exactly 1 MiB; one byte more aborts. */
