@@ -290,8 +290,13 @@ static void
 start_linger(struct cconn *c)
 {
 	struct timeval tv = { LINGER_S, 0 };
+	SSL *ssl;
 
 	up_free(c);
+	/* the output is empty, so close_notify goes straight to the socket in order */
+	if (c->tls && (ssl = bufferevent_openssl_get_ssl(c->bev)) != NULL)
+		(void)SSL_shutdown(ssl);
+	ERR_clear_error();
 	if (shutdown(c->fd, SHUT_WR) != 0) {
 		conn_close(c);
 		return;
