@@ -41,6 +41,7 @@
 #define TOKENLESS_GRANTS_MAX	256	/* live grants of a sandbox examined per resolve */
 #define PURGE_GRACE_S		60
 #define PURGE_ROUNDS_MAX	10000	/* batches per purge pass, a bound on the loop */
+#define PURGE_ROWID_SPAN	10000	/* rows a revoked-purge batch examines */
 
 enum ctx_kind { K_MINT, K_SHOW, K_REVOKE, K_REVOKE_SBX, K_RESOLVE };
 
@@ -72,6 +73,27 @@ struct grant_ctx {
 };
 
 static _Atomic int64_t active_grants;
+
+/*
+ * Revocations not purged yet, so that the purge walks the table for revoked grants
+ * (there is no index on revoked_at) only when there is something to find: pending is
+ * the time of the oldest such revocation (1 at start-up: unknown, walk once).
+ */
+static struct {
+	pthread_mutex_t mu;
+	int64_t pending;
+	int64_t last;
+} revoked = { .mu = PTHREAD_MUTEX_INITIALIZER, .pending = 1 };
+
+static void
+note_revocation(int64_t now)
+{
+	pthread_mutex_lock(&revoked.mu);
+	revoked.last = now;
+	if (revoked.pending == 0)
+		revoked.pending = now;
+	pthread_mutex_unlock(&revoked.mu);
+}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -813,9 +835,12 @@ static int
 revoke_fn(struct store *wst, struct commit_op *op)
 {
 	struct grant_ctx *x = op->arg;
-	int changed;
+	int changed, rc;
 
-	return store_grant_revoke(wst, x->grant_id, x->now, &changed);
+	rc = store_grant_revoke(wst, x->grant_id, x->now, &changed);
+	if (rc == 0 && changed)
+		note_revocation(x->now);
+	return rc;
 }
 
 void
@@ -849,6 +874,8 @@ revoke_sbx_fn(struct store *wst, struct commit_op *op)
 	rc = store_grant_revoke_sandbox(wst, x->sandbox_id, x->revoke_by, x->now, &x->revoked);
 	if (rc == 0)
 		snprintf(x->detail, sizeof(x->detail), "revoked=%lld", (long long)x->revoked);
+	if (rc == 0 && x->revoked > 0)
+		note_revocation(x->now);
 	return rc;
 }
 
@@ -1302,8 +1329,12 @@ static struct {
 	struct broker *b;
 } purge = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
+enum purge_kind { PURGE_EXPIRED, PURGE_REVOKED };
+
 struct purge_arg {
+	enum purge_kind kind;
 	int64_t before;
+	int64_t from, span;	/* revoked: the rowid window */
 	int limit;
 	int64_t deleted;
 };
@@ -1313,7 +1344,10 @@ purge_fn(struct store *wst, struct commit_op *op)
 {
 	struct purge_arg *pa = op->arg;
 
-	return store_grant_purge(wst, pa->before, pa->limit, &pa->deleted);
+	if (pa->kind == PURGE_EXPIRED)
+		return store_grant_purge_expired(wst, pa->before, pa->limit, &pa->deleted);
+	return store_grant_purge_revoked(wst, pa->before, pa->from, pa->span, pa->limit,
+	    &pa->deleted);
 }
 
 static void
@@ -1328,39 +1362,87 @@ refresh_active(struct broker *b)
 		atomic_store(&active_grants, n);
 }
 
-/* One pass: bounded batches, each its own commit op, interleaved with requests. */
+static int
+purge_stopping(void)
+{
+	int stop;
+
+	pthread_mutex_lock(&purge.mu);
+	stop = purge.stop;
+	pthread_mutex_unlock(&purge.mu);
+	return stop;
+}
+
+/* One purge batch through the commit queue (not audited row by row). */
+static int
+purge_batch(struct broker *b, struct purge_arg *pa)
+{
+	struct commit_op op;
+	int rc;
+
+	memset(&op, 0, sizeof(op));
+	op.fn = purge_fn;
+	op.arg = pa;
+	op.audit.action = NULL;
+	pa->deleted = 0;
+	if ((rc = commit_run(b->commit, &op)) != 0)
+		log_warnx("purge batch failed: %s", cb_strerror(rc));
+	return rc;
+}
+
+/*
+ * One pass: expired grants through the expiry index, then, only when a revocation
+ * is old enough to purge, revoked grants in bounded rowid windows. Each batch is its
+ * own commit op, so requests interleave and the writer is never held for long.
+ */
 static void
 purge_pass(struct broker *b, int batch)
 {
-	struct commit_op op;
 	struct purge_arg pa;
-	int64_t total = 0, t0 = util_mono_us();
-	int i, rc, stop;
+	struct store *rst;
+	int64_t total = 0, t0 = util_mono_us(), before, pending, max;
+	int rounds = 0;
 
-	for (i = 0; i < PURGE_ROUNDS_MAX; i++) {
-		pthread_mutex_lock(&purge.mu);
-		stop = purge.stop;
-		pthread_mutex_unlock(&purge.mu);
-		if (stop)
-			break;
-		memset(&op, 0, sizeof(op));
-		memset(&pa, 0, sizeof(pa));
-		pa.before = util_now() - PURGE_GRACE_S;
-		pa.limit = batch;
-		op.fn = purge_fn;
-		op.arg = &pa;
-		op.audit.action = NULL;	/* purges are not audited row by row */
-		if ((rc = commit_run(b->commit, &op)) != 0) {
-			log_warnx("purge batch failed: %s", cb_strerror(rc));
-			break;
-		}
+	before = util_now() - PURGE_GRACE_S;
+	memset(&pa, 0, sizeof(pa));
+	pa.kind = PURGE_EXPIRED;
+	pa.before = before;
+	pa.limit = batch;
+	for (; rounds < PURGE_ROUNDS_MAX && !purge_stopping(); rounds++) {
+		if (purge_batch(b, &pa) != 0)
+			goto out;
 		total += pa.deleted;
 		if (pa.deleted < batch)
 			break;
 	}
+
+	pthread_mutex_lock(&revoked.mu);
+	pending = revoked.pending;
+	pthread_mutex_unlock(&revoked.mu);
+	if (pending == 0 || pending >= before)
+		goto out;
+	if ((rst = store_pool_get(b->readers)) == NULL ||
+	    store_grant_max_rowid(rst, &max) != 0)
+		goto out;
+	pa.kind = PURGE_REVOKED;
+	pa.span = PURGE_ROWID_SPAN;
+	for (pa.from = 1; pa.from <= max && rounds < PURGE_ROUNDS_MAX; rounds++) {
+		if (purge_stopping() || purge_batch(b, &pa) != 0)
+			goto out;
+		total += pa.deleted;
+		if (pa.deleted < batch)
+			pa.from += pa.span;	/* this window is clean: the next one */
+	}
+	if (pa.from <= max)
+		goto out;	/* bounded: the rest waits for the next pass */
+	/* Walked the whole table: only revocations within the grace stay pending. */
+	pthread_mutex_lock(&revoked.mu);
+	revoked.pending = revoked.last >= before ? revoked.last : 0;
+	pthread_mutex_unlock(&revoked.mu);
+ out:
 	if (total > 0)
 		log_info("purged %lld expired or revoked grants in %d batches, %lld ms",
-		    (long long)total, i + 1, (long long)((util_mono_us() - t0) / 1000));
+		    (long long)total, rounds + 1, (long long)((util_mono_us() - t0) / 1000));
 }
 
 static void *

@@ -505,7 +505,7 @@ static void
 test_store_purge(void **state)
 {
 	struct dbfix *f = *state;
-	int64_t now = 1000000, n, live;
+	int64_t now = 1000000, n, live, max;
 	int i;
 
 	for (i = 1; i <= 7; i++)	/* expired long ago */
@@ -515,14 +515,23 @@ test_store_purge(void **state)
 	put_grant(f->st, 11, "s", "h", now - 10, now - 5, 0, 0, 0);	/* within grace */
 	put_grant(f->st, 12, "s", "h", now - 10, now + 500, 0, 0, now - 5);	/* grace */
 	put_grant(f->st, 13, "s", "h", now - 10, now + 500, 0, 0, 0);	/* live */
-	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(store_grant_purge_expired(f->st, now - 60, 4, &n), 0);
 	assert_int_equal(n, 4);
-	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
-	assert_int_equal(n, 4);	/* 3 expired + 1 revoked */
-	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
-	assert_int_equal(n, 2);
-	assert_int_equal(store_grant_purge(f->st, now - 60, 4, &n), 0);
-	assert_int_equal(n, 0);
+	assert_int_equal(store_grant_purge_expired(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_grant_purge_expired(f->st, now - 60, 4, &n), 0);
+	assert_int_equal(n, 0);	/* 11 is within the grace */
+	assert_int_equal(store_grant_max_rowid(f->st, &max), 0);
+	assert_int_equal(max, 13);
+	/* Revoked: only inside the rowid window [from, from + span), at most limit. */
+	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 1, 8, 4, &n), 0);
+	assert_int_equal(n, 1);	/* rowid 8 */
+	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 9, 100, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 9, 100, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 9, 100, 4, &n), 0);
+	assert_int_equal(n, 0);	/* 12 is within the grace */
 	assert_int_equal(store_grant_count_live(f->st, now, &live), 0);
 	assert_int_equal(live, 1);
 	for (i = 11; i <= 13; i++) {
@@ -539,14 +548,17 @@ test_purge_thread(void **state)
 {
 	struct dbfix *f = *state;
 	struct broker_conf conf;
+	struct store_grant *g;
 	struct broker b;
 	int64_t now = util_now(), n = -1;
-	int i, tries;
+	int i, tries, left = -1, rc;
 
 	for (i = 1; i <= 25; i++)
 		put_grant(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
 	for (i = 26; i <= 28; i++)
 		put_grant(f->st, i, "s", "h", now, now + 600, 0, 0, 0);
+	for (i = 29; i <= 35; i++)	/* revoked before this start-up: found by one walk */
+		put_grant(f->st, i, "s", "h", now - 1000, now + 600, 0, 0, now - 500);
 	memset(&conf, 0, sizeof(conf));
 	conf.purge_interval_s = 1;
 	conf.purge_batch = 4;
@@ -558,11 +570,18 @@ test_purge_thread(void **state)
 	assert_int_equal(grant_purge_start(&b), CB_ERR_EXISTS);
 	for (tries = 0; tries < 100; tries++) {
 		assert_int_equal(store_grant_count_live(f->st, now - 10000, &n), 0);
-		if (n == 3)
+		left = 0;
+		for (i = 29; i <= 35; i++) {
+			rc = store_grant_get(f->st, gid(i), &g);
+			store_grant_free(g);
+			left += rc == 0;
+		}
+		if (n == 3 && left == 0)
 			break;
 		usleep(100000);
 	}
 	assert_int_equal(n, 3);	/* only the live ones remain (count with an old "now") */
+	assert_int_equal(left, 0);	/* and the revoked ones are gone */
 	for (tries = 0; tries < 30 && grant_active_count() != 3; tries++)
 		usleep(100000);
 	assert_int_equal(grant_active_count(), 3);
