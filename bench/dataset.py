@@ -12,8 +12,12 @@
       the API, so every row looks like one the broker wrote.
   dataset.py expire --db FILE --at EPOCH
       With the broker stopped: sets the cohort's expires_at to EPOCH (the lease explosion).
-  dataset.py count --db FILE [--before EPOCH]
+  dataset.py count --db FILE
       Prints the number of grants (read-only, safe while the broker runs: WAL).
+  dataset.py poll --db FILE --at EPOCH --out FILE [--interval 1] [--max 600]
+      While the broker runs: every interval, appends "unix-time remaining" for the cohort
+      (grants with expires_at = EPOCH, counted on the expiry index) until none remain or
+      --max polls. Read-only.
 Every loop is bounded by its count argument.
 """
 import argparse
@@ -211,6 +215,23 @@ def cmd_count(a):
 	print(db.execute("SELECT count(*) FROM grants").fetchone()[0])
 
 
+def cmd_poll(a):
+	db = sqlite3.connect("file:%s?mode=ro" % a.db, uri=True, timeout=5)
+	with open(a.out, "a") as f:
+		for _ in range(a.max):
+			t = time.time()
+			try:
+				n = db.execute("SELECT count(*) FROM grants WHERE expires_at = ?",
+				    (a.at,)).fetchone()[0]
+			except sqlite3.OperationalError:
+				n = -1
+			f.write("%.3f %d\n" % (t, n))
+			f.flush()
+			if n == 0:
+				return
+			time.sleep(max(0.0, a.interval - (time.time() - t)))
+
+
 def main():
 	p = argparse.ArgumentParser()
 	sp = p.add_subparsers(dest="cmd", required=True)
@@ -232,8 +253,15 @@ def main():
 	s.add_argument("--at", type=int, required=True)
 	s = sp.add_parser("count")
 	s.add_argument("--db", required=True)
+	s = sp.add_parser("poll")
+	s.add_argument("--db", required=True)
+	s.add_argument("--at", type=int, required=True)
+	s.add_argument("--out", required=True)
+	s.add_argument("--interval", type=float, default=1.0)
+	s.add_argument("--max", type=int, default=600)
 	a = p.parse_args()
-	{"api": cmd_api, "sql": cmd_sql, "expire": cmd_expire, "count": cmd_count}[a.cmd](a)
+	{"api": cmd_api, "sql": cmd_sql, "expire": cmd_expire, "count": cmd_count,
+	    "poll": cmd_poll}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,7 +72,15 @@ static int64_t start_us;
 
 static struct opts o = { .method = "GET", .conns = 16, .duration = 10 };
 static SSL_CTX *ctx;
-static volatile int stop_flag;
+static volatile sig_atomic_t stop_flag;
+
+/* SIGINT/SIGTERM end the run early, still printing the results (bench/run's scenario 4). */
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
 static pthread_mutex_t hist_mtx = PTHREAD_MUTEX_INITIALIZER;
 static uint64_t *hist;
 static uint64_t total_req, total_err;
@@ -519,13 +528,27 @@ main(int argc, char **argv)
 			return 2;
 		}
 	}
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		signal(SIGPIPE, SIG_IGN);	/* a peer that closes must not end the run */
+	}
 	hist = calloc(HIST_BUCKETS, sizeof(uint64_t));
 	th = calloc((size_t)o.conns, sizeof(*th));
 	t0 = start_us = now_us();
 	for (i = 0; i < o.conns; i++)
 		pthread_create(&th[i], NULL, worker,
 		    (void *)(uintptr_t)(o.nbodies > 0 ? (size_t)i * (o.nbodies / (size_t)o.conns + 1) : 0));
-	usleep((useconds_t)(o.duration * 1e6));
+	{
+		int64_t until = t0 + (int64_t)(o.duration * 1e6);
+
+		while (!stop_flag && now_us() < until)
+			usleep(20000);
+	}
 	stop_flag = 1;
 	for (i = 0; i < o.conns; i++)
 		pthread_join(th[i], NULL);

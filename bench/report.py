@@ -90,8 +90,10 @@ ps = g(s4, "purge_s")
 p99d = g(s4, "p99_during")
 base = p99b if p99b else g(s4, "p99_before")
 x = ratio(p99d, base)
-rows.append(("4 purge of %s grants" % (g(s4, "purged") if s4 else "-"),
-    "-" if ps is None else "%.1f s" % ps, f_us(g(s4, "p50_during")), f_us(p99d),
+pstr = "-" if ps is None else "%.1f s" % ps
+if ps is None and g(s4, "purge_s_lower_bound") is not None:
+	pstr = "> %.0f s (~%s s)" % (s4["purge_s_lower_bound"], s4.get("purge_s_extrapolated"))
+rows.append(("4 purge of %s grants" % (g(s4, "cohort") if s4 else "-"), pstr, f_us(g(s4, "p50_during")), f_us(p99d),
     f_us(g(s4, "p999_during")), "-", "p99 w/o " + f_us(base) + ", pre-purge " +
     f_us(g(s4, "p99_before")), f_ratio(x), "<= 60 s: %s; p99 <= 2x: %s" % (
     verdict(None if ps is None else ps <= 60), verdict(None if x is None else x <= 2))))
@@ -128,8 +130,13 @@ if start:
 	print("broker start-up on the full data set: %.1f s (%s MiB database)" % (start["start_s"],
 	    start["db_mib"]))
 if s4:
-	print("scenario 4: %s purged in %s batches; %s resolves during the purge, %s before it" % (
-	    s4.get("purged"), s4.get("batches"), s4.get("n_during"), s4.get("n_before")))
+	print("scenario 4: %s purged in %s batches; %s resolves during the purge, %s before it%s" % (
+	    s4.get("purged"), s4.get("batches"), s4.get("n_during"), s4.get("n_before"),
+	    "" if s4.get("unfinished_left") is None else
+	    "; NOT FINISHED: %d left when the run ended" % s4["unfinished_left"]))
+rs = load("restart")
+if rs:
+	print("broker restart before scenario 4: %.1f s" % rs["start_s"])
 try:
 	model = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
 	    if l.startswith("model name")][0]
@@ -148,6 +155,6 @@ print("| %s | %s | %s | %s / %s | %s | %s / %s | %s | %s | %s | %s | %s |" % (
     f_rps(g(s2, "rps")), f_rps(g(s2r, "rps")),
     "-" if s3 is None else "%s / %s / %s" % (f_rps(g(s3, "rps")), f_rps(g(s3d, "rps")),
         f_rps(g(s3m, "rps"))),
-    "-" if ps is None else "%.1f s, p99 %s" % (ps, f_us(p99d)),
+    "%s, p99 %s" % (pstr, f_us(p99d)),
     f_kib(g(idle, "rss_kib")), "-" if per is None else "%.1f KiB" % per,
     "%s / %s" % (f_rps(g(s6, "rps")), f_rps(g(s6r, "rps")))))
