@@ -7,7 +7,10 @@
  * enum cbc_err; after an error, cbc_errmsg() says what failed and what to do,
  * cbc_http_status() and cbc_error_code() give the broker's answer when there was one.
  * Results are owned by the caller and freed with their _free function; anything that
- * can hold a secret value or a token is wiped before it is freed.
+ * can hold a secret value or a token is wiped before it is freed. Answers over 1 MiB
+ * are CBC_E_PROTOCOL. So that jansson's internal copies of a resolved credential are
+ * wiped too, the first cbc_new() makes jansson wipe the memory it frees
+ * (json_set_alloc_funcs), unless the application installed its own allocator first.
  *
  * Build with: pkg-config --cflags --libs libcredbroker
  */

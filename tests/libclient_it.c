@@ -147,6 +147,16 @@ main(int argc, char **argv)
 	char *json = NULL;
 	int rc;
 
+	/* --keepalive DIR URL N: N health checks on one client (the test counts connections). */
+	if (argc == 5 && strcmp(argv[1], "--keepalive") == 0) {
+		long i, count = strtol(argv[4], NULL, 10);
+
+		admin = client(argv[2], argv[3], "admin", "ca.pem");
+		for (i = 0; i < count && i < 1000; i++)
+			check(cbc_health(admin) == 0, "health on a kept-alive connection", admin);
+		cbc_free(admin);
+		return failures == 0 ? 0 : 1;
+	}
 	if (argc == 6 && strcmp(argv[1], "--hostile") == 0)
 		return hostile(argv[2], argv[3], argv[4], (int)strtol(argv[5], NULL, 10));
 	if (argc < 3) {

@@ -56,6 +56,7 @@ class FakeBroker:
     def __init__(self, d):
         self.answer = b""
         self.requests = 0
+        self.connections = 0
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(d.dir, "pki", "server.pem"),
                             os.path.join(d.dir, "pki", "server.key"))
@@ -79,26 +80,34 @@ class FakeBroker:
                 continue
             except OSError:
                 return
+            self.connections += 1
             try:
                 raw.settimeout(10)
                 conn = self.ctx.wrap_socket(raw, server_side=True)
-                head = b""
-                while b"\r\n\r\n" not in head and len(head) < 65536:
-                    chunk = conn.recv(4096)
-                    if not chunk:
+                # Answers without "Connection: close" keep the connection for the next
+                # request (bounded).
+                for _ in range(10000):
+                    head = b""
+                    while b"\r\n\r\n" not in head and len(head) < 65536:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        head += chunk
+                    if not head:
                         break
-                    head += chunk
-                hdr, _, body = head.partition(b"\r\n\r\n")
-                for line in hdr.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        need = int(line.split(b":")[1])
-                        while len(body) < need:
-                            chunk = conn.recv(4096)
-                            if not chunk:
-                                break
-                            body += chunk
-                self.requests += 1
-                conn.sendall(self.answer)
+                    hdr, _, body = head.partition(b"\r\n\r\n")
+                    for line in hdr.split(b"\r\n"):
+                        if line.lower().startswith(b"content-length:"):
+                            need = int(line.split(b":")[1])
+                            while len(body) < need:
+                                chunk = conn.recv(4096)
+                                if not chunk:
+                                    break
+                                body += chunk
+                    self.requests += 1
+                    conn.sendall(self.answer)
+                    if b"Connection: close" in self.answer:
+                        break
                 conn.close()
             except (OSError, ssl.SSLError, ValueError):
                 pass
@@ -183,6 +192,31 @@ class TestHostileBroker(cbtest.TestCase):
                 self.assertGreaterEqual(fake.requests, len(HOSTILE))
             finally:
                 fake.close()
+
+
+class TestKeepAlive(cbtest.TestCase):
+    def test_one_connection_for_many_requests(self):
+        with cbtest.Deployment(start=False) as d:
+            fake = FakeBroker(d)
+            try:
+                fake.answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Content-Length: 15\r\n\r\n{\"status\":\"ok\"}")
+                r = subprocess.run([cbtest.binary("tests/libclient_it"), "--keepalive", d.dir,
+                                    fake.url, "20"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, timeout=60)
+                self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+                self.assertEqual(fake.requests, 20)
+                self.assertEqual(fake.connections, 1)
+            finally:
+                fake.close()
+
+    def test_against_the_daemon(self):
+        with cbtest.Deployment() as d:
+            r = subprocess.run([cbtest.binary("tests/libclient_it"), "--keepalive", d.dir,
+                                d.url, "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))
+            self.assertEqual(r.stdout.decode().count("ok - health"), 50)
 
 
 if __name__ == "__main__":
