@@ -374,22 +374,32 @@ grant_id_valid(const char *s)
 	return 1;
 }
 
-/* Wipes every header value of a resolve body, then drops it. */
+/* Wipes every string inside v in place (bounded depth). */
+static void
+wipe_strings(json_t *v, int depth)
+{
+	const char *k;
+	json_t *m;
+	size_t i;
+
+	if (v == NULL || depth > 8)
+		return;
+	if (json_is_string(v))
+		explicit_bzero((char *)(uintptr_t)json_string_value(v), json_string_length(v));
+	else if (json_is_array(v)) {
+		json_array_foreach(v, i, m)
+			wipe_strings(m, depth + 1);
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, k, m)
+			wipe_strings(m, depth + 1);
+	}
+}
+
+/* Wipes a body holding a secret value or a token, then drops it. */
 static void
 wipe_body(json_t *body)
 {
-	json_t *hs, *h, *v;
-	size_t i;
-
-	if (body == NULL)
-		return;
-	hs = json_object_get(body, "headers");
-	json_array_foreach(hs, i, h) {
-		v = json_object_get(h, "value");
-		if (json_is_string(v))
-			explicit_bzero((char *)(uintptr_t)json_string_value(v),
-			    json_string_length(v));
-	}
+	wipe_strings(body, 0);
 	json_decref(body);
 }
 
@@ -522,8 +532,12 @@ ctx_refuse(struct grant_ctx *x, int status, const char *code, const char *field)
 	util_strlcpy(x->outcome, code, sizeof(x->outcome));
 	x->field = field;
 	x->status = status;
-	json_decref(x->body);
+	if (x->sensitive)
+		wipe_body(x->body);
+	else
+		json_decref(x->body);
 	x->body = NULL;
+	x->sensitive = 0;
 	x->op.fn = NULL;
 	ctx_submit(x);
 }
@@ -544,7 +558,7 @@ ctx_bad_body(struct grant_ctx *x, const char *code, const char *prefix, const ch
 	ctx_refuse(x, 400, code, field);
 }
 
-/* When even the context cannot be allocated: answer without an audit record is impossible. */
+/* When not even the context can be allocated: the request fails, unaudited. */
 static void
 reply_nomem(struct api_call *call)
 {
@@ -942,22 +956,6 @@ resolve_fn(struct store *wst, struct commit_op *op)
 	return 0;
 }
 
-/* Wipes and drops a headers array. */
-static void
-wipe_headers(json_t *headers)
-{
-	json_t *h, *v;
-	size_t i;
-
-	json_array_foreach(headers, i, h) {
-		v = json_object_get(h, "value");
-		if (json_is_string(v))
-			explicit_bzero((char *)(uintptr_t)json_string_value(v),
-			    json_string_length(v));
-	}
-	json_decref(headers);
-}
-
 /* Builds {"headers": [...], "expires_in": n} around headers (stolen, wiped on failure). */
 static json_t *
 resolve_body(json_t *headers, int64_t expires_in)
@@ -970,7 +968,7 @@ resolve_body(json_t *headers, int64_t expires_in)
 		expires_in = 0;
 	if ((o = json_object()) == NULL || json_object_set(o, "headers", headers) != 0) {
 		json_decref(o);
-		wipe_headers(headers);
+		wipe_body(headers);
 		return NULL;
 	}
 	json_decref(headers);	/* now held by o */
@@ -1096,7 +1094,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 		goto out;
 	}
 	if ((rc = add_header(call, rst, headers, match)) != 0) {
-		wipe_headers(headers);
+		wipe_body(headers);
 		if (rc == CB_ERR_NOTFOUND)
 			code = "unknown_secret";
 		else {
@@ -1212,7 +1210,7 @@ resolve_tokenless(struct grant_ctx *x, struct resolve_req *r, struct store *rst,
 	rc = store_grant_sandbox_live(rst, x->sandbox_id, x->now, TOKENLESS_GRANTS_MAX,
 	    tokenless_grant, &t);
 	if (rc != 0 || t.rc != 0) {
-		wipe_headers(t.headers);
+		wipe_body(t.headers);
 		x->nuse = 0;
 		*status = 500;
 		return "internal_error";
