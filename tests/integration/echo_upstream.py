@@ -3,9 +3,10 @@
 
 Used by tests/integration/test_proxy.py and by the demo. Python standard library only.
 
-    echo_upstream.py --cert F --key F [--listen 127.0.0.1] [--port 0] [--plain]
+    echo_upstream.py --cert F --key F [--listen 127.0.0.1] [--port 0] [--plain] [--log FILE]
 
-prints "PORT <n>" on stdout once it listens. Answers, by path:
+prints "PORT <n>" on stdout once it listens; --log FILE appends each request received
+(method, path, headers) as a JSON line. Answers, by the last segment of the path:
   any path                         JSON {method, path, headers: [[name, value], ...],
                                    body_sha256, body_len, conn_id, conn_requests}
   /echo-credential-header          the same, and the received Authorization value in the
@@ -167,17 +168,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.conn_requests += 1
         u = urllib.parse.urlsplit(self.path)
         q = urllib.parse.parse_qs(u.query)
+        # modes go by the last path segment, so /api/echo-credential-header works too
+        mode = "/" + u.path.rsplit("/", 1)[-1]
         if self.headers.get("Upgrade", "").lower() == "websocket":
             self.handle_ws()
             return
         sha, n = self.read_body()
+        if self.server.received_log:
+            with _received_lock, open(self.server.received_log, "a") as f:
+                f.write(json.dumps({"method": self.command, "path": self.path,
+                                    "headers": [[k, v] for k, v in self.headers.items()]}) + "\n")
         tid = self.headers.get("X-Test-Id")
         if tid:
             with _received_lock:
                 if len(_received) < 100000:
                     _received[tid] = [[k, v] for k, v in self.headers.items()]
         auth = self.headers.get("Authorization", "")
-        if u.path == "/echo-credential-chunked":
+        if mode == "/echo-credential-chunked":
             body = ("authorization=%s\n" % auth).encode()
             split = max(0, min(len(body), int(q.get("split", ["0"])[0])))
             self.send_response(200)
@@ -189,7 +196,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.write(b"0\r\n\r\n")
             return
-        if u.path == "/download":
+        if mode == "/download":
             data = download_bytes(int(q.get("bytes", ["0"])[0]))
             if q.get("chunked", ["0"])[0] == "1":
                 self.send_response(200)
@@ -203,10 +210,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.send_body(200, data, "application/octet-stream")
             return
-        if u.path == "/short-idle":
+        if mode == "/short-idle":
             # this connection closes after 0.3 s without a request (kept-alive reuse tests)
             self.connection.settimeout(0.3)
-        if u.path == "/status":
+        if mode == "/status":
             self.send_body(int(q.get("code", ["200"])[0]), b"", "text/plain")
             return
         doc = {
@@ -219,7 +226,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "conn_requests": self.conn_requests,
         }
         extra = []
-        if u.path == "/echo-credential-header":
+        if mode == "/echo-credential-header":
             extra.append(("X-Echo-Authorization", auth))
         self.send_body(200, json.dumps(doc).encode(), extra=extra)
 
@@ -229,11 +236,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    received_log = None
 
 
-def serve(cert, key, listen="127.0.0.1", port=0, plain=False):
+def serve(cert, key, listen="127.0.0.1", port=0, plain=False, received_log=None):
     """Starts a server in a background thread; returns (server, port)."""
     srv = Server((listen, port), Handler)
+    srv.received_log = received_log
     if not plain:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
@@ -250,6 +259,9 @@ def main():
     ap.add_argument("--listen", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--plain", action="store_true", help="plain HTTP, no TLS")
+    ap.add_argument("--log", metavar="FILE",
+                    help="append one JSON line per request (method, path, headers) to FILE: "
+                         "what the upstream really received, whatever the proxy sends back")
     ap.add_argument("--make-certs", metavar="DIR",
                     help="make a throwaway CA and server certificate in DIR and exit")
     a = ap.parse_args()
@@ -259,7 +271,7 @@ def main():
         return 0
     if not a.plain and not (a.cert and a.key):
         ap.error("--cert and --key are required unless --plain")
-    srv, port = serve(a.cert, a.key, a.listen, a.port, a.plain)
+    srv, port = serve(a.cert, a.key, a.listen, a.port, a.plain, a.log)
     print("PORT %d" % port, flush=True)
     try:
         threading.Event().wait()
