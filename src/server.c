@@ -135,13 +135,19 @@ server_response(json_t *body, int sensitive, char *raw, size_t rawlen, const cha
 		buf = raw;
 		len = rawlen;
 	} else {
-		if (body == NULL)
-			buf = strdup("");
-		else
-			buf = json_dumps(body, JSON_COMPACT);
-		if (buf == NULL)
+		/*
+		 * Measured, then written straight into a buffer of that size: json_dumps
+		 * would grow its buffer by realloc and leave unwiped copies of a secret
+		 * value behind in freed memory.
+		 */
+		len = body != NULL ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
+		if ((buf = malloc(len + 1)) == NULL)
 			return NULL;
-		len = strlen(buf);
+		if (body != NULL && json_dumpb(body, buf, len, JSON_COMPACT) != len) {
+			util_wipe_free(buf, len + 1);
+			return NULL;
+		}
+		buf[len] = '\0';
 		ctype = "application/json";
 	}
 	r = MHD_create_response_from_buffer_with_free_callback(len, buf,
