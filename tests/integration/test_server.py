@@ -62,6 +62,36 @@ class Server(cbtest.TestCase):
         self.assertEqual(st, 200)
         return time.monotonic() - t
 
+    def test_tls_versions(self):
+        """TLS 1.2 and 1.3 are served; 1.0 and 1.1 are refused by the server (the client
+        offers them and gets the connection closed, not a local "no protocols")."""
+        import warnings
+        got = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            versions = [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1_2,
+                        ssl.TLSVersion.TLSv1_3]
+        for v in versions:
+            ctx = self.d.ssl_context("admin")
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = v
+            ctx.maximum_version = v
+            raw = socket.create_connection(("127.0.0.1", self.d.port), timeout=10)
+            try:
+                s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                got[v] = s.recv(100).split(b"\r\n", 1)[0]
+                s.close()
+            except ssl.SSLError as e:
+                self.assertNotIn("NO_PROTOCOLS_AVAILABLE", str(e))
+                got[v] = "refused"
+            finally:
+                raw.close()
+        self.assertEqual(got[ssl.TLSVersion.TLSv1_2], b"HTTP/1.1 200 OK")
+        self.assertEqual(got[ssl.TLSVersion.TLSv1_3], b"HTTP/1.1 200 OK")
+        self.assertEqual(got[versions[0]], "refused")
+        self.assertEqual(got[versions[1]], "refused")
+
     def test_keep_alive(self):
         c = self.d.connection("admin")
         try:
