@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "credbroker.h"
 #include "cbclient_int.h"
@@ -578,6 +579,15 @@ test_new_args(void **state)
 	assert_int_equal(cbc_new(&o, &c), CBC_E_USAGE);
 	o.timeout_ms = 0;
 	assert_int_equal(cbc_new(&o, &c), 0);
+	{
+		/* jansson now wipes what it frees (its copies of a resolved credential). */
+		json_malloc_t m;
+		json_free_t f;
+
+		json_get_alloc_funcs(&m, &f);
+		assert_true(f != free);
+		assert_true(m != NULL);
+	}
 	assert_string_equal(cbc_errmsg(c), "");
 	assert_int_equal(cbc_http_status(c), 0);
 	assert_string_equal(cbc_error_code(c), "");
