@@ -519,6 +519,95 @@ test_parse_error(void **state)
 	assert_string_equal(field, "");
 }
 
+/* Deterministic xorshift: reproducible mutations without rand(). */
+static uint32_t
+mut_next(uint32_t *st)
+{
+	uint32_t x = *st;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *st = x;
+}
+
+/*
+ * Random byte changes, insertions of JSON punctuation and truncations of valid answers:
+ * every parser returns 0 (then the result is well-formed) or CBC_E_PROTOCOL, never
+ * crashes (ASan/UBSan build).
+ */
+static void
+test_parse_mutations(void **state)
+{
+	static const char *const seeds[] = { GRANT_OK, RESOLVE_OK,
+	    "{\"name\":\"n\",\"version\":3}", "{\"sandbox_id\":\"s\",\"revoked\":2}",
+	    "{\"error\":\"wrong_type\",\"field\":\"ttl_s\"}" };
+	static const char punct[] = "{}[]\",:\\0-e.tnu \x00\xff\x7f\n";
+	struct cbc_resolved *r;
+	struct cbc_grant *g;
+	char buf[256], code[CBC_ERRCODE_MAX], field[CBC_ERRCODE_MAX], *json;
+	uint32_t st = 0x2545f491;
+	long long v;
+	size_t i, k, n, len, pos, accepted = 0, refused = 0;
+	int rc;
+
+	for (i = 0; i < 20000; i++) {
+		const char *seed = seeds[i % (sizeof(seeds) / sizeof(seeds[0]))];
+
+		len = strlen(seed);
+		memcpy(buf, seed, len);
+		n = 1 + mut_next(&st) % 4;
+		for (k = 0; k < n; k++) {
+			pos = mut_next(&st) % len;
+			switch (mut_next(&st) % 3) {
+			case 0:
+				buf[pos] = (char)(mut_next(&st) & 0xff);
+				break;
+			case 1:
+				buf[pos] = punct[mut_next(&st) % (sizeof(punct) - 1)];
+				break;
+			default:
+				len = pos + 1;	/* truncate */
+				break;
+			}
+		}
+		rc = cbc_parse_grant(buf, len, &g, NULL, 0);
+		assert_true(rc == 0 || rc == CBC_E_PROTOCOL);
+		if (rc == 0) {
+			assert_int_equal(strncmp(g->token, "cbt_", 4), 0);
+			cbc_grant_free(g);
+		} else
+			assert_null(g);
+		rc = cbc_parse_resolved(buf, len, &r, NULL, 0);
+		assert_true(rc == 0 || rc == CBC_E_PROTOCOL);
+		if (rc == 0) {
+			for (k = 0; k < r->nheaders; k++) {
+				assert_null(strpbrk(r->headers[k].value, "\r\n"));
+				assert_true(r->headers[k].name[0] != '\0');
+			}
+			cbc_resolved_free(r);
+		} else
+			assert_null(r);
+		rc = cbc_parse_version(buf, len, &v, NULL, 0);
+		assert_true((rc == 0 && v >= 1) || (rc == CBC_E_PROTOCOL && v == 0));
+		rc = cbc_parse_revoked(buf, len, &v, NULL, 0);
+		assert_true((rc == 0 && v >= 0) || (rc == CBC_E_PROTOCOL && v == 0));
+		rc = cbc_parse_object(buf, len, &json, NULL, 0);
+		assert_true(rc == 0 || rc == CBC_E_PROTOCOL);
+		if (rc == 0)
+			accepted++;
+		else
+			refused++;
+		free(json);
+		rc = cbc_parse_error(buf, len, code, sizeof(code), field, sizeof(field));
+		assert_true(rc == 0 || rc == CBC_E_PROTOCOL);
+		assert_null(strpbrk(code, " \t\r\n\"\\"));
+		assert_null(strpbrk(field, " \t\r\n\"\\"));
+	}
+	/* Both outcomes happened: the mutations neither always break nor never do. */
+	assert_true(accepted > 100 && refused > 100);
+}
+
 /* The answer buffer: chunks accumulate up to exactly 1 MiB; one byte more aborts. */
 static void
 test_write_bounded(void **state)
@@ -653,6 +742,7 @@ main(void)
 		cmocka_unit_test(test_parse_version_revoked),
 		cmocka_unit_test(test_parse_object),
 		cmocka_unit_test(test_parse_error),
+		cmocka_unit_test(test_parse_mutations),
 		cmocka_unit_test(test_write_bounded),
 		cmocka_unit_test(test_new_args),
 		cmocka_unit_test(test_connect_refused),
