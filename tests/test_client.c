@@ -519,7 +519,7 @@ test_parse_error(void **state)
 	assert_string_equal(field, "");
 }
 
-/* Deterministic xorshift: reproducible mutations without rand(). */
+/* Deterministic xorshift: reproducible mutations, no libc PRNG. */
 static uint32_t
 mut_next(uint32_t *st)
 {
