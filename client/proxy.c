@@ -613,7 +613,7 @@ static void
 up_progress(struct cconn *c)
 {
 	struct evbuffer *in;
-	const char *reason = NULL;
+	const char *reason = NULL, *enc;
 	size_t len;
 	int n, r;
 
@@ -660,6 +660,13 @@ up_progress(struct cconn *c)
 			}
 			start_tunnel(c);
 			flow(c);
+			return;
+		}
+		if (c->res.status >= 200 && !c->res.no_body && c->scrub != NULL &&
+		    scrub_count(c->scrub) > 0 && (enc = ph_header_get(c->res.headers,
+		    c->res.nheaders, "Content-Encoding")) != NULL && strcasecmp(enc, "identity") != 0) {
+			/* a compressed echo of the credential could not be scrubbed */
+			send_error(c, 502, "credproxy: encoded response cannot be scrubbed");
 			return;
 		}
 		if (send_response_head(c, 0) != 0) {
@@ -903,8 +910,9 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cconn *c = arg;
 	struct proxy_job *job = c->job;
+	struct ph_set set[PROXY_SET_MAX + 1];
 	char *head = NULL;
-	size_t headlen = 0, i, j;
+	size_t headlen = 0, i, j, nset;
 	int rc;
 
 	c->job = NULL;
@@ -928,7 +936,18 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		send_error(c, 500, "credproxy: internal error");
 		goto out;
 	}
-	rc = ph_rewrite_request(&c->req, job->set, job->nset, c->host_header, &head, &headlen);
+	for (i = 0; i < job->nset; i++)
+		set[i] = job->set[i];
+	nset = job->nset;
+	for (j = 0; j < nset; j++)
+		if (strcasecmp(set[j].name, "Accept-Encoding") == 0)
+			break;
+	if (job->npats > 0 && j == nset && nset < UTIL_ARRAY_LEN(set)) {
+		/* the answer must come back uncompressed to be scrubbed */
+		set[nset].name = "Accept-Encoding";
+		set[nset++].value = "identity";
+	}
+	rc = ph_rewrite_request(&c->req, set, nset, c->host_header, &head, &headlen);
 	if (rc != 0) {
 		send_error(c, 400, "credproxy: cannot rewrite request");
 		goto out;

@@ -16,6 +16,7 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
   /download?bytes=N[&chunked=1]    N deterministic pseudo-random bytes (download_bytes())
   /upload                          the JSON above (body_sha256 of what it received)
   /status?code=N                   an empty answer with that status
+  /gzip-echo                       the Authorization value in a gzip body, always
   /short-idle                      the JSON above; the connection then closes when idle 0.3 s
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
 In-process, received(id) returns the headers of the request that carried X-Test-Id: id:
@@ -26,6 +27,7 @@ localhost with the openssl command-line tool (test-only).
 """
 import argparse
 import base64
+import gzip
 import hashlib
 import http.server
 import itertools
@@ -209,6 +211,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             else:
                 self.send_body(200, data, "application/octet-stream")
+            return
+        if mode == "/gzip-echo":
+            # compressed whatever the client accepts (a scrubbing proxy must refuse it)
+            doc = json.dumps({"authorization": auth}).encode()
+            self.send_body(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
             return
         if mode == "/short-idle":
             # this connection closes after 0.3 s without a request (kept-alive reuse tests)

@@ -11,6 +11,7 @@ Proxies started here:
 """
 
 import base64
+import gzip
 import hashlib
 import http.client
 import json
@@ -435,6 +436,23 @@ class ProxyTest(cbtest.TestCase):
         # the sandbox sees back what it sent
         self.assertEqual(echoed, "Bearer " + self.token)
         self.assert_clean(rh, body)
+
+    def test_compressed_echo_refused(self):
+        # credentials go out with Accept-Encoding: identity, whatever the sandbox asked for
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token),
+                                         ("Accept-Encoding", "gzip, br")])
+        self.assertEqual(st, 200)
+        enc = [v for k, v in self.received() if k.lower() == "accept-encoding"]
+        self.assertEqual(enc, ["identity"])
+        # an upstream that compresses anyway cannot be scrubbed: refused, nothing relayed
+        st, _, body = self.get("/gzip-echo", [("Authorization", "Bearer " + self.token)])
+        self.assert_refused(st, body, status=502, code="cannot be scrubbed")
+        # without a credential nothing needs scrubbing: compressed answers pass
+        c = self.conn(src=SRC_B, host="127.0.0.1")
+        st, rh, body = self.get("/gzip-echo", [("Accept-Encoding", "gzip")], conn=c)
+        c.close()
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(gzip.decompress(body))["authorization"], "")
 
     def test_scrub_chunked_every_split(self):
         n = len("authorization=Bearer %s\n" % self.real)
