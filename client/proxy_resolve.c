@@ -96,6 +96,28 @@ add_pattern(struct proxy_job *job, const char *value, const char *repl)
 	return 0;
 }
 
+/* For "Basic base64(user:password)": the decoded password is scrubbed too. */
+static int
+add_basic(struct proxy_job *job, const char *b64, const char *repl)
+{
+	uint8_t *dec = NULL;
+	char *pw;
+	size_t len;
+	int rc = 0;
+
+	while (*b64 == ' ')
+		b64++;
+	if (util_unb64(b64, strlen(b64), &dec, &len) != 0)
+		return 0;	/* not base64: the whole value is scrubbed already */
+	if (memchr(dec, '\0', len) == NULL && (pw = memchr(dec, ':', len)) != NULL) {
+		dec[len] = '\0';	/* util_unb64 allocates at least one byte more */
+		if (strlen(pw + 1) >= 8)
+			rc = add_pattern(job, pw + 1, repl);
+	}
+	util_wipe_free(dec, len + 1);
+	return rc;
+}
+
 /* Takes the resolved headers into job->set and the scrub patterns. */
 static int
 take_headers(struct proxy_job *job, const struct cbc_resolved *r, const char *repl)
@@ -125,6 +147,8 @@ take_headers(struct proxy_job *job, const struct cbc_resolved *r, const char *re
 			return rc;
 		if ((sp = strrchr(v, ' ')) != NULL && strlen(sp + 1) >= 8 &&
 		    (rc = add_pattern(job, sp + 1, repl)) != 0)
+			return rc;
+		if (strncasecmp(v, "Basic ", 6) == 0 && (rc = add_basic(job, v + 6, repl)) != 0)
 			return rc;
 	}
 	return 0;

@@ -16,6 +16,7 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
   /download?bytes=N[&chunked=1]    N deterministic pseudo-random bytes (download_bytes())
   /upload                          the JSON above (body_sha256 of what it received)
   /status?code=N                   an empty answer with that status
+  /echo-basic-password             the decoded password of Basic credentials in the body
   /gzip-echo                       the Authorization value in a gzip body, always
   /short-idle                      the JSON above; the connection then closes when idle 0.3 s
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
@@ -211,6 +212,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"0\r\n\r\n")
             else:
                 self.send_body(200, data, "application/octet-stream")
+            return
+        if mode == "/echo-basic-password":
+            # the password of Basic credentials, decoded, in the body
+            pw = ""
+            if auth.lower().startswith("basic "):
+                pw = base64.b64decode(auth[6:].strip()).decode(errors="replace").partition(":")[2]
+            self.send_body(200, ("password=%s\n" % pw).encode(), "text/plain")
             return
         if mode == "/gzip-echo":
             # compressed whatever the client accepts (a scrubbing proxy must refuse it)

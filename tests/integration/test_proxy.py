@@ -283,6 +283,18 @@ class ProxyTest(cbtest.TestCase):
         self.assertEqual(st, 200, body)
         self.assert_one_real(body)
 
+    def test_basic_template_password_scrubbed(self):
+        pw = "pw" + os.urandom(10).hex()
+        self.d.put_secret("basic", base64.b64encode(("x-access-token:" + pw).encode()).decode(),
+                          ["localhost"])
+        g = self.d.mint("sbx-a", "basic", "localhost", port=self.up_port,
+                        template="Basic {secret}")
+        basic = base64.b64encode(("x:" + g["token"]).encode()).decode()
+        st, rh, body = self.get("/echo-basic-password", [("Authorization", "Basic " + basic)])
+        self.assertEqual(st, 200, body)
+        self.assertNotIn(pw.encode(), body)
+        self.assertIn(b"password=" + g["token"].encode(), body)
+
     def test_proxy_authorization_stripped(self):
         st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token),
                                          ("Proxy-Authorization", "Basic Zm9vOmJhcg==")])
