@@ -298,6 +298,17 @@ class Lifecycle(cbtest.TestCase):
             r = self.run_daemon("-c", d.conf_path)
             self.assertEqual(r.returncode, 1)
             self.assertIn(b"wrong master key", r.stderr)
+        with cbtest.Deployment() as d:
+            d.kill()
+            import sqlite3
+            db = sqlite3.connect(os.path.join(d.dir, "credbroker.db"))
+            db.execute("PRAGMA user_version = 999")
+            db.commit()
+            db.close()
+            r = self.run_daemon("-c", d.conf_path)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn(b"credbroker.db", r.stderr)
+            self.assertIn(b"schema version 999", r.stderr)
 
     def test_lock_and_drain(self):
         with cbtest.Deployment() as d:
