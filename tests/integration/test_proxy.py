@@ -127,14 +127,19 @@ class ProxyTest(cbtest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        bad = []
         for p in getattr(cls, "proxies", []):
-            p.stop()
+            rc = p.stop()
+            if rc != 0:	# SIGTERM drains and exits 0 (also no sanitizer report)
+                bad.append("%s exited %s:\n%s" % (p.log_path, rc, p.log()[-3000:]))
         for s in ("up_srv", "plain_srv"):
             srv = getattr(cls, s, None)
             if srv is not None:
                 srv.shutdown()
                 srv.server_close()
         cls.d.stop()
+        if bad:
+            raise AssertionError("\n".join(bad))
 
     # --- clients -------------------------------------------------------------------------
     def sandbox_ctx(self):
