@@ -485,7 +485,7 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 	struct server_req *q = *con_cls;
 	const union MHD_ConnectionInfo *ci;
 	struct server_hdrs h = { 0, 0, 0 };
-	const char *cl;
+	const char *cl, *te;
 	long long announced;
 	enum MHD_Result ret;
 
@@ -515,6 +515,15 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 		MHD_get_connection_values(c, MHD_HEADER_KIND, server_count_hdr, &h);
 		if (h.cl > 1 || (h.cl > 0 && h.te > 0) || h.te > 1)
 			return server_refuse_now(q, MHD_HTTP_BAD_REQUEST, "ambiguous_length");
+		/*
+		 * Only "chunked" is a transfer coding libmicrohttpd decodes; with any other
+		 * it would wait for the end of the connection (RFC 9112 6.1: 501).
+		 */
+		te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		if (te != NULL && strcasecmp(te, "chunked") != 0)
+			return server_refuse_now(q, MHD_HTTP_NOT_IMPLEMENTED,
+			    "unsupported_transfer_encoding");
 		/* RFC 9112 3.2: an HTTP/1.1 request without Host is refused (0.9.75 lets it by). */
 		if (h.host != 1 && (h.host > 1 || strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
 			return server_refuse_now(q, MHD_HTTP_BAD_REQUEST, "bad_host_header");

@@ -171,6 +171,22 @@ class Malformed(cbtest.TestCase):
                     self.assertIn(b'{"error":"ambiguous_length"}', out)
                 self.serving()
 
+    def test_transfer_codings(self):
+        body = b'{"kind": "signing"}'
+        for te in [b"gzip", b"gzip, chunked", b"chunked, identity", b"identity", b"chunked;x=1"]:
+            with self.subTest(te=te):
+                req = (b"POST /v1/keys/rotate HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + te +
+                       b"\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+                out = self.d.raw_exchange("admin", req, timeout=5)
+                self.assertTrue(out.startswith(b"HTTP/1.1 501"), out[:100])
+                self.assertIn(b'{"error":"unsupported_transfer_encoding"}', out)
+        req = (b"POST /v1/keys/rotate HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+               b"Transfer-Encoding: Chunked\r\n\r\n"
+               b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        out = self.d.raw_exchange("admin", req, timeout=10)
+        self.assertTrue(out.startswith(b"HTTP/1.1 200"), out[:100])
+        self.serving()
+
     def test_host_header(self):
         for req in [b"GET /healthz HTTP/1.1\r\n\r\n",
                     b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"]:
