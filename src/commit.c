@@ -46,9 +46,13 @@ struct commit {
 	uint64_t nbatches, nops;
 };
 
-/* Runs one op inside the open transaction; returns its rc. */
+/*
+ * Runs one op inside the open transaction; returns its rc. When a savepoint cannot
+ * be rolled back or released the op's effects are in an unknown state: *broken is
+ * set and the whole batch is rolled back.
+ */
 static int
-run_one(struct commit *c, struct commit_op *op, int64_t now)
+run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 {
 	int rc = 0, arc, sp = 0;
 
@@ -61,8 +65,10 @@ run_one(struct commit *c, struct commit_op *op, int64_t now)
 			rc = CB_ERR_INVAL;	/* keep rc a CB_ERR_* */
 		if (rc != 0) {
 			/* Undo the op's effects; its (refusal) record is still written below. */
-			if (store_savepoint_rollback(c->wst) != 0)
+			if (store_savepoint_rollback(c->wst) != 0) {
+				*broken = 1;
 				return CB_ERR_DB;
+			}
 			sp = 0;
 		}
 	}
@@ -73,12 +79,14 @@ run_one(struct commit *c, struct commit_op *op, int64_t now)
 			    cb_strerror(arc));
 			/* No audit record, no effect: the request fails. */
 			if (sp && store_savepoint_rollback(c->wst) != 0)
-				return CB_ERR_DB;
+				*broken = 1;
 			return arc;
 		}
 	}
-	if (sp && store_savepoint_release(c->wst) != 0)
+	if (sp && store_savepoint_release(c->wst) != 0) {
+		*broken = 1;
 		return CB_ERR_DB;
+	}
 	return rc;
 }
 
@@ -87,15 +95,17 @@ run_batch(struct commit *c, size_t n)
 {
 	int64_t now, seq0;
 	size_t i;
-	int brc, wrote;
+	int brc, wrote, broken = 0;
 
 	now = util_now();
 	seq0 = c->ch.last_seq;
 	if ((brc = store_begin(c->wst)) == 0) {
-		for (i = 0; i < n; i++)
-			c->batch[i]->rc = run_one(c, c->batch[i], now);
+		for (i = 0; i < n && !broken; i++)
+			c->batch[i]->rc = run_one(c, c->batch[i], now, &broken);
 		wrote = c->ch.last_seq != seq0;
-		if (wrote)
+		if (broken)
+			brc = CB_ERR_DB;
+		else if (wrote)
 			brc = audit_anchor_save(c->wst, &c->ch);
 		if (brc == 0)
 			brc = store_commit(c->wst);
