@@ -13,10 +13,14 @@ and a signing-key rotation, audit); it stops cleanly on SIGTERM. A master key wi
 other access is refused even when started as root.
 """
 
+import http.client
 import os
 import pwd
+import shutil
 import signal
+import ssl
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +47,19 @@ class PrivDropTest(cbtest.TestCase):
             raise unittest.SkipTest("no user 'nobody' on this system")
         if cls.pw.pw_uid == 0:
             raise unittest.SkipTest("'nobody' is uid 0 here")
+        # Deployments in a directory nobody can traverse to (the build tree may not be).
+        cls.saved_tmp = os.environ.get("CB_TMPDIR")
+        cls.root = tempfile.mkdtemp(prefix="cbprivdrop-", dir="/tmp")
+        os.chmod(cls.root, 0o711)
+        os.environ["CB_TMPDIR"] = cls.root
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.saved_tmp is None:
+            os.environ.pop("CB_TMPDIR", None)
+        else:
+            os.environ["CB_TMPDIR"] = cls.saved_tmp
+        shutil.rmtree(cls.root, ignore_errors=True)
 
     def deployment(self):
         d = cbtest.Deployment(conf={"user": "nobody"}, start=False)
@@ -108,6 +125,37 @@ class PrivDropTest(cbtest.TestCase):
             g = d.mint("sbx-pd2", "pd2", HOST)
             st, _ = d.resolve(g["token"], "sbx-pd2", HOST)
             self.assertEqual(st, 200)
+
+    def test_database_not_accessible_refused(self):
+        # The user cannot open the database (left root's 0600): SQLite connections opened
+        # after the drop (readers, the rotation writer) would fail on every request. The
+        # daemon must find out at start-up and refuse, not report "ready" and answer 500.
+        d = cbtest.Deployment(conf={"user": "nobody"}, start=False)
+        try:
+            os.chmod(d.tmp, 0o711)
+            os.chmod(d.dir, 0o711)
+            d.start(wait=False)
+
+            def outcome():
+                if d.proc.poll() is not None:
+                    return "exited"
+                try:
+                    return "serving" if d.request("admin", "GET", "/healthz",
+                                                  timeout=2)[0] == 200 else None
+                except (OSError, ssl.SSLError, http.client.HTTPException):
+                    return None
+            rc = None
+            if cbtest.wait_until(outcome, timeout=30, what="exit or /healthz") == "exited":
+                rc = d.proc.returncode
+            if rc is None:
+                # Serving: show what a client gets.
+                st, _, raw = d.request("admin", "GET", "/v1/secrets")
+                self.fail("started with a database user nobody cannot open; GET /v1/secrets: "
+                          "%d %r" % (st, raw[:100]))
+            self.assertNotEqual(rc, 0)
+            self.assertIn("credbroker.db", d.log())
+        finally:
+            d.stop()
 
     def test_master_key_mode_refused_as_root(self):
         with self.deployment() as d:
