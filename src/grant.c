@@ -1348,16 +1348,23 @@ purge_fn(struct store *wst, struct commit_op *op)
 	    &pa->deleted);
 }
 
+/*
+ * Refreshes the live-grant count for /metrics. The exact count scans the live rows
+ * (about 0.2 s per 300,000 grants), so it runs at most 5 % of the time: after a
+ * count that took T, the next waits at least 20 T.
+ */
 static void
 refresh_active(struct broker *b)
 {
+	static int64_t next_us;
 	struct store *rst;
-	int64_t n;
+	int64_t n, t0 = util_mono_us();
 
-	if ((rst = store_pool_get(b->readers)) == NULL)
+	if (t0 < next_us || (rst = store_pool_get(b->readers)) == NULL)
 		return;
 	if (store_grant_count_live(rst, util_now(), &n) == 0)
 		atomic_store(&active_grants, n);
+	next_us = t0 + 20 * (util_mono_us() - t0);
 }
 
 static int
