@@ -682,7 +682,27 @@ class ProxyTest(cbtest.TestCase):
             st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
                                    proxy=p)
             return st == 200
-        cbtest.wait_until(ok, timeout=5, interval=0.2, what="reloaded sandbox map")
+        cbtest.wait_until(ok, timeout=5 * SLOW, interval=0.2, what="reloaded sandbox map")
+
+        # the allowlist too: a token-less request to 127.0.0.1 (no grant) passes once listed
+        def tokenless():
+            c = self.conn(proxy=p, host="127.0.0.1")
+            st, _, _ = self.get("/echo", conn=c)
+            c.close()
+            return st
+        self.assertEqual(tokenless(), 403)
+        with open(p.conf, "a") as f:
+            f.write("allow_host 127.0.0.1\n")
+        p.proc.send_signal(signal.SIGHUP)
+        cbtest.wait_until(lambda: tokenless() == 200, timeout=5 * SLOW, interval=0.2,
+                          what="reloaded allowlist")
+        # a file that no longer parses keeps the running configuration
+        with open(p.conf, "a") as f:
+            f.write("no_such_keyword x\n")
+        p.proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        self.assertEqual(tokenless(), 200)
+        self.assertIsNone(p.proc.poll())
 
     def test_sigterm_drains(self):
         p = self._proxy("drain", ["--upstream-ca", self.up_ca, "--allow-private",
