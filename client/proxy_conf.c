@@ -409,7 +409,7 @@ proxy_conf_load(struct proxy_conf *c, const char *path, char *why, size_t whylen
 	int rc;
 
 	if ((rc = util_read_file(path, PROXY_CONF_MAX, &buf, &len)) != 0) {
-		snprintf(why, whylen, "%s: cannot read (%s)", path, cb_strerror(rc));
+		snprintf(why, whylen, "cannot read (%s)", cb_strerror(rc));
 		goto out;
 	}
 	if ((dir = util_dirname(path)) == NULL) {
