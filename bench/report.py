@@ -124,8 +124,8 @@ errs = {n: g(r, "errors") for n, r in (("s1", s1), ("s1b", s1b), ("s2", s2), ("s
     ("s3_direct", s3d), ("s3_mitm", s3m), ("s4", s4run), ("s6", s6)) if r is not None}
 print("errors (non-2xx or broken connections): " + ", ".join("%s %d" % (k, v or 0)
     for k, v in errs.items()))
-print("broker CPU per request (us, both cores): resolve %s, mint %s" % (cpu_per_req(s1),
-    cpu_per_req(s2)))
+print("CPU per request (us, user+sys, all threads): broker resolve %s, mint %s; nginx %s" % (
+    cpu_per_req(s1), cpu_per_req(s2), cpu_per_req(s1r)))
 if start:
 	print("broker start-up on the full data set: %.1f s (%s MiB database)" % (start["start_s"],
 	    start["db_mib"]))
