@@ -5,7 +5,8 @@
 #   TARGET    the NAME of a tests/fuzz/fuzz_NAME.c (default: every one)
 # A target names the sources it needs besides src/{err,log,util,crypto}.c on a line
 # "/* fuzz-sources: FILE... */" (paths from the top of the tree) near its top, and may
-# set libFuzzer's -max_len with "/* fuzz-maxlen: N */".
+# set libFuzzer's -max_len with "/* fuzz-maxlen: N */"; tests/fuzz/NAME.dict, if there,
+# is passed as its dictionary.
 # Environment: FUZZ_WORKDIR (build and scratch directory; default a fresh temporary one,
 # removed at the end unless a target failed), CLANG (default clang).
 # The checked-in seeds in tests/fuzz/corpus/NAME are read, never written: new inputs go
@@ -89,11 +90,13 @@ for t in $targets; do
 	mkdir -p "$work/corpus/$t"
 	seeds=$top/tests/fuzz/corpus/$t
 	[ -d "$seeds" ] || seeds=""
+	dict=""
+	[ -f "$top/tests/fuzz/$t.dict" ] && dict="-dict=$top/tests/fuzz/$t.dict"
 	echo "fuzz_$t: running for ${secs}s"
 	# Scratch corpus first (written), checked-in seeds second (read only).
 	# shellcheck disable=SC2086
 	"$bin" -max_total_time="$secs" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 \
-	    -print_final_stats=1 -artifact_prefix="$work/crashes/$t-" \
+	    -print_final_stats=1 -artifact_prefix="$work/crashes/$t-" $dict \
 	    "$work/corpus/$t" $seeds >"$work/run_$t.log" 2>&1
 	rc=$?
 	grep -E '^stat::(number_of_executed_units|new_units_added)' "$work/run_$t.log" |
