@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -131,6 +132,7 @@ struct proxy {
 	struct proxy_pool *pool;
 	struct evconnlistener *lis;
 	struct event *ev_hup, *ev_term, *ev_int, *ev_drain;
+	struct event *ev_resume;	/* re-enables accepting after running out of descriptors */
 	struct cconns conns;
 	size_t nconns;
 	int draining;
@@ -1567,6 +1569,49 @@ make_upstream_ctx(const char *cafile)
 	return ctx;
 }
 
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy *px = arg;
+
+	if (px->lis != NULL)
+		evconnlistener_enable(px->lis);
+}
+
+/* accept() failed: out of descriptors pauses accepting for a moment instead of spinning. */
+static void
+accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+	struct proxy *px = arg;
+	struct timeval tv = { 0, 200000 };
+	int e = EVUTIL_SOCKET_ERROR();
+
+	errno = e;
+	log_warn("accept");
+	if ((e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) &&
+	    px->ev_resume != NULL) {
+		evconnlistener_disable(lis);
+		evtimer_add(px->ev_resume, &tv);
+	}
+}
+
+/* Each sandbox connection may hold an upstream one: make room for both. */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)CONNS_MAX * 2 + 256;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		log_warn("setrlimit(RLIMIT_NOFILE)");
+	if (rl.rlim_cur < want)
+		log_warnx("only %llu file descriptors: fewer than %d connections fit",
+		    (unsigned long long)rl.rlim_cur, CONNS_MAX);
+}
+
 static int
 listen_on(struct proxy *px)
 {
@@ -1591,6 +1636,9 @@ listen_on(struct proxy *px)
 		log_warn("listen %s:%d", px->conf->listen_host, px->conf->listen_port);
 		return CB_ERR_IO;
 	}
+	evconnlistener_set_error_cb(px->lis, accept_error_cb);
+	if ((px->ev_resume = evtimer_new(px->base, resume_cb, px)) == NULL)
+		return CB_ERR_NOMEM;
 	return 0;
 }
 
@@ -1698,6 +1746,7 @@ main(int argc, char **argv)
 	if (px.conf->sandbox_id == NULL && px.conf->ncidrs == 0)
 		log_warnx("no --sandbox-id and no sandbox map: every connection will be refused");
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	if (evthread_use_pthreads() != 0)
 		fatalx("evthread_use_pthreads failed");
 	if ((rc = proxy_certs_new(px.conf->sandbox_ca, px.conf->sandbox_ca_key, &px.certs)) != 0)
@@ -1756,6 +1805,8 @@ main(int argc, char **argv)
 		event_free(px.ev_int);
 	if (px.ev_drain != NULL)
 		event_free(px.ev_drain);
+	if (px.ev_resume != NULL)
+		event_free(px.ev_resume);
 	if (px.base != NULL)
 		event_base_free(px.base);
 	SSL_CTX_free(px.up_ctx);
