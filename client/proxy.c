@@ -1561,6 +1561,7 @@ make_upstream_ctx(const char *cafile)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if ((cafile != NULL ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) :
 	    SSL_CTX_set_default_verify_paths(ctx)) != 1) {
 		SSL_CTX_free(ctx);

@@ -206,6 +206,8 @@ make_ctx(struct proxy_certs *pc, X509 *leaf, SSL_CTX **out)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	/* idle intercepted connections give their record buffers back */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate(ctx, leaf) != 1 ||
 	    SSL_CTX_use_PrivateKey(ctx, pc->leaf_key) != 1 ||
 	    SSL_CTX_add1_chain_cert(ctx, pc->ca) != 1) {
