@@ -40,7 +40,9 @@
 #define USES_MAX		16	/* grants one token-less resolve may count a use of */
 #define TOKENLESS_GRANTS_MAX	256	/* live grants of a sandbox examined per resolve */
 #define PURGE_GRACE_S		60
-#define PURGE_ROUNDS_MAX	10000	/* batches per purge pass, a bound on the loop */
+#define PURGE_ROUNDS_MAX	100000	/* batches per purge pass, a bound on the loop */
+#define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
+#define PURGE_TARGET_US		20000	/* writer time a purge batch should take */
 #define PURGE_ROWID_SPAN	10000	/* rows a revoked-purge batch examines */
 
 enum ctx_kind { K_MINT, K_SHOW, K_REVOKE, K_REVOKE_SBX, K_RESOLVE };
@@ -1378,11 +1380,17 @@ purge_stopping(void)
 	return stop;
 }
 
-/* One purge batch through the commit queue (not audited row by row). */
+/*
+ * One purge batch through the commit queue (not audited row by row). Deleting a
+ * grant rewrites a random page of each index (grant IDs are random), so the rows per
+ * batch adapt to keep each batch near PURGE_TARGET_US of writer time: requests queued
+ * behind a purge batch wait that long at most, however many grants expire at once.
+ */
 static int
-purge_batch(struct broker *b, struct purge_arg *pa)
+purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 {
 	struct commit_op op;
+	int64_t t0, took;
 	int rc;
 
 	memset(&op, 0, sizeof(op));
@@ -1390,9 +1398,18 @@ purge_batch(struct broker *b, struct purge_arg *pa)
 	op.arg = pa;
 	op.audit.action = NULL;
 	pa->deleted = 0;
-	if ((rc = commit_run(b->commit, &op)) != 0)
+	pa->limit = *limit;
+	t0 = util_mono_us();
+	if ((rc = commit_run(b->commit, &op)) != 0) {
 		log_warnx("purge batch failed: %s", cb_strerror(rc));
-	return rc;
+		return rc;
+	}
+	took = util_mono_us() - t0;
+	if (took > 2 * PURGE_TARGET_US && *limit > PURGE_BATCH_MIN)
+		*limit = *limit / 2 > PURGE_BATCH_MIN ? *limit / 2 : PURGE_BATCH_MIN;
+	else if (took < PURGE_TARGET_US / 2 && pa->deleted == pa->limit && *limit < max)
+		*limit = *limit * 2 < max ? *limit * 2 : max;
+	return 0;
 }
 
 /*
@@ -1403,21 +1420,23 @@ purge_batch(struct broker *b, struct purge_arg *pa)
 static void
 purge_pass(struct broker *b, int batch)
 {
+	static int limit = PURGE_BATCH_MIN;	/* adapted by purge_batch, kept across passes */
 	struct purge_arg pa;
 	struct store *rst;
 	int64_t total = 0, t0 = util_mono_us(), before, pending, max;
 	int rounds = 0;
 
+	if (limit > batch)
+		limit = batch;
 	before = util_now() - PURGE_GRACE_S;
 	memset(&pa, 0, sizeof(pa));
 	pa.kind = PURGE_EXPIRED;
 	pa.before = before;
-	pa.limit = batch;
 	for (; rounds < PURGE_ROUNDS_MAX && !purge_stopping(); rounds++) {
-		if (purge_batch(b, &pa) != 0)
+		if (purge_batch(b, &pa, &limit, batch) != 0)
 			goto out;
 		total += pa.deleted;
-		if (pa.deleted < batch)
+		if (pa.deleted < pa.limit)
 			break;
 	}
 
@@ -1432,10 +1451,10 @@ purge_pass(struct broker *b, int batch)
 	pa.kind = PURGE_REVOKED;
 	pa.span = PURGE_ROWID_SPAN;
 	for (pa.from = 1; pa.from <= max && rounds < PURGE_ROUNDS_MAX; rounds++) {
-		if (purge_stopping() || purge_batch(b, &pa) != 0)
+		if (purge_stopping() || purge_batch(b, &pa, &limit, batch) != 0)
 			goto out;
 		total += pa.deleted;
-		if (pa.deleted < batch)
+		if (pa.deleted < pa.limit)
 			pa.from += pa.span;	/* this window is clean: the next one */
 	}
 	if (pa.from <= max)
