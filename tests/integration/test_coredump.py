@@ -133,6 +133,18 @@ class CoreDumpTest(cbtest.TestCase):
                 self.d._log = None
         self.start_broker()
 
+    def test_broker_keys_locked(self):
+        # The vault's keys live in mlock'ed pages (VmLck), where RLIMIT_MEMLOCK allows.
+        if not self.d.alive():
+            self.start_broker()
+        soft, _ = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and soft < 64 * 1024:
+            raise unittest.SkipTest("RLIMIT_MEMLOCK too small to expect locked keys")
+        with open("/proc/%d/status" % self.d.proc.pid) as f:
+            lck = [int(line.split()[1]) for line in f if line.startswith("VmLck:")]
+        self.assertEqual(len(lck), 1)
+        self.assertGreater(lck[0], 0, "no locked memory: keys may be swapped out")
+
     def test_proxy(self):
         if not os.access(cbtest.binary("credproxy"), os.X_OK):
             raise unittest.SkipTest("credproxy not built")
