@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <malloc.h>
@@ -1151,6 +1152,9 @@ dispatch(struct cconn *c)
 		c->port = req->port > 0 ? req->port : 80;
 		defport = 80;
 	}
+	/* one spelling for the broker, the certificate cache and the logs */
+	for (i = 0; c->host[i] != '\0'; i++)
+		c->host[i] = (char)tolower((unsigned char)c->host[i]);
 	if (hosthdr != NULL ? !host_matches(hosthdr, c->host, c->port, defport) :
 	    req->minor >= 1) {
 		send_error(c, 421, "credproxy: Host header does not match the target");

@@ -272,6 +272,13 @@ class ProxyTest(cbtest.TestCase):
         self.assert_one_real(body)
         self.assert_clean(hdrs, body)
 
+    def test_host_case_insensitive(self):
+        c = self.conn(host="LocalHost")
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], conn=c)
+        c.close()
+        self.assertEqual(st, 200, body)
+        self.assert_one_real(body)
+
     def test_token_twice_mixed_case_and_fake(self):
         cases = [
             [("Authorization", "Bearer " + self.token), ("Authorization", "Bearer " + self.token)],
