@@ -37,6 +37,7 @@
  * Token-less resolve: the headers of every matching inject binding of the sandbox's
  * live grants, oldest grant first; when two bindings set the same header name
  * (case-insensitive) the first wins. Each grant that contributes a header counts a use.
+ * At most the 256 oldest live grants of a sandbox are examined, at most 16 contribute.
  */
 #ifndef CB_GRANT_H
 #define CB_GRANT_H
