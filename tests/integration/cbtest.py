@@ -42,6 +42,13 @@ import unittest
 
 ROLES = ("harness", "proxy", "admin")
 START_TIMEOUT = 20.0
+# tests/valgrind.sh sets CB_VALGRIND=1: the daemon then runs under memcheck; an exit with
+# VALGRIND_RC after SIGTERM means memcheck found errors or definite leaks.
+VALGRIND_RC = 99
+VALGRIND = bool(os.environ.get("CB_VALGRIND"))
+if VALGRIND:
+    START_TIMEOUT = 90.0
+    REQUEST_TIMEOUT = 120.0
 REQUEST_TIMEOUT = 30.0
 TestCase = unittest.TestCase
 
@@ -68,6 +75,15 @@ def tmproot():
 def binary(name):
     """Path of a built program ("credbrokerd", "credbroker", "credproxy", "tests/mkcert")."""
     return os.path.join(builddir(), name)
+
+
+def valgrind_prefix():
+    """The command prefix that runs a built program under memcheck when CB_VALGRIND is set."""
+    if not VALGRIND:
+        return []
+    return [os.path.join(builddir(), "libtool"), "--mode=execute", "valgrind", "--quiet",
+            "--error-exitcode=%d" % VALGRIND_RC, "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite", "--track-fds=no"]
 
 
 def wait_until(pred, timeout=10.0, interval=0.05, what="condition"):
@@ -195,7 +211,8 @@ class Deployment:
         if self.proc is not None and self.proc.poll() is None:
             raise AssertionError("credbrokerd already running")
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([binary("credbrokerd"), "-c", self.conf_path] + list(extra_args),
+        self.proc = subprocess.Popen(valgrind_prefix() + [binary("credbrokerd"), "-c", self.conf_path]
+                                     + list(extra_args),
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         if wait:
             self.wait_healthy()
@@ -215,7 +232,7 @@ class Deployment:
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def kill(self, sig=signal.SIGTERM, timeout=15.0):
+    def kill(self, sig=signal.SIGTERM, timeout=60.0 if VALGRIND else 15.0):
         """Sends sig and waits (bounded) for the exit; returns the exit status (None if not running)."""
         if self.proc is None:
             return None
@@ -243,6 +260,8 @@ class Deployment:
         rc = None
         try:
             rc = self.kill(signal.SIGTERM)
+            if VALGRIND and rc == VALGRIND_RC:
+                raise AssertionError("valgrind found errors in credbrokerd; log:\n%s" % self.log_tail())
         finally:
             if self.tmp and os.path.isdir(self.tmp):
                 if os.environ.get("CB_KEEP"):
