@@ -9,11 +9,12 @@
  *
  * loadgen -u https://127.0.0.1:8443/v1/resolve -c 64 -d 10 [-m POST] [-b body-file]
  *         [-B bodies-file] [--cert C --key K --cacert CA] [-r RATE] [-H "Name: value"]...
- *         [--new-conn] [--proxy HOST:PORT] [--samples FILE]
+ *         [--new-conn] [--proxy HOST:PORT] [--samples FILE] [--warmup SECONDS]
  * -B: one body per line; requests take them round robin (each connection from its own offset),
  *     so a resolve benchmark spreads over many real tokens instead of one.
  * --proxy: open each connection through an HTTP proxy with CONNECT, then TLS (credproxy, mitmproxy).
  * --samples: write "t_ms latency_us" per request (t from the start), to cut percentiles by time.
+ * --warmup: run that long first without counting (connection set-up, first reads); -d follows.
  * Every loop is bounded by the duration (-d) or by a retry count.
  * Prints one line of JSON: {"requests":N,"errors":N,"rps":X,"p50_us":..,"p99_us":..,"p999_us":..}
  */
@@ -59,6 +60,7 @@ struct opts {
 	size_t *bodylens;
 	size_t nbodies;
 	const char *samples;	/* --samples FILE */
+	double warmup;		/* --warmup S: not counted (connections, caches, first reads) */
 };
 
 #define SAMPLES_MAX	(64u * 1024 * 1024)	/* per run, a bound on memory (512 MiB) */
@@ -313,6 +315,11 @@ worker(void *arg)
 			conn_close(&c);
 			continue;
 		}
+		if (t0 < start_us + (int64_t)(o.warmup * 1e6)) {
+			if (close_after || o.new_conn)
+				conn_close(&c);
+			continue;
+		}
 		if (st >= 400)
 			nerr++;
 		{
@@ -460,6 +467,7 @@ main(int argc, char **argv)
 		{ "new-conn", no_argument, NULL, 4 },
 		{ "proxy", required_argument, NULL, 5 },
 		{ "samples", required_argument, NULL, 6 },
+		{ "warmup", required_argument, NULL, 7 },
 		{ NULL, 0, NULL, 0 },
 	};
 	pthread_t *th;
@@ -504,6 +512,7 @@ main(int argc, char **argv)
 			}
 			break;
 		case 6: o.samples = optarg; break;
+		case 7: o.warmup = strtod(optarg, NULL); break;
 		case 'B':
 			if (load_bodies(optarg) != 0)
 				return 2;
@@ -544,7 +553,7 @@ main(int argc, char **argv)
 		pthread_create(&th[i], NULL, worker,
 		    (void *)(uintptr_t)(o.nbodies > 0 ? (size_t)i * (o.nbodies / (size_t)o.conns + 1) : 0));
 	{
-		int64_t until = t0 + (int64_t)(o.duration * 1e6);
+		int64_t until = t0 + (int64_t)((o.warmup + o.duration) * 1e6);
 
 		while (!stop_flag && now_us() < until)
 			usleep(20000);
@@ -555,7 +564,8 @@ main(int argc, char **argv)
 	t1 = now_us();
 	printf("{\"requests\":%llu,\"errors\":%llu,\"rps\":%.1f,\"p50_us\":%.0f,\"p99_us\":%.0f,"
 	    "\"p999_us\":%.0f}\n", (unsigned long long)total_req, (unsigned long long)total_err,
-	    (double)total_req * 1e6 / (double)(t1 - t0), percentile(0.50), percentile(0.99),
+	    (double)total_req * 1e6 / (double)(t1 - t0 - (int64_t)(o.warmup * 1e6)),
+	    percentile(0.50), percentile(0.99),
 	    percentile(0.999));
 	if (o.samples != NULL) {
 		uint64_t k;
