@@ -955,6 +955,13 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		send_error(c, 400, "credproxy: cannot rewrite request");
 		goto out;
 	}
+	/* a token left in a header its grant does not bind would travel to the upstream */
+	for (i = 0; i < job->ntokens; i++)
+		if (memmem(head, headlen, job->tokens[i], strlen(job->tokens[i])) != NULL) {
+			send_error(c, 403, "credproxy: refused: token in a header its grant does "
+			    "not bind");
+			goto out;
+		}
 	if (c->ubev == NULL || !c->ureuse) {
 		c->unaddrs = job->naddrs;
 		c->unext = 0;

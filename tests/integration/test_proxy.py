@@ -272,6 +272,13 @@ class ProxyTest(cbtest.TestCase):
         self.assert_one_real(body)
         self.assert_clean(hdrs, body)
 
+    def test_token_in_unbound_header_refused(self):
+        # the grant binds Authorization: a token elsewhere would reach the upstream
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token),
+                                         ("X-Token", self.token)])
+        self.assert_refused(st, body, code="does not bind")
+        self.assertIsNone(echo_upstream.received(self.last_id))
+
     def test_host_case_insensitive(self):
         c = self.conn(host="LocalHost")
         st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], conn=c)
