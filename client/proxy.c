@@ -865,6 +865,34 @@ up_connect(struct cconn *c)
 }
 
 /*
+ * 1 when an outgoing head still carries something that looks like a token: "cbt_eyJ" (a
+ * token's JWT header always starts so) anywhere, the request line included, or a token
+ * inside Basic credentials of any header. Such a head is never forwarded.
+ */
+static int
+proxy_head_holds_token(const char *head, size_t len)
+{
+	static const char mark[] = "cbt_eyJ";
+	struct ph_request again;
+	char *toks[PH_TOKENS_MAX];
+	size_t n = 0;
+	int status, found;
+	const char *reason;
+
+	if (memmem(head, len, mark, sizeof(mark) - 1) != NULL)
+		return 1;
+	memset(&again, 0, sizeof(again));
+	if (ph_parse_request(head, len, &again, &status, &reason) <= 0) {
+		ph_request_clear(&again);
+		return 1;	/* our own output must parse; refuse when it does not */
+	}
+	found = ph_find_tokens(&again, toks, &n) != 0 || n > 0;
+	ph_tokens_free(toks, n);
+	ph_request_clear(&again);
+	return found;
+}
+
+/*
  * In swap mode a whole credential header value echoed back becomes what the sandbox
  * itself sent in that header ("Bearer cbt_..."), when it sent one; else the token.
  */
@@ -962,6 +990,11 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 			    "not bind");
 			goto out;
 		}
+	if (proxy_head_holds_token(head, headlen)) {
+		send_error(c, 403, "credproxy: refused: a token would reach the upstream "
+		    "(in the URL or encoded in another header)");
+		goto out;
+	}
 	if (c->ubev == NULL || !c->ureuse) {
 		c->unaddrs = job->naddrs;
 		c->unext = 0;

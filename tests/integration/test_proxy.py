@@ -279,6 +279,23 @@ class ProxyTest(cbtest.TestCase):
         self.assert_refused(st, body, code="does not bind")
         self.assertIsNone(echo_upstream.received(self.last_id))
 
+    def test_token_in_url_refused(self):
+        # a token in the request line cannot be swapped: it must not reach the upstream
+        st, _, body = self.get("/echo?access_token=" + self.token,
+                               [("Authorization", "Bearer " + self.token)])
+        self.assert_refused(st, body)
+        self.assertIsNone(echo_upstream.received(self.last_id))
+        st, _, body = self.get("/echo?access_token=" + self.token, [])
+        self.assert_refused(st, body, code="would reach the upstream")
+        self.assertIsNone(echo_upstream.received(self.last_id))
+
+    def test_token_in_basic_of_unbound_header_refused(self):
+        basic = base64.b64encode(("x:" + self.token).encode()).decode()
+        st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token),
+                                         ("X-Other-Auth", "Basic " + basic)])
+        self.assert_refused(st, body)
+        self.assertIsNone(echo_upstream.received(self.last_id))
+
     def test_host_case_insensitive(self):
         c = self.conn(host="LocalHost")
         st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)], conn=c)
