@@ -608,7 +608,7 @@ api_rotation_thread(void *arg)
 	json_t *body = NULL;
 	int rc;
 
-	rc = store_open(call->b->conf->database, 0, &st, why, sizeof(why));
+	rc = store_open(call->b->conf->database, STORE_NOCHECK, &st, why, sizeof(why));
 	if (rc != 0)
 		log_warnx("key rotation: %s", why);
 	else if (r->signing) {

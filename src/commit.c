@@ -181,7 +181,8 @@ commit_open(const char *db_path, struct commit **out)
 	*out = NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return CB_ERR_NOMEM;
-	if ((rc = store_open(db_path, 0, &c->wst, why, sizeof(why))) != 0) {
+	/* The daemon's first open (credbrokerd.c) ran quick_check on the file already. */
+	if ((rc = store_open(db_path, STORE_NOCHECK, &c->wst, why, sizeof(why))) != 0) {
 		log_warnx("commit writer: %s", why);
 		goto out;
 	}

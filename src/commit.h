@@ -41,8 +41,9 @@ struct commit_op {
 };
 
 /*
- * Opens the writer connection on db_path, loads the audit chain head, starts the
- * thread. *out owned by the caller (commit_close).
+ * Opens the writer connection on db_path (without quick_check: the caller's own
+ * store_open checked the file), loads the audit chain head, starts the thread.
+ * *out owned by the caller (commit_close).
  */
 int commit_open(const char *db_path, struct commit **out);
 /*

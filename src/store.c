@@ -332,7 +332,7 @@ store_open(const char *path, int flags, struct store **out, char *why, size_t wh
 		rc = CB_ERR_VERSION;
 		goto out;
 	}
-	if (exists) {
+	if (exists && !(flags & STORE_NOCHECK)) {
 		sqlite3_stmt *s = NULL;
 		const unsigned char *res;
 
@@ -770,8 +770,11 @@ store_pool_get(struct store_pool *pool)
 
 	if ((st = pthread_getspecific(pool->key)) != NULL)
 		return st;
-	/* Readers never migrate: the writer connection was opened (and migrated) first. */
-	if (store_open(pool->path, 0, &st, why, sizeof(why)) != 0) {
+	/*
+	 * Readers never migrate: the writer connection was opened (and migrated) first,
+	 * and the daemon's first open checked the file.
+	 */
+	if (store_open(pool->path, STORE_NOCHECK, &st, why, sizeof(why)) != 0) {
 		log_warnx("%s", why);
 		return NULL;
 	}

@@ -17,6 +17,11 @@ struct store_pool;
 enum store_flags {
 	STORE_CREATE = 1 << 0,	/* create the file if missing (init only) */
 	STORE_READONLY = 1 << 1,	/* open read-only, never migrate (offline audit verify) */
+	/*
+	 * Skip PRAGMA quick_check (a walk of the whole file): for the daemon's further
+	 * connections once its first open at start-up has checked the file.
+	 */
+	STORE_NOCHECK = 1 << 2,
 };
 
 /*
