@@ -32,7 +32,7 @@ import echo_upstream  # noqa: E402
 QUICK = bool(os.environ.get("CB_QUICK") or os.environ.get("CB_VALGRIND"))
 VALGRIND = bool(os.environ.get("CB_VALGRIND"))
 LOAD_SECONDS = float(os.environ.get("CB_LOAD_SECONDS") or (8 if QUICK else 30))
-HOSTILE = int(os.environ.get("CB_HOSTILE_CONNS") or 1000)
+HOSTILE = int(os.environ.get("CB_HOSTILE_CONNS") or (300 if QUICK else 1000))
 LATENCY_BOUND = 10.0 if VALGRIND else 1.0
 SOURCES = ["127.0.0.%d" % i for i in range(2, 10)]
 HOST = "localhost"
