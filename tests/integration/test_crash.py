@@ -607,5 +607,77 @@ class DamageTest(cbtest.TestCase):
                 f.write(good)
 
 
+class MasterKeyCrashTest(cbtest.TestCase):
+    """`credbrokerd --rotate-master-key --new-key NEW` killed between its steps.
+
+    The rotation commits the database under NEW, then hard-links MASTER_KEY to
+    MASTER_KEY.old, then renames NEW over MASTER_KEY. A kill after the commit leaves the
+    database under NEW while MASTER_KEY still holds the old key. Running the same command
+    again must finish the rotation (not report "the database is unchanged: wrong master
+    key"), after which the broker starts and every secret resolves. Each crash state is
+    made exactly by undoing the file steps of a completed rotation.
+    """
+
+    def setUp(self):
+        self.d = cbtest.Deployment()
+        self.value = "mk_" + os.urandom(16).hex()
+        self.d.put_secret("mk", self.value, [HOST])
+        self.d.kill(signal.SIGTERM)
+        self.mk = os.path.join(self.d.dir, "master.key")
+        self.new = os.path.join(self.d.dir, "new.key")
+        fd = os.open(self.new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, (os.urandom(32).hex() + "\n").encode())
+        os.close(fd)
+        with open(self.mk, "rb") as f:
+            self.old_bytes = f.read()
+        with open(self.new, "rb") as f:
+            self.new_bytes = f.read()
+
+    def tearDown(self):
+        self.d.stop()
+
+    def rotate(self):
+        return subprocess.run([cbtest.binary("credbrokerd"), "-c", self.d.conf_path,
+                               "--rotate-master-key", "--new-key", self.new],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+
+    def finish_and_check(self, what):
+        r = self.rotate()
+        self.assertEqual(r.returncode, 0, "%s: re-running the rotation: %s" % (
+            what, r.stderr.decode(errors="replace")))
+        with open(self.mk, "rb") as f:
+            self.assertEqual(f.read(), self.new_bytes, "%s: master.key is not the new key" % what)
+        self.d.start()
+        g = self.d.mint("sbx-mk", "mk", HOST)
+        st, js = self.d.resolve(g["token"], "sbx-mk", HOST)
+        self.assertEqual(st, 200)
+        self.assertEqual(js["headers"][0]["value"], "Bearer " + self.value)
+
+    def test_control_uninterrupted(self):
+        r = self.rotate()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(self.mk + ".old", "rb") as f:
+            self.assertEqual(f.read(), self.old_bytes)
+        self.d.start()
+        g = self.d.mint("sbx-mk", "mk", HOST)
+        self.assertEqual(self.d.resolve(g["token"], "sbx-mk", HOST)[0], 200)
+
+    def test_killed_after_commit(self):
+        r = self.rotate()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # State right after the commit: MASTER_KEY old, NEW still there, no .old.
+        os.rename(self.mk, self.new)
+        os.rename(self.mk + ".old", self.mk)
+        self.finish_and_check("killed after the commit")
+
+    def test_killed_after_link(self):
+        r = self.rotate()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # State after the hard link: MASTER_KEY and .old both the old key, NEW still there.
+        os.rename(self.mk, self.new)
+        os.link(self.mk + ".old", self.mk)
+        self.finish_and_check("killed after the link")
+
+
 if __name__ == "__main__":
     cbtest.main()
