@@ -264,6 +264,21 @@ class BrokerHostileTest(cbtest.TestCase):
         # Fine once they are gone.
         self.good_round()
 
+    def test_sigterm_under_attack(self):
+        # Hostile connections do not hold up a clean stop.
+        d = self.d
+        h = Hostiles(d.port, d.ssl_context("harness"), b"POST /v1/grants HTTP/1.1\r\nHost: x\r\n")
+        try:
+            self.assertGreater(h.open(min(HOSTILE, 300)), 0)
+            time.sleep(0.5)
+            t, rc = timed(lambda: d.kill(signal.SIGTERM, timeout=60))
+        finally:
+            h.close()
+        self.assertEqual(rc, 0, d.log_tail())
+        self.assertLess(t, 10.0, "credbrokerd took %.1fs to stop" % t)
+        d.start()
+        self.good_round()
+
 
 class ProxyHostileTest(cbtest.TestCase):
     @classmethod
