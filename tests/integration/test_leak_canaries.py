@@ -377,5 +377,50 @@ class LeakCanaryTest(cbtest.TestCase):
         self.assertEqual(leaks, {}, "secret values found outside the upstream's view")
 
 
+class ErrorPathTest(cbtest.TestCase):
+    """Refused requests that carry a secret value or a token (bad JSON around it, a control
+    character, a wrong type next to it, a duplicate key, an oversized value) do not echo it
+    in the answer, the log or the audit records."""
+
+    def test_refused_bodies(self):
+        with cbtest.Deployment() as d:
+            c = ("ERRCANARY" + os.urandom(10).hex()).encode()
+            tok = b"cbt_eyJhbGciOiJIUzI1NiJ9." + c
+            ok = b'"hosts": ["x.example"], "max_ttl_s": 60'
+            puts = [b'{"value": "' + c + b'", ' + ok + b', "bad": ' + c + b'}',
+                    b'{"value": ' + c + b'}',
+                    b'{"value": "' + c + b'\\n", ' + ok + b'}',
+                    b'{"value": "' + c + b'\\u0000", ' + ok + b'}',
+                    b'{"value": "' + c + b'", "hosts": ["x.example"], "max_ttl_s": "60"}',
+                    b'{"value": "' + c + b'", "value": "' + c + b'", ' + ok + b'}',
+                    b'{"value": "' + c * 600 + b'", ' + ok + b'}',
+                    b'{"value": "' + c + b'", ' + ok + b'',
+                    b'{"value": ["' + c + b'"], ' + ok + b'}']
+            seen = b""
+            for body in puts:
+                st, _, raw = d.request("admin", "PUT", "/v1/secrets/err", raw=body)
+                self.assertEqual(st, 400, (body[:60], raw))
+                seen += raw
+            resolves = [b'{"token": "' + tok + b'", "x": ' + tok + b'}',
+                        b'{"token": "' + tok + b'", "sandbox_id": "s", "host": "h", "port": 443,'
+                        b' "method": "GET", "path": "/"}',
+                        b'{"token": ' + tok + b'}']
+            for body in resolves:
+                st, _, raw = d.request("proxy", "POST", "/v1/resolve", raw=body)
+                self.assertIn(st, (400, 403), raw)
+                seen += raw
+            st, js, raw = d.request("admin", "GET", "/v1/audit?after=0&limit=1000")
+            self.assertEqual(st, 200)
+            self.assertGreater(len(js["records"]), 0)
+            seen += raw
+            d.kill(signal.SIGTERM)
+            with open(d.log_path, "rb") as f:
+                seen += f.read()
+            with open(os.path.join(d.dir, "credbroker.db"), "rb") as f:
+                seen += f.read()
+            for form in forms(c.decode()):
+                self.assertNotIn(form, seen)
+
+
 if __name__ == "__main__":
     cbtest.main()
