@@ -462,8 +462,16 @@ class CrashTest(cbtest.TestCase):
             rows = con.execute("SELECT grant_id, action, outcome, count(*) FROM audit "
                                "WHERE grant_id IS NOT NULL GROUP BY grant_id, action, outcome"
                                ).fetchall()
+            stored = {r[0]: (r[1], r[2]) for r in con.execute(
+                "SELECT id, uses, max_uses FROM grants")}
         finally:
             con.close()
+        # Every acknowledged grant is still stored (a revoked one may have been purged),
+        # and its stored use count never exceeds its maximum.
+        lost = [g for g, x in led.grants.items() if g not in stored and not x["revoke"]]
+        self.assertEqual(lost, [], "acknowledged grants missing from the database")
+        over = [g for g, (uses, mx) in stored.items() if mx and uses > mx]
+        self.assertEqual(over, [], "grants used more than max_uses")
         audited = {}
         for gid, action, outcome, n in rows:
             audited[(gid, action, outcome)] = n
