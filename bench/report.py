@@ -91,12 +91,15 @@ p99d = g(s4, "p99_during")
 base = p99b if p99b else g(s4, "p99_before")
 x = ratio(p99d, base)
 pstr = "-" if ps is None else "%.1f s" % ps
+purge_ok = verdict(None if ps is None else ps <= 60)
 if ps is None and g(s4, "purge_s_lower_bound") is not None:
 	pstr = "> %.0f s (~%s s)" % (s4["purge_s_lower_bound"], s4.get("purge_s_extrapolated"))
-rows.append(("4 purge of %s grants" % (g(s4, "cohort") if s4 else "-"), pstr, f_us(g(s4, "p50_during")), f_us(p99d),
+	purge_ok = verdict(False) if s4["purge_s_lower_bound"] > 60 else "-"
+rows.append(("4 purge of %s grants" % (g(s4, "cohort") if s4 else "-"), pstr,
+    f_us(g(s4, "p50_during")), f_us(p99d),
     f_us(g(s4, "p999_during")), "-", "p99 w/o " + f_us(base) + ", pre-purge " +
     f_us(g(s4, "p99_before")), f_ratio(x), "<= 60 s: %s; p99 <= 2x: %s" % (
-    verdict(None if ps is None else ps <= 60), verdict(None if x is None else x <= 2))))
+    purge_ok, verdict(None if x is None else x <= 2))))
 rows.append(("5 broker RSS idle", f_kib(g(idle, "rss_kib")), "", "", "", "", "-", "-",
     "<= 16 MiB: " + verdict(None if idle is None else idle["rss_kib"] <= 16384)))
 rows.append(("5 broker peak RSS, 64 conns", f_kib(g(b64, "hwm_kib")), "", "", "", "", "-", "-",

@@ -43,7 +43,7 @@ if start_t is not None:
 			t = int(t)
 			if s_ms <= t <= e_ms:
 				lat_in.append(int(lat))
-			elif 3000 < t < s_ms - 500:	# steady state before the purge
+			elif 5000 < t < s_ms - 500:	# steady state before the purge
 				lat_out.append(int(lat))
 
 
