@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +29,164 @@
 #define SIG_B64_LEN	43	/* base64url of 32 bytes, no padding */
 #define KID_HEX		16	/* kid: "k" + 16 lower-case hex digits (vault.h) */
 #define PART_MAX	(TOKEN_MAX / 4 * 3)	/* decoded size bound of any part */
+
+/*
+ * The verified-token cache. A proxy presents the same token for every request of a
+ * sandbox, and a full verification (header and payload parsed with jansson, our MAC,
+ * libjwt's second opinion) costs ~180 k instructions. A token that passed all of it is
+ * remembered, byte for byte, with its claims, until its exp: presenting exactly the
+ * same bytes again (compared in constant time) skips the parsing and both MACs. The
+ * kid is asked of the vault again on every hit (a retired key stops verifying), and
+ * the time window is checked again; the grant row stays the authority on revocation
+ * and uses. Only verified tokens enter, so an attacker cannot fill the table; it is
+ * bounded (CACHE_SETS x CACHE_WAYS entries, allocated on first use) and every entry
+ * is wiped when it is replaced or the cache is cleared.
+ */
+#define CACHE_SETS	1024
+#define CACHE_WAYS	4
+#define CACHE_TOK_MAX	512	/* longer tokens are verified in full every time */
+
+struct cache_entry {
+	const struct vault *v;		/* the vault that verified it; NULL: empty */
+	uint64_t stamp;			/* insertion order, for replacement */
+	size_t len;
+	char tok[CACHE_TOK_MAX];
+	struct token_claims c;
+};
+
+struct cache_set {
+	pthread_mutex_t mu;
+	uint64_t clock;
+	struct cache_entry e[CACHE_WAYS];
+};
+
+static struct cache_set *cache;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void
+cache_init(void)
+{
+	struct cache_set *t;
+	size_t i;
+
+	/* calloc of ~3 MiB is an mmap: pages cost memory only once used. */
+	if ((t = calloc(CACHE_SETS, sizeof(*t))) == NULL)
+		return;
+	for (i = 0; i < CACHE_SETS; i++)
+		if (pthread_mutex_init(&t[i].mu, NULL) != 0) {
+			free(t);
+			return;
+		}
+	cache = t;
+}
+
+/* The set of a token: from its last characters (the MAC's, random for a real token). */
+static struct cache_set *
+cache_set_of(const char *tok, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	pthread_once(&cache_once, cache_init);
+	if (cache == NULL || len > CACHE_TOK_MAX || len < 16)
+		return NULL;
+	for (i = len - 16; i < len; i++)
+		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
+	return &cache[h % CACHE_SETS];
+}
+
+/* 1 and *c filled when exactly these bytes were verified before under v. */
+static int
+cache_get(const struct vault *v, const char *tok, size_t len, struct token_claims *c)
+{
+	struct cache_set *set;
+	int i, hit = 0;
+
+	if ((set = cache_set_of(tok, len)) == NULL)
+		return 0;
+	pthread_mutex_lock(&set->mu);
+	for (i = 0; i < CACHE_WAYS; i++) {
+		struct cache_entry *e = &set->e[i];
+
+		/* Every way is compared (no early exit): the time does not tell which matched. */
+		if (e->v == v && e->len == len && crypto_memeq(e->tok, tok, len) && !hit) {
+			memcpy(c, &e->c, sizeof(*c));
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&set->mu);
+	return hit;
+}
+
+static void
+cache_put(const struct vault *v, const char *tok, size_t len, const struct token_claims *c,
+    int64_t now)
+{
+	struct cache_set *set;
+	struct cache_entry *e, *victim = NULL;
+	int i;
+
+	if ((set = cache_set_of(tok, len)) == NULL)
+		return;
+	pthread_mutex_lock(&set->mu);
+	for (i = 0; i < CACHE_WAYS; i++) {
+		e = &set->e[i];
+		if (e->v == v && e->len == len && crypto_memeq(e->tok, tok, len))
+			goto out;	/* already there (two threads verified it at once) */
+	}
+	/* An empty or expired entry, else the oldest. */
+	for (i = 0; i < CACHE_WAYS; i++) {
+		e = &set->e[i];
+		if (e->v == NULL || e->c.exp <= now) {
+			victim = e;
+			break;
+		}
+		if (victim == NULL || e->stamp < victim->stamp)
+			victim = e;
+	}
+	explicit_bzero(victim, sizeof(*victim));
+	memcpy(victim->tok, tok, len);
+	victim->len = len;
+	memcpy(&victim->c, c, sizeof(*c));
+	victim->stamp = ++set->clock;
+	victim->v = v;
+out:
+	pthread_mutex_unlock(&set->mu);
+}
+
+void
+token_cache_clear(void)
+{
+	size_t i;
+
+	if (cache == NULL)
+		return;
+	for (i = 0; i < CACHE_SETS; i++) {
+		pthread_mutex_lock(&cache[i].mu);
+		explicit_bzero(cache[i].e, sizeof(cache[i].e));
+		pthread_mutex_unlock(&cache[i].mu);
+	}
+}
+
+/* The checks a cached token still needs at time now (the full path's order). */
+static enum token_result
+cache_recheck(struct vault *v, const struct token_claims *c, int64_t now)
+{
+	uint8_t key[CRYPTO_KEY_LEN];
+	int rc;
+
+	rc = vault_signing_key(v, c->kid, key, NULL);
+	explicit_bzero(key, sizeof(key));
+	if (rc == CB_ERR_NOTFOUND)
+		return TOKEN_UNKNOWN_KID;
+	if (rc != 0)
+		return TOKEN_INTERNAL;
+	if (now >= c->exp)
+		return TOKEN_EXPIRED;
+	if (now + TOKEN_SKEW_S < c->nbf || now + TOKEN_SKEW_S < c->iat)
+		return TOKEN_NOT_YET_VALID;
+	return TOKEN_OK;
+}
 
 static int
 b64url_val(int ch)
@@ -334,6 +493,11 @@ token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
 		return TOKEN_MALFORMED;
 	if (memcmp(tok, TOKEN_PREFIX, PREFIX_LEN) != 0)
 		return TOKEN_MALFORMED;
+	if (cache_get(v, tok, len, c)) {
+		if ((r = cache_recheck(v, c, now)) != TOKEN_OK)
+			memset(c, 0, sizeof(*c));
+		return r;
+	}
 
 	/* Three base64url parts separated by exactly two dots; the charset is checked by decoding. */
 	jwt = tok + PREFIX_LEN;
@@ -406,6 +570,7 @@ token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
 		goto out;
 	}
 	r = TOKEN_OK;
+	cache_put(v, tok, len, c, now);
 out:
 	if (r != TOKEN_OK && c != NULL)
 		memset(c, 0, sizeof(*c));

@@ -51,6 +51,11 @@ int token_mint(struct vault *v, struct token_claims *c, char **out);
 #define TOKEN_SKEW_S	5
 enum token_result token_verify(struct vault *v, const char *tok, size_t len, int64_t now,
     struct token_claims *c) __attribute__((warn_unused_result));
+/*
+ * Wipes the verified-token cache (token.c keeps each fully verified token, byte for
+ * byte, until its exp, so that presenting it again skips the parsing and the MACs).
+ */
+void token_cache_clear(void);
 /* The stable API error code of a result ("invalid_token", "expired", ...). */
 const char *token_reason(enum token_result r);
 /* Fills id with a fresh grant ID (GRANT_ID_LEN hex chars + NUL). */
