@@ -83,7 +83,12 @@ struct server_req {
 	int suspended;
 	int too_large;
 	unsigned int status;
-	struct MHD_Response *resp;
+	/* The reply, as handed over by server_reply; the response is built on our thread. */
+	json_t *rbody;
+	int rsensitive;
+	char *rraw;			/* a raw answer (transferred from the call) */
+	size_t rrawlen;
+	const char *rctype;
 	char *body;			/* the raw request body, wiped when freed */
 	size_t len, cap;
 	char *path;
@@ -201,28 +206,71 @@ server_refuse_now(struct server_req *q, unsigned int status, const char *code)
 	return ret;
 }
 
-/* api_call.reply: may run on any thread, exactly once per call. */
+/* Drops a reply that was handed over but not sent (wiped when sensitive). */
 static void
-server_reply(struct api_call *call, int status, json_t *body, int sensitive)
+server_reply_drop(struct server_req *q)
 {
-	struct server_req *q = call->server_ctx;
-	struct MHD_Response *r;
+	if (q->rsensitive)
+		server_json_wipe(q->rbody, 0);
+	json_decref(q->rbody);
+	q->rbody = NULL;
+	if (q->rsensitive)
+		util_wipe_free(q->rraw, q->rrawlen);
+	else
+		free(q->rraw);
+	q->rraw = NULL;
+	q->rsensitive = 0;
+}
 
-	server_log(q, call->route, (unsigned int)status);
-	r = server_response(body, sensitive, call->raw_body, call->raw_len, call->content_type);
-	call->raw_body = NULL;	/* transferred (or freed by server_response's caller below) */
-	if (sensitive)
-		server_json_wipe(body, 0);
-	json_decref(body);
+/*
+ * On the daemon thread, once replied: builds the response from what server_reply
+ * handed over, logs the request and queues the answer.
+ */
+static enum MHD_Result
+server_queue(struct server_req *q)
+{
+	struct MHD_Response *r;
+	unsigned int status = q->status;
+	enum MHD_Result ret;
+
+	r = server_response(q->rbody, q->rsensitive, q->rraw, q->rrawlen, q->rctype);
+	q->rraw = NULL;	/* transferred, or freed by server_response on failure */
+	server_reply_drop(q);
 	if (r == NULL) {
 		json_t *e = json_error_body("internal_error", NULL);
 
 		status = 500;
 		r = server_response(e, 0, NULL, 0, NULL);
 		json_decref(e);
+		if (r == NULL) {
+			server_log(q, q->call.route, status);
+			return MHD_NO;
+		}
 	}
+	server_log(q, q->call.route, status);
+	ret = MHD_queue_response(q->c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/*
+ * api_call.reply: may run on any thread (the commit thread), exactly once per call.
+ * It only hands the answer over and resumes the connection: serialising, building
+ * the response and logging happen on the daemon's threads, not on the one thread
+ * every durable request goes through.
+ */
+static void
+server_reply(struct api_call *call, int status, json_t *body, int sensitive)
+{
+	struct server_req *q = call->server_ctx;
+
 	pthread_mutex_lock(&q->lock);
-	q->resp = r;
+	q->rbody = body;	/* transferred */
+	q->rsensitive = sensitive;
+	q->rraw = call->raw_body;	/* transferred */
+	q->rrawlen = call->raw_len;
+	q->rctype = call->content_type;
+	call->raw_body = NULL;
 	q->status = (unsigned int)status;
 	q->replied = 1;
 	if (q->suspended) {
@@ -387,8 +435,7 @@ server_req_free(struct server_req *q)
 {
 	if (q == NULL)
 		return;
-	if (q->resp != NULL)
-		MHD_destroy_response(q->resp);
+	server_reply_drop(q);
 	util_wipe_free(q->body, q->cap);
 	if (q->call.body != NULL) {
 		server_json_wipe(q->call.body, 0);
@@ -470,9 +517,7 @@ server_dispatch(struct server_req *q, const char *method)
 
 	pthread_mutex_lock(&q->lock);
 	if (q->replied) {
-		ret = MHD_queue_response(q->c, q->status, q->resp);
-		MHD_destroy_response(q->resp);
-		q->resp = NULL;
+		ret = server_queue(q);
 	} else {
 		q->suspended = 1;
 		MHD_suspend_connection(q->c);
@@ -546,9 +591,7 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 			pthread_mutex_unlock(&q->lock);
 			return MHD_YES;
 		}
-		ret = MHD_queue_response(c, q->status, q->resp);
-		MHD_destroy_response(q->resp);
-		q->resp = NULL;
+		ret = server_queue(q);
 		pthread_mutex_unlock(&q->lock);
 		return ret;
 	}
