@@ -5,7 +5,8 @@ through the whole flow:
   put (admin API, and a share through the CLI reading stdin), a second version of each,
   a data-key and a signing-key rotation, mint (harness), resolve through credproxy (a
   sandbox request with the token through a CONNECT tunnel to a local TLS upstream that
-  echoes the credential back in its body and in a header), a direct POST /v1/resolve with
+  echoes the credential back in its body and in a header; and token-less requests that
+  get five inject bindings, echoed plain and chunked), a direct POST /v1/resolve with
   the proxy certificate for some, metadata reads (secret show/list, grant show, audit,
   metrics), then revocation.
 Then every value is searched - raw, hex (both cases), base64 (standard and URL-safe, every
@@ -256,6 +257,20 @@ class LeakCanaryTest(cbtest.TestCase):
             tids[n] = tid
 
         self.parallel(names, through_proxy)
+        # Inject bindings: the sandbox holds nothing; token-less requests get the headers.
+        for i, n in enumerate(names[:5]):
+            st, _, raw = self.request(seen, d, "harness", "POST", "/v1/grants", body={
+                "sandbox_id": "sbx-leak", "ttl_s": 600,
+                "bindings": [{"secret": n, "host": HOST, "port": up.port, "inject": True,
+                              "header": "X-Canary-%d" % i, "template": "{secret}"}]})
+            self.assertEqual(st, 201, raw[:200])
+        inject_tids = []
+        for path in ("/echo", "/echo-credential-header", "/echo-credential-chunked?split=5"):
+            st, hdrs, body, tid = test_hostile.proxy_get(d, proxy, up, None, path)
+            seen.add("sandbox", ("%d\n" % st).encode() + b"".join(
+                ("%s: %s\n" % kv).encode() for kv in hdrs) + body)
+            self.assertEqual(st, 200, body[:200])
+            inject_tids.append(tid)
         phase("proxy")
 
         for n in names[:DIRECT_SHARE]:
@@ -339,6 +354,10 @@ class LeakCanaryTest(cbtest.TestCase):
             for n in names:
                 for k, v in echo_upstream.received(tids[n]) or []:
                     f.write(("%s: %s\n" % (k, v)).encode())
+        with open(os.path.join(out, "upstream-view-inject"), "wb") as f:
+            for tid in inject_tids:
+                for k, v in echo_upstream.received(tid) or []:
+                    f.write(("%s: %s\n" % (k, v)).encode())
 
         pat_of = {}
         for n in names:
@@ -354,9 +373,11 @@ class LeakCanaryTest(cbtest.TestCase):
         self.assertEqual(got, {v2[n] for n in names}, "the upstream did not see every value")
         got = {pat_of[h] for h in grep_hits(pats, os.path.join(out, "responses-proxy-resolve"))}
         self.assertEqual(got, {v2[n] for n in names[:DIRECT_SHARE]})
+        got = {pat_of[h] for h in grep_hits(pats, os.path.join(out, "upstream-view-inject"))}
+        self.assertEqual(got, {v2[n] for n in names[:5]}, "inject headers not applied")
 
-        searched = sorted(f for f in os.listdir(out)
-                          if f not in ("upstream-view", "responses-proxy-resolve"))
+        searched = sorted(f for f in os.listdir(out) if f not in (
+            "upstream-view", "upstream-view-inject", "responses-proxy-resolve"))
         for f in ("db-running", "db-running-wal", "db-stopped", "audit-table", "credbrokerd.log",
                   "credproxy.log", "cli-output", "responses-admin", "responses-harness",
                   "responses-sandbox"):
