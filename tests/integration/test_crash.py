@@ -9,6 +9,8 @@
      envelope itself: master key -> data keys -> AES-256-GCM with the vault's associated
      data) and every version whose 201 reached the admin holds the value that was sent;
      `credbroker audit verify --db COPY` passes.
+   When a rotation was interrupted, every other restart is itself killed 0-100 ms in
+   (while it resumes the rotation) and checked offline again.
    After the restart: an interrupted data-key rotation has completed (no meta 'rotation',
    no 'retiring' key); every grant whose 201 reached the client still exists and resolves,
    or is refused only for a reason it had before (used up after a resolve was sent, revoked
@@ -404,7 +406,7 @@ class CrashTest(cbtest.TestCase):
         seed = rng.randrange(1 << 30)
         sys.stderr.write("test_crash: %d kills, seed %d\n" % (KILLS, seed))
         rng.seed(seed)
-        interrupted, finished_after = 0, 0
+        interrupted, finished_after, startup_kills = 0, 0, 0
         phase = {"join": 0.0, "offline": 0.0, "restart": 0.0, "grants": 0.0}
         t0 = time.monotonic()
         for cycle in range(1, KILLS + 1):
@@ -434,6 +436,13 @@ class CrashTest(cbtest.TestCase):
             if v["rotation"] is not None or v["retiring"]:
                 interrupted += 1
             tp = time.monotonic()
+            if v["rotation"] is not None and cycle % 2 == 0:
+                # Also kill the restart itself while it resumes the rotation.
+                d.start(wait=False)
+                time.sleep(rng.uniform(0.0, 0.1))
+                d.kill(signal.SIGKILL)
+                startup_kills += 1
+                self.offline_check(led, cycle)
             d.start()
             phase["restart"] += time.monotonic() - tp
             row, retiring = self.live_rotation_state()
@@ -494,9 +503,11 @@ class CrashTest(cbtest.TestCase):
                              "Bearer " + v["versions"][(name, newest)].decode())
         r = d.cli("audit", "verify")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        sys.stderr.write("test_crash: %d kills in %.0fs; %d grants; rotations interrupted by a "
-                         "kill and finished on restart: %d; counts %r; seconds %r\n"
-                         % (KILLS, elapsed, len(led.grants), finished_after, led.counts,
+        sys.stderr.write("test_crash: %d kills (+%d during a resuming start-up) in %.0fs; %d "
+                         "grants; rotations interrupted by a kill and finished on restart: %d; "
+                         "counts %r; seconds %r\n"
+                         % (KILLS, startup_kills, elapsed, len(led.grants), finished_after,
+                            led.counts,
                             {k: round(x, 1) for k, x in phase.items()}))
         self.assertEqual(interrupted, finished_after)
         self.assertGreater(led.counts.get("resolve.200", 0), 0)
