@@ -43,7 +43,6 @@
 #define PURGE_ROUNDS_MAX	100000	/* batches per purge pass, a bound on the loop */
 #define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
 #define PURGE_TARGET_US		20000	/* writer time a purge batch should take */
-#define PURGE_ROWID_SPAN	10000	/* rows a revoked-purge batch examines */
 
 enum ctx_kind { K_MINT, K_SHOW, K_REVOKE, K_REVOKE_SBX, K_RESOLVE };
 
@@ -77,9 +76,9 @@ struct grant_ctx {
 static _Atomic int64_t active_grants;
 
 /*
- * Revocations not purged yet, so that the purge walks the table for revoked grants
- * (there is no index on revoked_at) only when there is something to find: pending is
- * the time of the oldest such revocation (1 at start-up: unknown, walk once).
+ * Revocations not purged yet, so that the purge looks for revoked grants only when
+ * there is something to find: pending is the time of the oldest such revocation (1
+ * at start-up: unknown, look once).
  */
 static struct {
 	pthread_mutex_t mu;
@@ -1334,7 +1333,6 @@ enum purge_kind { PURGE_EXPIRED, PURGE_REVOKED };
 struct purge_arg {
 	enum purge_kind kind;
 	int64_t before;
-	int64_t from, span;	/* revoked: the rowid window */
 	int limit;
 	int64_t deleted;
 };
@@ -1346,8 +1344,7 @@ purge_fn(struct store *wst, struct commit_op *op)
 
 	if (pa->kind == PURGE_EXPIRED)
 		return store_grant_purge_expired(wst, pa->before, pa->limit, &pa->deleted);
-	return store_grant_purge_revoked(wst, pa->before, pa->from, pa->span, pa->limit,
-	    &pa->deleted);
+	return store_grant_purge_revoked_indexed(wst, pa->before, pa->limit, &pa->deleted);
 }
 
 /*
@@ -1414,16 +1411,15 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 
 /*
  * One pass: expired grants through the expiry index, then, only when a revocation
- * is old enough to purge, revoked grants in bounded rowid windows. Each batch is its
- * own commit op, so requests interleave and the writer is never held for long.
+ * is old enough to purge, revoked grants through the revoked_at index. Each batch is
+ * its own commit op, so requests interleave and the writer is never held for long.
  */
 static void
 purge_pass(struct broker *b, int batch)
 {
 	static int limit = PURGE_BATCH_MIN;	/* adapted by purge_batch, kept across passes */
 	struct purge_arg pa;
-	struct store *rst;
-	int64_t total = 0, t0 = util_mono_us(), before, pending, max;
+	int64_t total = 0, t0 = util_mono_us(), before, pending;
 	int rounds = 0;
 
 	if (limit > batch)
@@ -1445,21 +1441,17 @@ purge_pass(struct broker *b, int batch)
 	pthread_mutex_unlock(&revoked.mu);
 	if (pending == 0 || pending >= before)
 		goto out;
-	if ((rst = store_pool_get(b->readers)) == NULL ||
-	    store_grant_max_rowid(rst, &max) != 0)
-		goto out;
 	pa.kind = PURGE_REVOKED;
-	pa.span = PURGE_ROWID_SPAN;
-	for (pa.from = 1; pa.from <= max && rounds < PURGE_ROUNDS_MAX; rounds++) {
+	for (;; rounds++) {
+		if (rounds >= PURGE_ROUNDS_MAX)
+			goto out;	/* bounded: the rest waits for the next pass */
 		if (purge_stopping() || purge_batch(b, &pa, &limit, batch) != 0)
 			goto out;
 		total += pa.deleted;
 		if (pa.deleted < pa.limit)
-			pa.from += pa.span;	/* this window is clean: the next one */
+			break;
 	}
-	if (pa.from <= max)
-		goto out;	/* bounded: the rest waits for the next pass */
-	/* Walked the whole table: only revocations within the grace stay pending. */
+	/* None left before the grace: only revocations within it stay pending. */
 	pthread_mutex_lock(&revoked.mu);
 	revoked.pending = revoked.last >= before ? revoked.last : 0;
 	pthread_mutex_unlock(&revoked.mu);

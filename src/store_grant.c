@@ -23,6 +23,7 @@ enum {
 	ST_GRANT_PURGE_REVOKED,
 	ST_GRANT_COUNT_LIVE,
 	ST_GRANT_MAX_ROWID,
+	ST_GRANT_PURGE_REVOKED_IDX,
 };
 
 #define GRANT_COLS "id, sandbox_id, minted_by, kid, created_at, not_before, expires_at," \
@@ -297,6 +298,28 @@ store_grant_purge_revoked(struct store *st, int64_t before, int64_t from, int64_
 	sqlite3_bind_int64(s, 2, from);
 	sqlite3_bind_int64(s, 3, from + span);
 	sqlite3_bind_int(s, 4, limit);
+	if ((rc = store_step_done(st, s)) != 0)
+		return rc;
+	*deleted = sqlite3_changes(st->db);
+	return 0;
+}
+
+int
+store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
+    int64_t *deleted)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	*deleted = 0;
+	/* The WHERE repeats the partial index's condition so the planner may use it. */
+	s = store_stmt(st, ST_GRANT_PURGE_REVOKED_IDX,
+	    "DELETE FROM grants WHERE rowid IN (SELECT rowid FROM grants INDEXED BY"
+	    " grants_revoked WHERE revoked_at IS NOT NULL AND revoked_at < ?1 LIMIT ?2)");
+	if (s == NULL)
+		return CB_ERR_DB;
+	sqlite3_bind_int64(s, 1, before);
+	sqlite3_bind_int(s, 2, limit);
 	if ((rc = store_step_done(st, s)) != 0)
 		return rc;
 	*deleted = sqlite3_changes(st->db);
