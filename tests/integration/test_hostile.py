@@ -8,7 +8,9 @@
 2. The same against credproxy (1,000 idle, dribbling and idle-tunnel connections); the
    well-behaved sandbox client goes through a CONNECT tunnel with a token to a local TLS
    upstream that must receive the real credential.
-3. Mixed load (mint, resolve, revoke, put, data and signing key rotation) for LOAD_SECONDS
+3. Broker outage seen from credproxy: SIGKILL or SIGSTOP of the broker gives the sandbox a
+   502 in bounded time (no hang, no token in the answer); served again once it is back.
+4. Mixed load (mint, resolve, revoke, put, data and signing key rotation) for LOAD_SECONDS
    (30 s; 8 s with CB_QUICK or CB_VALGRIND; tests/soak.py runs it for minutes): zero errors,
    and the broker's RSS and open descriptors flat after warm-up (generous tolerance).
 """
@@ -326,6 +328,30 @@ class ProxyHostileTest(cbtest.TestCase):
         if not head.startswith(b"HTTP/1.1 200"):
             raise OSError("CONNECT refused: %r" % head[:100])
         return s
+
+    def test_broker_outage(self):
+        # The broker killed, or hung: the proxy answers 502 in bounded time, never the
+        # token, and serves again once the broker is back (same port).
+        d = self.d
+        self.good_round()
+        d.kill(signal.SIGKILL)
+        try:
+            t, r = timed(lambda: proxy_get(d, self.proxy, self.up, self.token))
+            self.assertEqual(r[0], 502, r[2][:200])
+            self.assertLess(t, 5.0)
+            self.assertNotIn(self.token.encode(), r[2])
+        finally:
+            d.start()
+        self.good_round()
+        os.kill(d.proc.pid, signal.SIGSTOP)
+        try:
+            t, r = timed(lambda: proxy_get(d, self.proxy, self.up, self.token, timeout=90))
+            self.assertEqual(r[0], 502, r[2][:200])
+            self.assertLess(t, 60.0)
+        finally:
+            os.kill(d.proc.pid, signal.SIGCONT)
+        self.good_round()
+        self.assertIsNone(self.proxy.proc.poll())
 
     def test_slowloris_proxy(self):
         base = max(timed(self.good_round)[0] for _ in range(10))
