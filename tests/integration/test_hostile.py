@@ -382,9 +382,11 @@ class ProxyHostileTest(cbtest.TestCase):
 
 
 # --- sustained mixed load (also used by tests/soak.py) -------------------------------------
-def mixed_load(d, seconds, sample_every=0.5, threads=2, report=None):
-    """Runs mint / resolve / revoke / put / rotate against d for `seconds`. Returns a dict:
-    errors (list of str), counts, samples [(t, rss_kb, fds)] of the broker process."""
+def mixed_load(d, seconds, sample_every=0.5, threads=2, report=None, via=None):
+    """Runs mint / resolve / revoke / put / rotate against d for `seconds`; with
+    via=(proxy, upstream), also sandbox requests through the proxy with fresh grants.
+    Returns a dict: errors (list of str), counts, samples [(t, rss_kb, fds)] of the broker
+    process, proxy_samples the same of the proxy (via only)."""
     stop = threading.Event()
     lock = threading.Lock()
     live, revoked = [], []
@@ -473,9 +475,32 @@ def mixed_load(d, seconds, sample_every=0.5, threads=2, report=None):
         workers.append(threading.Thread(target=loop, args=("proxy", resolve), daemon=True))
     workers.append(threading.Thread(target=loop, args=("harness", revoke), daemon=True))
     workers.append(threading.Thread(target=loop, args=("admin", admin), daemon=True))
+
+    def sandbox():
+        rng = random.Random(os.urandom(8))
+        proxy, up = via
+        for _ in range(10 ** 7):
+            if stop.is_set():
+                return
+            try:
+                st, js, raw = d.request("harness", "POST", "/v1/grants", body={
+                    "sandbox_id": proxy.sandbox, "ttl_s": 300, "bindings": [{
+                        "secret": rng.choice(secrets), "host": HOST, "port": up.port}]})
+                if st != 201:
+                    note("proxy.mint", False, "%d %r" % (st, raw[:100]))
+                    continue
+                for _ in range(3):
+                    st, _, body, _ = proxy_get(d, proxy, up, js["token"])
+                    note("proxy.get", st == 200, "%d %r" % (st, body[:100]))
+                st, _, body, _ = proxy_get(d, proxy, up, "cbt_" + os.urandom(8).hex())
+                note("proxy.refused", st == 403, "%d %r" % (st, body[:100]))
+            except NET_ERRORS as e:
+                note("proxy.network", False, repr(e))
+    if via:
+        workers.append(threading.Thread(target=sandbox, daemon=True))
     for w in workers:
         w.start()
-    samples = []
+    samples, proxy_samples = [], []
     pid = d.proc.pid
     t0 = time.monotonic()
     next_report = t0 + 60
@@ -484,6 +509,9 @@ def mixed_load(d, seconds, sample_every=0.5, threads=2, report=None):
         if now - t0 >= seconds:
             break
         samples.append((now - t0, proc_rss_kb(pid), proc_fds(pid)))
+        if via:
+            ppid = via[0].proc.pid
+            proxy_samples.append((now - t0, proc_rss_kb(ppid), proc_fds(ppid)))
         if report and now >= next_report:
             report(now - t0, samples[-1], counts)
             next_report = now + 60
@@ -492,7 +520,7 @@ def mixed_load(d, seconds, sample_every=0.5, threads=2, report=None):
     for w in workers:
         w.join(timeout=60)
     return {"errors": errors, "counts": counts, "samples": samples,
-            "stuck": sum(w.is_alive() for w in workers)}
+            "proxy_samples": proxy_samples, "stuck": sum(w.is_alive() for w in workers)}
 
 
 def check_flat(tc, samples, asan, what="broker"):
@@ -511,17 +539,33 @@ def check_flat(tc, samples, asan, what="broker"):
 class MixedLoadTest(cbtest.TestCase):
     def test_mixed_load(self):
         with cbtest.Deployment() as d:
-            r = mixed_load(d, LOAD_SECONDS)
-            s = r["samples"]
-            sys.stderr.write("test_hostile: %.0fs mixed load: %r; rss %d -> %d KiB, fds %d -> %d\n"
-                             % (LOAD_SECONDS, r["counts"], s[0][1], s[-1][1], s[0][2], s[-1][2]))
-            self.assertEqual(r["stuck"], 0, "load threads did not stop")
-            self.assertEqual(r["errors"], [])
-            for what in ("mint", "resolve", "revoke", "put"):
-                self.assertGreater(r["counts"].get(what, 0), 0, what)
-            check_flat(self, s, sanitized(cbtest.binary("credbrokerd")))
-            self.assertTrue(d.alive())
-            self.assertEqual(d.kill(signal.SIGTERM), 0, d.log_tail())
+            up = Upstream(d)
+            proxy = None
+            try:
+                proxy = Proxy(d, "load", ["--sandbox-id", "sbx-load-proxy", "--allow-private",
+                                          "--upstream-ca", up.ca])
+                proxy.sandbox = "sbx-load-proxy"
+                r = mixed_load(d, LOAD_SECONDS, via=(proxy, up))
+                s, ps = r["samples"], r["proxy_samples"]
+                sys.stderr.write("test_hostile: %.0fs mixed load: %r; broker rss %d -> %d KiB, "
+                                 "fds %d -> %d; proxy rss %d -> %d KiB, fds %d -> %d\n"
+                                 % (LOAD_SECONDS, r["counts"], s[0][1], s[-1][1], s[0][2],
+                                    s[-1][2], ps[0][1], ps[-1][1], ps[0][2], ps[-1][2]))
+                self.assertEqual(r["stuck"], 0, "load threads did not stop")
+                self.assertEqual(r["errors"], [])
+                for what in ("mint", "resolve", "revoke", "put", "proxy.get", "proxy.refused"):
+                    self.assertGreater(r["counts"].get(what, 0), 0, what)
+                check_flat(self, s, sanitized(cbtest.binary("credbrokerd")))
+                check_flat(self, ps, sanitized(cbtest.binary("credproxy")), "credproxy")
+                self.assertTrue(d.alive())
+                self.assertIsNone(proxy.proc.poll())
+                self.assertEqual(proxy.stop(), 0, proxy.log()[-2000:])
+                proxy = None
+                self.assertEqual(d.kill(signal.SIGTERM), 0, d.log_tail())
+            finally:
+                if proxy:
+                    proxy.stop()
+                up.stop()
 
 
 if __name__ == "__main__":
