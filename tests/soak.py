@@ -5,8 +5,9 @@
 
 Runs, on fresh deployments:
   1. the sustained mixed load of tests/integration/test_hostile.py (mint, resolve, revoke,
-     put, data and signing key rotations) for N minutes (default 10): zero errors, and the
-     broker's RSS and open descriptors flat after the first third (same tolerance as CI);
+     put, data and signing key rotations, sandbox requests through credproxy) for N minutes
+     (default 10): zero errors, and the broker's and the proxy's RSS and open descriptors
+     flat after the first third (same tolerance as CI);
      a progress line every minute;
   2. with --kills K (default 0: skipped), the crash-consistency test with K SIGKILLs;
   3. with --hostile N (default 0: skipped), the slowloris tests with N connections.
@@ -44,7 +45,19 @@ def main():
                 def report(t, sample, counts):
                     sys.stderr.write("soak: %4.0fs rss %d KiB fds %d %r\n"
                                      % (t, sample[1], sample[2], counts))
-                r = test_hostile.mixed_load(d, seconds, sample_every=1.0, report=report)
+                up = test_hostile.Upstream(d)
+                proxy = test_hostile.Proxy(d, "soak", ["--sandbox-id", "sbx-soak",
+                                                       "--allow-private", "--upstream-ca",
+                                                       up.ca])
+                proxy.sandbox = "sbx-soak"
+                try:
+                    r = test_hostile.mixed_load(d, seconds, sample_every=1.0, report=report,
+                                                via=(proxy, up))
+                finally:
+                    proxy.stop()
+                    up.stop()
+                test_hostile.check_flat(self, r["proxy_samples"], test_hostile.sanitized(
+                    cbtest.binary("credproxy")), "credproxy")
                 s = r["samples"]
                 sys.stderr.write("soak: done: %r; rss %d -> %d KiB (max %d), fds %d -> %d\n"
                                  % (r["counts"], s[0][1], s[-1][1], max(x[1] for x in s),
