@@ -1247,8 +1247,12 @@ grant_handle_resolve(struct api_call *call)
 		return;
 	}
 	x->op.audit.detail = x->detail;
-	memset(&req, 0, sizeof(req));
+	/* Field by field: zeroing the 8 KiB path buffer cost more than the rest of the setup. */
+	r->token = NULL;
+	r->host[0] = '\0';
 	r->port = 443;
+	r->method = NULL;
+	r->path[0] = '\0';
 	if (body == NULL || !json_is_object(body)) {
 		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
 		return;
