@@ -82,6 +82,7 @@ struct server_req {
 	int replied;
 	int suspended;
 	int too_large;
+	long long announced;		/* Content-Length, checked against max_body; or -1 */
 	unsigned int status;
 	/* The reply, as handed over by server_reply; the response is built on our thread. */
 	json_t *rbody;
@@ -461,7 +462,12 @@ server_append(struct server_req *q, const char *data, size_t n, size_t max)
 		return;
 	}
 	if (q->len + n + 1 > q->cap) {
-		ncap = q->cap == 0 ? 1024 : q->cap;
+		/*
+		 * The announced length (checked against max) when there is one: one
+		 * allocation of the right size (a 1 KiB one made malloc consolidate its
+		 * fast bins on every request).
+		 */
+		ncap = q->cap != 0 ? q->cap : q->announced > 0 ? (size_t)q->announced + 1 : 1024;
 		while (ncap < q->len + n + 1)
 			ncap *= 2;
 		if ((nb = malloc(ncap)) == NULL) {
@@ -582,6 +588,7 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 		if (cl != NULL && (util_strtoll(cl, 0, INT64_MAX, &announced) != 0 ||
 		    (unsigned long long)announced > s->b->conf->max_body))
 			return server_refuse_now(q, MHD_HTTP_CONTENT_TOO_LARGE, "body_too_large");
+		q->announced = cl != NULL ? announced : -1;
 		return MHD_YES;
 	}
 	if (q->dispatched) {
