@@ -426,7 +426,8 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: loadgen -u URL [-c CONNS] [-d SECONDS] [-r RATE] [-m METHOD] "
-	    "[-b BODYFILE] [-H 'Name: value'] [--cert C --key K --cacert CA] [--new-conn]\n");
+	    "[-b BODYFILE] [-B BODIES-FILE] [-H 'Name: value'] [--cert C --key K --cacert CA] "
+	    "[--new-conn] [--proxy HOST:PORT] [--samples FILE] [--warmup SECONDS]\n");
 	exit(2);
 }
 
@@ -578,5 +579,16 @@ main(int argc, char **argv)
 			fprintf(f, "%u %u\n", samples[k].t_ms, samples[k].lat_us);
 		fclose(f);
 	}
+	free(samples);
+	free(th);
+	free(hist);
+	while (o.nbodies > 0)
+		free(o.bodies[--o.nbodies]);
+	free(o.bodies);
+	free(o.bodylens);
+	if (o.body != NULL)
+		free(o.body);
+	if (ctx != NULL)
+		SSL_CTX_free(ctx);
 	return 0;
 }
