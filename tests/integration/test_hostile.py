@@ -536,6 +536,37 @@ def check_flat(tc, samples, asan, what="broker"):
     tc.assertLessEqual(fd_max - fd0, 32, "%s open fds grew from %d to %d" % (what, fd0, fd_max))
 
 
+class ManyGrantsTest(cbtest.TestCase):
+    """A sandbox holding hundreds of live grants (a busy harness) still gets its inject
+    binding and its destination on a token-less resolve, whatever the order of minting.
+    (Found by test_leak_canaries: the broker examined only the 256 oldest live grants.)"""
+
+    def test_inject_after_many_swap_grants(self):
+        with cbtest.Deployment() as d:
+            value = "mg_" + os.urandom(16).hex()
+            d.put_secret("mg", value, [HOST, "other.example"])
+            conn = d.connection("harness")
+            try:
+                for _ in range(300):
+                    st, _, raw = d.request("harness", "POST", "/v1/grants", conn=conn, body={
+                        "sandbox_id": "sbx-many", "ttl_s": 600,
+                        "bindings": [{"secret": "mg", "host": HOST}]})
+                    self.assertEqual(st, 201, raw[:200])
+            finally:
+                conn.close()
+            # Minted last: an inject binding for one destination, a swap one for another.
+            d.mint("sbx-many", "mg", HOST, port=8443, inject=True, header="X-Key",
+                   template="{secret}")
+            d.mint("sbx-many", "mg", "other.example")
+            st, js = d.resolve(None, "sbx-many", HOST, port=8443)
+            self.assertEqual(st, 200, js)
+            self.assertEqual(js["headers"], [{"name": "X-Key", "value": value}],
+                             "the inject binding of the 301st grant was not applied")
+            st, js = d.resolve(None, "sbx-many", "other.example")
+            self.assertEqual((st, js.get("headers")), (200, []),
+                             "the destination of the 302nd grant was refused")
+
+
 class MixedLoadTest(cbtest.TestCase):
     def test_mixed_load(self):
         with cbtest.Deployment() as d:
