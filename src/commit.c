@@ -20,6 +20,20 @@
 #include "util.h"
 
 #define COMMIT_BATCH_MAX	1024
+/*
+ * Checkpoints: SQLite's automatic one runs inside COMMIT once the WAL passes 1,000
+ * pages, copying them all back and fsyncing the database on the one thread every
+ * durable request waits for. Here, past CKPT_FRAMES, the commit thread asks a
+ * checkpointer thread (its own connection) for a PASSIVE checkpoint, which copies the
+ * bulk without blocking the writer; once that pass is over, the commit thread copies
+ * the few frames appended meanwhile itself (between batches, so nothing new arrives)
+ * so that the WAL is wholly checkpointed and the next transaction restarts it from
+ * the beginning: the WAL stays near CKPT_FRAMES. Past CKPT_HARD_FRAMES (readers
+ * holding old snapshots, a failing checkpointer) the commit thread checkpoints every
+ * batch, as SQLite would.
+ */
+#define CKPT_FRAMES		1000
+#define CKPT_HARD_FRAMES	16000
 
 enum op_state {
 	OP_ASYNC = 0,		/* commit_submit: complete with done() */
@@ -35,6 +49,15 @@ struct commit {
 	int closing;
 	int started;
 	pthread_t thread;
+
+	/* the checkpointer: its own connection, woken through ckpt_cv (under mu) */
+	pthread_cond_t ckpt_cv;
+	int ckpt_want;
+	int ckpt_started;
+	uint64_t ckpt_passes;		/* passes the checkpointer finished */
+	uint64_t ckpt_seen;		/* commit thread: ckpt_passes when it last finished one */
+	pthread_t ckpt_thread;
+	struct store *ckst;
 
 	/* owned by the commit thread */
 	struct store *wst;
@@ -95,7 +118,8 @@ run_batch(struct commit *c, size_t n)
 {
 	int64_t now, seq0;
 	size_t i;
-	int brc, wrote, broken = 0;
+	int brc, wrote, broken = 0, frames, log, done;
+	uint64_t passes;
 
 	now = util_now();
 	seq0 = c->ch.last_seq;
@@ -123,10 +147,23 @@ run_batch(struct commit *c, size_t n)
 			log_warnx("cannot reload the audit chain head");
 	}
 
+	frames = brc == 0 ? store_wal_frames(c->wst) : 0;
 	pthread_mutex_lock(&c->mu);
 	c->nbatches++;
 	c->nops += n;
+	passes = c->ckpt_passes;
+	if (frames >= CKPT_FRAMES && passes == c->ckpt_seen && c->ckpt_started &&
+	    !c->ckpt_want) {
+		c->ckpt_want = 1;
+		pthread_cond_signal(&c->ckpt_cv);
+	}
 	pthread_mutex_unlock(&c->mu);
+	if (frames >= CKPT_FRAMES && (passes != c->ckpt_seen || frames >= CKPT_HARD_FRAMES)) {
+		c->ckpt_seen = passes;
+		if (store_checkpoint(c->wst, &log, &done) == 0 && frames >= CKPT_HARD_FRAMES)
+			log_info("WAL at %d frames: checkpointed %d of %d on the commit thread",
+			    frames, done, log);
+	}
 
 	/* Completion: ops may be freed by done() or by their waiter; only c->batch is used. */
 	for (i = 0; i < n; i++) {
@@ -171,12 +208,37 @@ commit_thread(void *arg)
 	return NULL;
 }
 
+static void *
+ckpt_thread(void *arg)
+{
+	struct commit *c = arg;
+	int rc, log, done;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		while (!c->ckpt_want && !c->closing)
+			pthread_cond_wait(&c->ckpt_cv, &c->mu);
+		if (c->closing) {
+			pthread_mutex_unlock(&c->mu);
+			break;
+		}
+		c->ckpt_want = 0;
+		pthread_mutex_unlock(&c->mu);
+		if ((rc = store_checkpoint(c->ckst, &log, &done)) != 0 && rc != CB_ERR_BUSY)
+			log_warnx("checkpoint failed: %s", cb_strerror(rc));
+		pthread_mutex_lock(&c->mu);
+		c->ckpt_passes++;
+		pthread_mutex_unlock(&c->mu);
+	}
+	return NULL;
+}
+
 int
 commit_open(const char *db_path, struct commit **out)
 {
 	struct commit *c = NULL;
 	char why[256];
-	int rc, mu = 0, wcv = 0, dcv = 0;
+	int rc, mu = 0, wcv = 0, dcv = 0, ccv = 0;
 
 	*out = NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -190,6 +252,12 @@ commit_open(const char *db_path, struct commit **out)
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
 		goto out;
 	}
+	if ((rc = store_open(db_path, STORE_NOCHECK, &c->ckst, why, sizeof(why))) != 0) {
+		log_warnx("checkpointer: %s", why);
+		goto out;
+	}
+	if ((rc = store_wal_manual(c->wst)) != 0)
+		goto out;
 	rc = CB_ERR_NOMEM;
 	if (pthread_mutex_init(&c->mu, NULL) != 0)
 		goto out;
@@ -200,6 +268,14 @@ commit_open(const char *db_path, struct commit **out)
 	if (pthread_cond_init(&c->done_cv, NULL) != 0)
 		goto out;
 	dcv = 1;
+	if (pthread_cond_init(&c->ckpt_cv, NULL) != 0)
+		goto out;
+	ccv = 1;
+	if ((errno = pthread_create(&c->ckpt_thread, NULL, ckpt_thread, c)) != 0) {
+		log_warn("pthread_create");
+		goto out;
+	}
+	c->ckpt_started = 1;
 	if ((errno = pthread_create(&c->thread, NULL, commit_thread, c)) != 0) {
 		log_warn("pthread_create");
 		goto out;
@@ -210,12 +286,22 @@ commit_open(const char *db_path, struct commit **out)
 	rc = 0;
  out:
 	if (c != NULL) {
+		if (c->ckpt_started) {
+			pthread_mutex_lock(&c->mu);
+			c->closing = 1;
+			pthread_cond_broadcast(&c->ckpt_cv);
+			pthread_mutex_unlock(&c->mu);
+			pthread_join(c->ckpt_thread, NULL);
+		}
+		if (ccv)
+			pthread_cond_destroy(&c->ckpt_cv);
 		if (dcv)
 			pthread_cond_destroy(&c->done_cv);
 		if (wcv)
 			pthread_cond_destroy(&c->work_cv);
 		if (mu)
 			pthread_mutex_destroy(&c->mu);
+		store_close(c->ckst);
 		store_close(c->wst);
 		free(c);
 	}
@@ -277,10 +363,15 @@ commit_close(struct commit *c)
 	pthread_mutex_lock(&c->mu);
 	c->closing = 1;
 	pthread_cond_broadcast(&c->work_cv);
+	pthread_cond_broadcast(&c->ckpt_cv);
 	pthread_mutex_unlock(&c->mu);
 	if (c->started)
 		pthread_join(c->thread, NULL);	/* the thread drains the queue first */
+	if (c->ckpt_started)
+		pthread_join(c->ckpt_thread, NULL);
+	store_close(c->ckst);
 	store_close(c->wst);
+	pthread_cond_destroy(&c->ckpt_cv);
 	pthread_cond_destroy(&c->done_cv);
 	pthread_cond_destroy(&c->work_cv);
 	pthread_mutex_destroy(&c->mu);

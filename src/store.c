@@ -436,6 +436,49 @@ store_commit(struct store *st)
 	return rc;
 }
 
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store *st = arg;
+
+	(void)db;
+	(void)name;
+	st->wal_frames = frames;
+	return SQLITE_OK;
+}
+
+int
+store_wal_manual(struct store *st)
+{
+	int rc;
+
+	if ((rc = store_exec(st, "PRAGMA wal_autocheckpoint = 0")) != 0)
+		return rc;
+	/* Replaces the automatic checkpoint's own hook (there is one hook per connection). */
+	sqlite3_wal_hook(st->db, store_wal_hook, st);
+	return 0;
+}
+
+int
+store_wal_frames(const struct store *st)
+{
+	return st->wal_frames;
+}
+
+int
+store_checkpoint(struct store *st, int *log, int *done)
+{
+	int rc;
+
+	*log = *done = 0;
+	rc = sqlite3_wal_checkpoint_v2(st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, log, done);
+	if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED)
+		return CB_ERR_BUSY;
+	if (rc != SQLITE_OK)
+		return store_err(st, rc, "checkpoint");
+	return 0;
+}
+
 int
 store_rollback(struct store *st)
 {

@@ -48,6 +48,21 @@ int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
 int store_savepoint_rollback(struct store *st);
 
+/*
+ * Checkpoints under the caller's control: no automatic checkpoint inside this
+ * connection's COMMIT (SQLite's default runs one there, stalling the writer); the
+ * WAL's size after each commit is kept for store_wal_frames. Returns 0 or CB_ERR_DB.
+ */
+int store_wal_manual(struct store *st);
+/* Frames in the WAL after the last commit of a store_wal_manual connection. */
+int store_wal_frames(const struct store *st);
+/*
+ * A PASSIVE checkpoint (never waits for readers or the writer). *log and *done
+ * receive the WAL's frames and those copied back. Returns 0, CB_ERR_BUSY (another
+ * checkpoint is running) or CB_ERR_DB.
+ */
+int store_checkpoint(struct store *st, int *log, int *done);
+
 /* PRAGMA integrity_check: returns 0 when "ok", CB_ERR_CORRUPT otherwise. */
 int store_integrity_check(struct store *st);
 /* The schema version (PRAGMA user_version). */

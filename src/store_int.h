@@ -38,6 +38,7 @@ struct store {
 	int flags;			/* STORE_* */
 	int in_txn;			/* BEGIN issued by store_begin */
 	int in_savepoint;
+	int wal_frames;			/* WAL size after the last commit (store_wal_manual) */
 	sqlite3_stmt *stmts[STORE_STMT_MAX];
 	const char *stmt_sql[STORE_STMT_MAX];	/* the sql each slot was prepared from */
 };
