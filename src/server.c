@@ -53,6 +53,7 @@
 #define SERVER_CONN_MEMORY	(16 * 1024)
 #define SERVER_ID_MAX		256
 #define SERVER_DRAIN_S		30
+#define SERVER_DUMP_STACK	4096	/* answers up to this size are serialised once */
 
 struct server {
 	struct broker *b;
@@ -147,18 +148,32 @@ server_response(json_t *body, int sensitive, char *raw, size_t rawlen, const cha
 		len = rawlen;
 	} else {
 		/*
-		 * Measured, then written straight into a buffer of that size: json_dumps
-		 * would grow its buffer by realloc and leave unwiped copies of a secret
-		 * value behind in freed memory.
+		 * Written into a stack buffer (the usual answer fits: one pass), else
+		 * measured and written into a buffer of that size; never json_dumps,
+		 * which grows its buffer by realloc and would leave unwiped copies of a
+		 * secret value behind in freed memory. The stack copy is wiped.
 		 */
-		len = body != NULL ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
-		if ((buf = malloc(len + 1)) == NULL)
-			return NULL;
-		if (body != NULL && json_dumpb(body, buf, len, JSON_COMPACT) != len) {
-			util_wipe_free(buf, len + 1);
-			return NULL;
+		char stackbuf[SERVER_DUMP_STACK];
+
+		len = body != NULL ? json_dumpb(body, stackbuf, sizeof(stackbuf), JSON_COMPACT) : 0;
+		if (len <= sizeof(stackbuf)) {
+			if ((buf = malloc(len + 1)) != NULL) {
+				memcpy(buf, stackbuf, len);
+				buf[len] = '\0';
+			}
+			explicit_bzero(stackbuf, len);
+			if (buf == NULL)
+				return NULL;
+		} else {
+			explicit_bzero(stackbuf, sizeof(stackbuf));
+			if ((buf = malloc(len + 1)) == NULL)
+				return NULL;
+			if (json_dumpb(body, buf, len, JSON_COMPACT) != len) {
+				util_wipe_free(buf, len + 1);
+				return NULL;
+			}
+			buf[len] = '\0';
 		}
-		buf[len] = '\0';
 		ctype = "application/json";
 	}
 	r = MHD_create_response_from_buffer_with_free_callback(len, buf,
