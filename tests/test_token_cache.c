@@ -1,5 +1,6 @@
 /*
- * test_token_cache.c: the verified-token cache of token.c changes no answer. A token
+ * test_token_cache.c: token.c's fast paths change no answer. token_mint writes exactly
+ * the bytes libjwt 1.10's encoder wrote. The verified-token cache: a token
  * presented again (a cache hit) is still refused once expired or not yet valid at the
  * time given, once its signing key stops verifying, under another vault, or when any
  * byte differs; eviction under more tokens than the cache holds keeps every answer.
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jwt.h>
 
 #include "crypto.h"
 #include "err.h"
@@ -243,6 +245,72 @@ test_eviction(void **state)
 	free(toks);
 }
 
+/* The token libjwt 1.10 makes of the same claims, as token_mint made it before. */
+static char *
+libjwt_mint(struct vault *v, const struct token_claims *c)
+{
+	uint8_t key[CRYPTO_KEY_LEN];
+	char kid[VAULT_KID_MAX], *enc, *tok;
+	jwt_t *jwt = NULL;
+	size_t n;
+
+	assert_int_equal(vault_signing_key(v, NULL, key, kid), 0);
+	assert_int_equal(jwt_new(&jwt), 0);
+	assert_int_equal(jwt_add_header(jwt, "kid", kid), 0);
+	assert_int_equal(jwt_add_grant(jwt, "iss", TOKEN_ISS), 0);
+	assert_int_equal(jwt_add_grant(jwt, "aud", TOKEN_AUD), 0);
+	assert_int_equal(jwt_add_grant(jwt, "sub", c->sub), 0);
+	assert_int_equal(jwt_add_grant(jwt, "jti", c->jti), 0);
+	assert_int_equal(jwt_add_grant_int(jwt, "iat", (long)c->iat), 0);
+	assert_int_equal(jwt_add_grant_int(jwt, "nbf", (long)c->nbf), 0);
+	assert_int_equal(jwt_add_grant_int(jwt, "exp", (long)c->exp), 0);
+	assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, key, (int)sizeof(key)), 0);
+	enc = jwt_encode_str(jwt);
+	assert_non_null(enc);
+	n = strlen(enc) + 5;
+	tok = malloc(n);
+	assert_non_null(tok);
+	snprintf(tok, n, "cbt_%s", enc);
+	util_wipe_str(enc);
+	jwt_free(jwt);
+	explicit_bzero(key, sizeof(key));
+	return tok;
+}
+
+/* token_mint's own encoder: byte for byte what libjwt wrote, escapes included. */
+static void
+test_mint_bytes_as_libjwt(void **state)
+{
+	static const char *const subs[] = { "sbx-42", "a\"quote", "back\\slash", "x", "/s/l/",
+	    "~!#$%&'()*+,-.:;<=>?@[]^_`{|}",
+	    /* 128 characters, the longest sub */
+	    "s012345678901234567890123456789012345678901234567890123456789"
+	    "0123456789012345678901234567890123456789012345678901234567890123456", NULL };
+	struct fx *f = *state;
+	struct token_claims c, v;
+	char *ours, *theirs;
+	int i;
+
+	for (i = 0; subs[i] != NULL; i++) {
+		memset(&c, 0, sizeof(c));
+		assert_true(util_strlcpy(c.sub, subs[i], sizeof(c.sub)) < sizeof(c.sub));
+		assert_int_equal(token_new_grant_id(c.jti), 0);
+		c.iat = NOW - 1;
+		c.nbf = NOW;
+		c.exp = NOW + 3600 + i;
+		assert_int_equal(token_mint(f->v, &c, &ours), 0);
+		theirs = libjwt_mint(f->v, &c);
+		assert_string_equal(ours, theirs);
+		assert_int_equal(verify(f->v, ours, NOW, &v), TOKEN_OK);
+		assert_string_equal(v.sub, subs[i]);
+		assert_string_equal(v.jti, c.jti);
+		assert_int_equal(v.iat, NOW - 1);
+		assert_int_equal(v.exp, NOW + 3600 + i);
+		util_wipe_str(ours);
+		util_wipe_str(theirs);
+	}
+}
+
 int
 main(void)
 {
@@ -252,6 +320,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_key_retired_after_caching, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_other_vault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mint_bytes_as_libjwt, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
