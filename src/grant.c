@@ -917,6 +917,90 @@ grant_handle_revoke_sandbox(struct api_call *call)
 
 /* ---------------------------------------------------------------- resolve */
 
+/*
+ * Parsed bindings, per server thread. Every resolve parsed its grant's bindings
+ * (jansson: ~34 k instructions) although a grant's bindings never change. Each
+ * thread keeps its last BCACHE_SLOTS parsings, keyed by grant ID and checked against
+ * the row's text byte for byte, so an entry is only ever used for the very text it
+ * was parsed from. Bindings hold no secret (names, hosts, templates). A thread's
+ * entries are freed when it exits.
+ */
+#define BCACHE_SLOTS	1024
+#define BCACHE_TEXT_MAX	2048	/* longer bindings are parsed every time */
+
+struct bcache_slot {
+	char id[GRANT_ID_LEN + 1];
+	char *text;
+	size_t len;
+	json_t *parsed;
+};
+
+static pthread_key_t bcache_key;
+static pthread_once_t bcache_once = PTHREAD_ONCE_INIT;
+static int bcache_ok;
+
+static void
+bcache_free(void *arg)
+{
+	struct bcache_slot *t = arg;
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < BCACHE_SLOTS; i++) {
+		json_decref(t[i].parsed);
+		free(t[i].text);
+	}
+	free(t);
+}
+
+static void
+bcache_init(void)
+{
+	bcache_ok = pthread_key_create(&bcache_key, bcache_free) == 0;
+}
+
+/* A new reference to g's bindings, parsed; NULL when they do not parse. */
+static json_t *
+bindings_of(const struct store_grant *g)
+{
+	struct bcache_slot *t = NULL, *sl = NULL;
+	uint64_t h = 14695981039346656037ULL;
+	json_t *b;
+	size_t len, i;
+	char *text;
+
+	len = strlen(g->bindings);
+	pthread_once(&bcache_once, bcache_init);
+	if (bcache_ok && len <= BCACHE_TEXT_MAX &&
+	    strlen(g->id) <= GRANT_ID_LEN) {
+		if ((t = pthread_getspecific(bcache_key)) == NULL &&
+		    (t = calloc(BCACHE_SLOTS, sizeof(*t))) != NULL &&
+		    pthread_setspecific(bcache_key, t) != 0) {
+			free(t);
+			t = NULL;
+		}
+	}
+	if (t != NULL) {
+		for (i = 0; g->id[i] != '\0'; i++)
+			h = (h ^ (unsigned char)g->id[i]) * 1099511628211ULL;
+		sl = &t[h % BCACHE_SLOTS];
+		if (sl->parsed != NULL && strcmp(sl->id, g->id) == 0 && sl->len == len &&
+		    memcmp(sl->text, g->bindings, len) == 0)
+			return json_incref(sl->parsed);
+	}
+	b = json_loads(g->bindings, 0, NULL);
+	if (sl == NULL || b == NULL || !json_is_array(b) || (text = strdup(g->bindings)) == NULL)
+		return b;
+	json_decref(sl->parsed);
+	free(sl->text);
+	util_strlcpy(sl->id, g->id, sizeof(sl->id));
+	sl->text = text;
+	sl->len = len;
+	sl->parsed = json_incref(b);
+	return b;
+}
+
 struct resolve_req {
 	const char *token;		/* NULL: token-less */
 	char host[DEST_HOST_MAX + 1];
@@ -1069,7 +1153,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 		code = "used_up";
 		goto out;
 	}
-	if ((bindings = json_loads(g->bindings, 0, NULL)) == NULL || !json_is_array(bindings)) {
+	if ((bindings = bindings_of(g)) == NULL || !json_is_array(bindings)) {
 		log_warnx("grant %s: unreadable bindings", g->id);
 		*status = 500;
 		code = "internal_error";
@@ -1139,7 +1223,7 @@ tokenless_grant(void *arg, const struct store_grant *g)
 	size_t i, j;
 	int dup, added = 0, rc;
 
-	if ((bindings = json_loads(g->bindings, 0, NULL)) == NULL || !json_is_array(bindings)) {
+	if ((bindings = bindings_of(g)) == NULL || !json_is_array(bindings)) {
 		log_warnx("grant %s: unreadable bindings", g->id);
 		json_decref(bindings);
 		return 0;
