@@ -56,29 +56,29 @@ struct cache_entry {
 };
 
 struct cache_set {
-	pthread_mutex_t mu;
 	uint64_t clock;
 	struct cache_entry e[CACHE_WAYS];
 };
 
+#define CACHE_LOCKS	64	/* set i is guarded by cache_mu[i % CACHE_LOCKS] */
+
 static struct cache_set *cache;
 static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t cache_mu[CACHE_LOCKS] = {
+	[0 ... CACHE_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER
+};
 
 static void
 cache_init(void)
 {
-	struct cache_set *t;
-	size_t i;
+	/* calloc of ~3 MiB is an mmap: a page costs memory only once an entry uses it. */
+	cache = calloc(CACHE_SETS, sizeof(*cache));
+}
 
-	/* calloc of ~3 MiB is an mmap: pages cost memory only once used. */
-	if ((t = calloc(CACHE_SETS, sizeof(*t))) == NULL)
-		return;
-	for (i = 0; i < CACHE_SETS; i++)
-		if (pthread_mutex_init(&t[i].mu, NULL) != 0) {
-			free(t);
-			return;
-		}
-	cache = t;
+static pthread_mutex_t *
+cache_lock_of(const struct cache_set *set)
+{
+	return &cache_mu[(size_t)(set - cache) % CACHE_LOCKS];
 }
 
 /* The set of a token: from its last characters (the MAC's, random for a real token). */
@@ -105,7 +105,7 @@ cache_get(const struct vault *v, const char *tok, size_t len, struct token_claim
 
 	if ((set = cache_set_of(tok, len)) == NULL)
 		return 0;
-	pthread_mutex_lock(&set->mu);
+	pthread_mutex_lock(cache_lock_of(set));
 	for (i = 0; i < CACHE_WAYS; i++) {
 		struct cache_entry *e = &set->e[i];
 
@@ -115,7 +115,7 @@ cache_get(const struct vault *v, const char *tok, size_t len, struct token_claim
 			hit = 1;
 		}
 	}
-	pthread_mutex_unlock(&set->mu);
+	pthread_mutex_unlock(cache_lock_of(set));
 	return hit;
 }
 
@@ -129,7 +129,7 @@ cache_put(const struct vault *v, const char *tok, size_t len, const struct token
 
 	if ((set = cache_set_of(tok, len)) == NULL)
 		return;
-	pthread_mutex_lock(&set->mu);
+	pthread_mutex_lock(cache_lock_of(set));
 	for (i = 0; i < CACHE_WAYS; i++) {
 		e = &set->e[i];
 		if (e->v == v && e->len == len && crypto_memeq(e->tok, tok, len))
@@ -152,7 +152,7 @@ cache_put(const struct vault *v, const char *tok, size_t len, const struct token
 	victim->stamp = ++set->clock;
 	victim->v = v;
 out:
-	pthread_mutex_unlock(&set->mu);
+	pthread_mutex_unlock(cache_lock_of(set));
 }
 
 void
@@ -163,9 +163,9 @@ token_cache_clear(void)
 	if (cache == NULL)
 		return;
 	for (i = 0; i < CACHE_SETS; i++) {
-		pthread_mutex_lock(&cache[i].mu);
+		pthread_mutex_lock(cache_lock_of(&cache[i]));
 		explicit_bzero(cache[i].e, sizeof(cache[i].e));
-		pthread_mutex_unlock(&cache[i].mu);
+		pthread_mutex_unlock(cache_lock_of(&cache[i]));
 	}
 }
 
