@@ -46,6 +46,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "priv.h"
 #include "proxy.h"
 #include "proxy_http.h"
 #include "proxy_scrub.h"
@@ -1715,6 +1716,9 @@ main(int argc, char **argv)
 	LIST_INIT(&px.conns);
 	event_set_mem_functions(ev_malloc, ev_realloc, ev_free);
 	log_init("credproxy", level);
+	/* the proxy holds real credentials in memory while it forwards them: never dump core */
+	if (priv_no_core() != 0)
+		fatal("cannot disable core dumps");
 	if (proxy_conf_new(&px.flags) != 0)
 		fatalx("out of memory");
 	while ((ch = getopt_long(argc, argv, "c:dhV", longopts, NULL)) != -1) {
