@@ -252,11 +252,37 @@ daemon_start(struct daemon *d, struct broker_conf *conf)
 	}
 	d->purging = 1;
 	why[0] = '\0';
-	if ((rc = server_start(&d->b, &d->server, why, sizeof(why))) != 0) {
+	if ((rc = server_prepare(&d->b, &d->server, why, sizeof(why))) != 0) {
 		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));
 		return rc;
 	}
 	return 0;
+}
+
+/*
+ * After a privilege drop, connections to the database are opened as the daemon's user
+ * (readers, key rotation): find out now, with one, that this user can read and write it,
+ * rather than report "ready" and fail every request.
+ */
+static int
+daemon_check_database(const struct broker_conf *conf)
+{
+	struct store *st = NULL;
+	char why[512];
+	int rc;
+
+	why[0] = '\0';
+	rc = store_open(conf->database, STORE_NOCHECK, &st, why, sizeof(why));
+	if (rc == 0)
+		rc = store_begin(st);
+	if (rc == 0)
+		rc = store_rollback(st);
+	store_close(st);
+	if (rc != 0)
+		log_warnx("the database %s cannot be opened for writing as user %s (%s): make it "
+		    "and its directory the user's", conf->database, conf->user,
+		    why[0] != '\0' ? why : cb_strerror(rc));
+	return rc;
 }
 
 int
@@ -329,12 +355,20 @@ main(int argc, char **argv)
 
 	if (daemon_start(&d, conf) != 0)
 		goto stop;
+	/* Keys are read and the socket bound: drop privileges before serving anything. */
 	if (conf->user != NULL && geteuid() == 0) {
 		if (priv_drop(conf->user) != 0) {
 			log_warnx("cannot drop privileges to %s", conf->user);
 			goto stop;
 		}
+		if (daemon_check_database(conf) != 0)
+			goto stop;
 		log_info("running as %s", conf->user);
+	}
+	why[0] = '\0';
+	if ((rc = server_run(d.server, why, sizeof(why))) != 0) {
+		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));
+		goto stop;
 	}
 	log_info("credbrokerd %s ready", PACKAGE_VERSION);
 	for (;;) {

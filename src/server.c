@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -61,6 +62,11 @@ struct server {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int inflight;		/* dispatched requests not yet completed */
+	/* Between server_prepare and server_run: what was read and bound with privileges. */
+	int lfd;		/* the bound listening socket, -1 once MHD owns it */
+	unsigned int flags;
+	char *cert, *key, *ca;	/* PEM; key wiped after MHD_start_daemon */
+	size_t certlen, keylen, calen;
 };
 
 /* Per connection (MHD_OPTION_NOTIFY_CONNECTION). */
@@ -693,54 +699,101 @@ server_read_pem(const char *path, char **out, size_t *len, char *why, size_t why
 	return 0;
 }
 
+/* Frees what server_prepare holds for server_run (the key wiped); the daemon stays. */
+static void
+server_drop_material(struct server *s)
+{
+	util_wipe_free(s->key, s->keylen);
+	free(s->cert);
+	free(s->ca);
+	s->key = s->cert = s->ca = NULL;
+	if (s->lfd >= 0)
+		close(s->lfd);
+	s->lfd = -1;
+}
+
+static void
+server_free(struct server *s)
+{
+	if (s == NULL)
+		return;
+	server_drop_material(s);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->idle);
+	free(s);
+}
+
 int
-server_start(struct broker *b, struct server **out, char *why, size_t whylen)
+server_prepare(struct broker *b, struct server **out, char *why, size_t whylen)
 {
 	const struct broker_conf *conf = b->conf;
 	struct server *s = NULL;
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
 	struct sockaddr *sa;
-	char *cert = NULL, *key = NULL, *ca = NULL;
-	size_t certlen = 0, keylen = 0, calen = 0;
-	unsigned int flags;
-	int rc;
+	socklen_t salen;
+	int rc, one = 1;
 
 	*out = NULL;
 	memset(&sin, 0, sizeof(sin));
 	memset(&sin6, 0, sizeof(sin6));
-	flags = MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return CB_ERR_NOMEM;
+	s->b = b;
+	s->lfd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
+	s->flags = MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 	    MHD_USE_ITC;
 	if (inet_pton(AF_INET, conf->listen_addr, &sin.sin_addr) == 1) {
 		sin.sin_family = AF_INET;
 		sin.sin_port = htons((uint16_t)conf->listen_port);
 		sa = (struct sockaddr *)&sin;
+		salen = sizeof(sin);
 	} else if (inet_pton(AF_INET6, conf->listen_addr, &sin6.sin6_addr) == 1) {
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_port = htons((uint16_t)conf->listen_port);
 		sa = (struct sockaddr *)&sin6;
-		flags |= MHD_USE_IPv6;
+		salen = sizeof(sin6);
+		s->flags |= MHD_USE_IPv6;
 	} else {
 		snprintf(why, whylen, "listen: %s is not an IP address", conf->listen_addr);
-		return CB_ERR_CONFIG;
-	}
-	if ((rc = server_read_pem(conf->tls_cert, &cert, &certlen, why, whylen)) != 0 ||
-	    (rc = server_read_pem(conf->tls_key, &key, &keylen, why, whylen)) != 0 ||
-	    (rc = server_read_pem(conf->client_ca, &ca, &calen, why, whylen)) != 0)
-		goto out;
-	if ((s = calloc(1, sizeof(*s))) == NULL) {
-		rc = CB_ERR_NOMEM;
+		rc = CB_ERR_CONFIG;
 		goto out;
 	}
-	s->b = b;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->idle, NULL);
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, server_handler, s,
-	    MHD_OPTION_SOCK_ADDR, sa,
+	if ((rc = server_read_pem(conf->tls_cert, &s->cert, &s->certlen, why, whylen)) != 0 ||
+	    (rc = server_read_pem(conf->tls_key, &s->key, &s->keylen, why, whylen)) != 0 ||
+	    (rc = server_read_pem(conf->client_ca, &s->ca, &s->calen, why, whylen)) != 0)
+		goto out;
+	/* Bound here, before a privilege drop: a port below 1024 needs root. */
+	if ((s->lfd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) == -1 ||
+	    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    bind(s->lfd, sa, salen) == -1 || listen(s->lfd, 511) == -1) {
+		snprintf(why, whylen, "cannot listen on %s:%d: %s", conf->listen_addr,
+		    conf->listen_port, strerror(errno));
+		rc = CB_ERR_IO;
+		goto out;
+	}
+	*out = s;	/* transferred */
+	s = NULL;
+	rc = 0;
+out:
+	server_free(s);
+	return rc;
+}
+
+int
+server_run(struct server *s, char *why, size_t whylen)
+{
+	const struct broker_conf *conf = s->b->conf;
+	int rc;
+
+	s->d = MHD_start_daemon(s->flags, 0, NULL, NULL, server_handler, s,
+	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->lfd,
 	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(conf->threads > 0 ? conf->threads : 1),
-	    MHD_OPTION_HTTPS_MEM_CERT, cert,
-	    MHD_OPTION_HTTPS_MEM_KEY, key,
-	    MHD_OPTION_HTTPS_MEM_TRUST, ca,
+	    MHD_OPTION_HTTPS_MEM_CERT, s->cert,
+	    MHD_OPTION_HTTPS_MEM_KEY, s->key,
+	    MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
 	    MHD_OPTION_HTTPS_PRIORITIES, SERVER_PRIORITIES,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)conf->conn_timeout_s,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conf->conn_limit,
@@ -751,27 +804,35 @@ server_start(struct broker *b, struct server **out, char *why, size_t whylen)
 	    MHD_OPTION_EXTERNAL_LOGGER, server_mhd_log, s,
 	    MHD_OPTION_END);
 	if (s->d == NULL) {
-		snprintf(why, whylen, "cannot listen on %s:%d (address in use, bad TLS "
-		    "certificate/key, or limits)", conf->listen_addr, conf->listen_port);
+		snprintf(why, whylen, "cannot serve on %s:%d (bad TLS certificate/key, or limits)",
+		    conf->listen_addr, conf->listen_port);
 		rc = CB_ERR_IO;
-		goto out;
+	} else {
+		s->lfd = -1;	/* MHD owns and closes it */
+		log_info("listening on %s:%d (%d threads, TLS 1.2+, client certificates required)",
+		    conf->listen_addr, conf->listen_port, conf->threads);
+		rc = 0;
 	}
-	log_info("listening on %s:%d (%d threads, TLS 1.2+, client certificates required)",
-	    conf->listen_addr, conf->listen_port, conf->threads);
-	*out = s;	/* transferred */
-	s = NULL;
-	rc = 0;
-out:
-	/* The TLS context holds the key now; our copy goes. */
-	util_wipe_free(key, keylen);
-	free(cert);
-	free(ca);
-	if (s != NULL) {
-		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->idle);
-		free(s);
-	}
+	/* The TLS context holds the key now (or never will): our copy goes. */
+	server_drop_material(s);
 	return rc;
+}
+
+int
+server_start(struct broker *b, struct server **out, char *why, size_t whylen)
+{
+	struct server *s;
+	int rc;
+
+	*out = NULL;
+	if ((rc = server_prepare(b, &s, why, whylen)) != 0)
+		return rc;
+	if ((rc = server_run(s, why, whylen)) != 0) {
+		server_free(s);
+		return rc;
+	}
+	*out = s;	/* transferred */
+	return 0;
 }
 
 int
@@ -807,8 +868,6 @@ server_stop(struct server *s)
 		}
 		MHD_stop_daemon(s->d);
 	}
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->idle);
-	free(s);
+	server_free(s);
 	return 0;
 }
