@@ -121,16 +121,11 @@ rotate_master_key(const struct broker_conf *conf, const char *newkey)
 {
 	struct store *st = NULL;
 	char why[512], old[4096];
-	struct stat sb;
-	int rc;
+	struct stat sb, mb;
+	int rc, resume = 0;
 
 	if ((size_t)snprintf(old, sizeof(old), "%s.old", conf->master_key) >= sizeof(old))
 		return CB_ERR_INVAL;
-	if (lstat(old, &sb) == 0) {
-		log_warnx("%s exists (from an earlier rotation): move it away first; nothing "
-		    "was changed", old);
-		return CB_ERR_EXISTS;
-	}
 	if (strcmp(newkey, conf->master_key) == 0) {
 		log_warnx("--new-key names the current master key %s", newkey);
 		return CB_ERR_INVAL;
@@ -143,15 +138,36 @@ rotate_master_key(const struct broker_conf *conf, const char *newkey)
 		log_warnx("%s", why);
 		return rc;
 	}
-	rc = vault_rotate_master_key(st, conf->master_key, newkey, why, sizeof(why));
+	/*
+	 * Already under the new key: an earlier run committed and was interrupted before (or
+	 * while) installing the key file. Finish the file steps instead of failing.
+	 */
+	why[0] = '\0';
+	if (vault_master_key_matches(st, newkey, why, sizeof(why)) == 0) {
+		resume = 1;
+		log_info("database %s is already under the key in %s: finishing the rotation",
+		    conf->database, newkey);
+	} else if (lstat(old, &sb) == 0) {
+		store_close(st);
+		log_warnx("%s exists (from an earlier rotation): move it away first; nothing "
+		    "was changed", old);
+		return CB_ERR_EXISTS;
+	} else {
+		why[0] = '\0';
+		rc = vault_rotate_master_key(st, conf->master_key, newkey, why, sizeof(why));
+	}
 	store_close(st);
 	if (rc != 0) {
 		log_warnx("master-key rotation failed, the database is unchanged: %s",
 		    why[0] != '\0' ? why : cb_strerror(rc));
 		return rc;
 	}
-	log_info("database %s re-wrapped under the key in %s", conf->database, newkey);
-	if (link(conf->master_key, old) == -1) {
+	if (!resume)
+		log_info("database %s re-wrapped under the key in %s", conf->database, newkey);
+	/* Keep the old key as .old: linked already when a previous run got that far. */
+	if (!(resume && lstat(old, &sb) == 0 && stat(conf->master_key, &mb) == 0 &&
+	    sb.st_ino == mb.st_ino && sb.st_dev == mb.st_dev) &&
+	    link(conf->master_key, old) == -1) {
 		log_warn("the database is now under the NEW key, but keeping the old key as %s "
 		    "failed; do by hand: mv %s %s && mv %s %s", old, conf->master_key, old,
 		    newkey, conf->master_key);

@@ -198,6 +198,19 @@ out:
 	return rc;
 }
 
+int
+vault_master_key_matches(struct store *st, const char *path, char *why, size_t whylen)
+{
+	uint8_t *kek = NULL;
+	int rc;
+
+	if ((rc = vault_read_master_key(path, &kek, why, whylen)) != 0)
+		return rc;
+	rc = vault_verify_kek(st, kek);
+	crypto_secure_free(kek, CRYPTO_KEY_LEN);
+	return rc;
+}
+
 /*
  * Inside a write transaction, before wrapping a new key: the database must still be
  * under our KEK (a master-key rotation by another process would otherwise leave a

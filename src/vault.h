@@ -89,6 +89,13 @@ int vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_a
 int vault_rotate_master_key(struct store *st, const char *old_path, const char *new_path,
     char *why, size_t whylen);
 
+/*
+ * 0 when the master key in path is the one the database is under, CB_ERR_AUTH when it is
+ * another key, CB_ERR_NOTFOUND on a database without keys; the file's mode is checked as
+ * in vault_open. Used to resume an interrupted master-key rotation.
+ */
+int vault_master_key_matches(struct store *st, const char *path, char *why, size_t whylen);
+
 /* Number of data keys and signing keys currently held (for metrics and tests). */
 void vault_counts(struct vault *v, int *data_keys, int *signing_keys);
 
