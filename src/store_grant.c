@@ -20,9 +20,7 @@ enum {
 	ST_GRANT_REVOKE_SBX_BY,
 	ST_GRANT_SBX_LIVE,
 	ST_GRANT_PURGE_EXPIRED,
-	ST_GRANT_PURGE_REVOKED,
 	ST_GRANT_COUNT_LIVE,
-	ST_GRANT_MAX_ROWID,
 	ST_GRANT_PURGE_REVOKED_IDX,
 	ST_GRANT_SBX_COUNT,
 };
@@ -308,30 +306,6 @@ store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *
 }
 
 int
-store_grant_purge_revoked(struct store *st, int64_t before, int64_t from, int64_t span,
-    int limit, int64_t *deleted)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	*deleted = 0;
-	s = store_stmt(st, ST_GRANT_PURGE_REVOKED,
-	    "DELETE FROM grants WHERE rowid IN (SELECT rowid FROM grants"
-	    " WHERE rowid >= ?2 AND rowid < ?3 AND revoked_at IS NOT NULL AND revoked_at < ?1"
-	    " LIMIT ?4)");
-	if (s == NULL)
-		return CB_ERR_DB;
-	sqlite3_bind_int64(s, 1, before);
-	sqlite3_bind_int64(s, 2, from);
-	sqlite3_bind_int64(s, 3, from + span);
-	sqlite3_bind_int(s, 4, limit);
-	if ((rc = store_step_done(st, s)) != 0)
-		return rc;
-	*deleted = sqlite3_changes(st->db);
-	return 0;
-}
-
-int
 store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
     int64_t *deleted)
 {
@@ -351,26 +325,6 @@ store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
 		return rc;
 	*deleted = sqlite3_changes(st->db);
 	return 0;
-}
-
-int
-store_grant_max_rowid(struct store *st, int64_t *max)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	*max = 0;
-	s = store_stmt(st, ST_GRANT_MAX_ROWID, "SELECT coalesce(max(rowid), 0) FROM grants");
-	if (s == NULL)
-		return CB_ERR_DB;
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*max = sqlite3_column_int64(s, 0);
-		rc = 0;
-	} else
-		rc = store_err(st, rc, "grants max rowid");
-	store_stmt_done(s);
-	return rc;
 }
 
 int

@@ -82,21 +82,12 @@ int store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t n
  */
 int store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *deleted);
 /*
- * Deletes at most limit grants revoked before `before` among the rows with rowid in
- * [from, from + span): there is no index on revoked_at, so a purge walks the table in
- * bounded rowid windows, each its own short transaction. *deleted receives how many.
- */
-int store_grant_purge_revoked(struct store *st, int64_t before, int64_t from, int64_t span,
-    int limit, int64_t *deleted);
-/*
  * Deletes at most limit grants revoked before `before`, found through the partial
  * index grants_revoked (schema/002): cheap however large the table. *deleted
  * receives how many.
  */
 int store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
     int64_t *deleted);
-/* The largest rowid of the grants table (0 when empty), the end of a revoked-purge walk. */
-int store_grant_max_rowid(struct store *st, int64_t *max);
 /* Number of live grants (not revoked, not expired) at now. */
 int store_grant_count_live(struct store *st, int64_t now, int64_t *count);
 

@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +21,7 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "testutil.h"
 #include "util.h"
 
 #define N_RECORDS	40
@@ -32,26 +32,6 @@ struct fixture {
 	struct store *st;
 	struct audit_chain ch;
 };
-
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	char p[512];
-	DIR *d;
-	int i;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static int
 open_db(struct fixture *f)
@@ -86,7 +66,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	store_close(f->st);
-	rm_dir(f->dir);
+	testutil_rm_dir(f->dir);
 	free(f);
 	return 0;
 }

@@ -7,7 +7,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +26,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_int.h"
+#include "testutil.h"
 #include "util.h"
 
 #define THREADS		8
@@ -49,26 +49,6 @@ struct top {
 };
 
 static _Atomic long completed;
-
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	char p[512];
-	DIR *d;
-	int i;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static int
 setup(void **state)
@@ -99,7 +79,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	commit_close(f->c);
-	rm_dir(f->dir);
+	testutil_rm_dir(f->dir);
 	free(f);
 	return 0;
 }

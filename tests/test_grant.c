@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <dirent.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -30,6 +29,7 @@
 #include "json.h"
 #include "log.h"
 #include "store.h"
+#include "testutil.h"
 #include "util.h"
 
 static void
@@ -320,26 +320,6 @@ struct dbfix {
 	struct store *st;
 };
 
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	char p[512];
-	DIR *d;
-	int i;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 static int
 db_setup(void **state)
 {
@@ -364,7 +344,7 @@ db_teardown(void **state)
 	struct dbfix *f = *state;
 
 	store_close(f->st);
-	rm_dir(f->dir);
+	testutil_rm_dir(f->dir);
 	free(f);
 	return 0;
 }
@@ -505,7 +485,7 @@ static void
 test_store_purge(void **state)
 {
 	struct dbfix *f = *state;
-	int64_t now = 1000000, n, live, max;
+	int64_t now = 1000000, n, live;
 	int i;
 
 	for (i = 1; i <= 7; i++)	/* expired long ago */
@@ -521,17 +501,26 @@ test_store_purge(void **state)
 	assert_int_equal(n, 3);
 	assert_int_equal(store_grant_purge_expired(f->st, now - 60, 4, &n), 0);
 	assert_int_equal(n, 0);	/* 11 is within the grace */
-	assert_int_equal(store_grant_max_rowid(f->st, &max), 0);
-	assert_int_equal(max, 13);
-	/* Revoked: only inside the rowid window [from, from + span), at most limit. */
-	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 1, 8, 4, &n), 0);
-	assert_int_equal(n, 1);	/* rowid 8 */
-	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 9, 100, 1, &n), 0);
+	for (i = 8; i <= 10; i++) {	/* the expired purge left the revoked ones */
+		struct store_grant *g;
+
+		assert_int_equal(store_grant_get(f->st, gid(i), &g), 0);
+		store_grant_free(g);
+	}
+	/* Revoked: through the partial index, at most limit a batch. */
+	assert_int_equal(store_grant_purge_revoked_indexed(f->st, now - 60, 1, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 9, 100, 1, &n), 0);
+	assert_int_equal(store_grant_purge_revoked_indexed(f->st, now - 60, 1, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(store_grant_purge_revoked(f->st, now - 60, 9, 100, 4, &n), 0);
+	assert_int_equal(store_grant_purge_revoked_indexed(f->st, now - 60, 1, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_grant_purge_revoked_indexed(f->st, now - 60, 4, &n), 0);
 	assert_int_equal(n, 0);	/* 12 is within the grace */
+	for (i = 8; i <= 10; i++) {
+		struct store_grant *g;
+
+		assert_int_equal(store_grant_get(f->st, gid(i), &g), CB_ERR_NOTFOUND);
+	}
 	assert_int_equal(store_grant_count_live(f->st, now, &live), 0);
 	assert_int_equal(live, 1);
 	for (i = 11; i <= 13; i++) {

@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 #include "schema.h"
 #include "store.h"
 #include "store_int.h"
+#include "testutil.h"
 #include "util.h"
 
 struct fixture {
@@ -31,27 +31,6 @@ struct fixture {
 	char path[128];
 	struct store *st;
 };
-
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	char p[512];
-	DIR *d;
-	int i;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	/* Flat directory of test files; bounded anyway. */
-	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static int
 setup(void **state)
@@ -74,7 +53,7 @@ teardown(void **state)
 	struct fixture *f = *state;
 
 	store_close(f->st);
-	rm_dir(f->dir);
+	testutil_rm_dir(f->dir);
 	free(f);
 	return 0;
 }

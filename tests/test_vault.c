@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <setjmp.h>
@@ -30,6 +29,7 @@
 #include "secret.h"
 #include "store.h"
 #include "store_int.h"
+#include "testutil.h"
 #include "util.h"
 #include "vault.h"
 
@@ -41,26 +41,6 @@ struct fixture {
 	struct store *st;
 	struct vault *v;
 };
-
-static void
-rm_dir(const char *dir)
-{
-	struct dirent *de;
-	char p[512];
-	DIR *d;
-	int i;
-
-	if ((d = opendir(dir)) == NULL)
-		return;
-	for (i = 0; i < 1000 && (de = readdir(d)) != NULL; i++) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
-		unlink(p);
-	}
-	closedir(d);
-	rmdir(dir);
-}
 
 static int
 setup(void **state)
@@ -88,7 +68,7 @@ teardown(void **state)
 
 	vault_free(f->v);
 	store_close(f->st);
-	rm_dir(f->dir);
+	testutil_rm_dir(f->dir);
 	free(f);
 	return 0;
 }
