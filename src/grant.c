@@ -38,7 +38,7 @@
 #define BASIC_PREFIX		"basic:"
 #define GRANT_MAX_USES		1000000000LL
 #define USES_MAX		16	/* grants one token-less resolve may count a use of */
-#define TOKENLESS_GRANTS_MAX	GRANT_SANDBOX_LIVE_MAX	/* every live grant: mint caps them */
+#define TOKENLESS_GRANTS_MAX	GRANT_TOKENLESS_SCAN_MAX
 #define PURGE_GRACE_S		60
 #define PURGE_ROUNDS_MAX	100000	/* batches per purge pass, a bound on the loop */
 #define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
@@ -573,17 +573,7 @@ static int
 mint_fn(struct store *wst, struct commit_op *op)
 {
 	struct grant_ctx *x = op->arg;
-	int live, rc;
 
-	/* In the writer, so concurrent mints cannot pass the cap together. */
-	rc = store_grant_sandbox_count(wst, x->sandbox_id, x->now, GRANT_SANDBOX_LIVE_MAX,
-	    &live);
-	if (rc != 0)
-		return rc;
-	if (live >= GRANT_SANDBOX_LIVE_MAX) {
-		util_strlcpy(x->outcome, "too_many_grants", sizeof(x->outcome));
-		return CB_ERR_DENIED;
-	}
 	return store_grant_insert(wst, &x->g);
 }
 

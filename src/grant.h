@@ -6,7 +6,6 @@
  *
  * Error codes (403 unless stated):
  *  mint:    secret_not_allowed (harness policy), host_not_allowed (secret allowlist),
- *           too_many_grants (the sandbox already holds GRANT_SANDBOX_LIVE_MAX live grants),
  *           ttl_exceeds_policy, ttl_exceeds_secret, unknown_secret;
  *           400 for body problems (json.h codes, invalid_value).
  *  resolve: invalid_token, expired, not_yet_valid, revoked, used_up, sandbox_mismatch,
@@ -57,11 +56,11 @@ struct broker;
 #define GRANT_HEADER_MAX	64
 #define GRANT_TEMPLATE_MAX	256
 /*
- * A sandbox holds at most this many live (unexpired, unrevoked) grants: a mint past it is
- * refused with 403 too_many_grants. It bounds the work of a token-less resolve, which
- * examines every live grant of the sandbox.
+ * A token-less resolve examines the live grants of the sandbox newest first, at most this
+ * many (a bound on its work): with more live grants than that in one sandbox, the oldest
+ * ones are not consulted for inject bindings or allowed destinations.
  */
-#define GRANT_SANDBOX_LIVE_MAX	1024
+#define GRANT_TOKENLESS_SCAN_MAX	4096
 #define GRANT_TTL_MAX		(7 * 86400)
 
 /* POST /v1/grants (harness): 201 {"grant_id", "token", "expires_at"}. */

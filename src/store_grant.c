@@ -22,7 +22,6 @@ enum {
 	ST_GRANT_PURGE_EXPIRED,
 	ST_GRANT_COUNT_LIVE,
 	ST_GRANT_PURGE_REVOKED_IDX,
-	ST_GRANT_SBX_COUNT,
 };
 
 #define GRANT_COLS "id, sandbox_id, minted_by, kid, created_at, not_before, expires_at," \
@@ -233,7 +232,7 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 	s = store_stmt(st, ST_GRANT_SBX_LIVE,
 	    "SELECT " GRANT_COLS " FROM grants WHERE sandbox_id = ?1 AND expires_at > ?2"
 	    " AND not_before <= ?2 AND revoked_at IS NULL AND (max_uses = 0 OR uses < max_uses)"
-	    " ORDER BY created_at, id LIMIT ?3");
+	    " ORDER BY created_at DESC, id DESC LIMIT ?3");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, sandbox_id, -1, SQLITE_STATIC);
@@ -255,32 +254,6 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 		if ((rc = fn(arg, &g)) != 0)
 			break;
 	}
-	store_stmt_done(s);
-	return rc;
-}
-
-int
-store_grant_sandbox_count(struct store *st, const char *sandbox_id, int64_t now, int limit,
-    int *count)
-{
-	sqlite3_stmt *s;
-	int rc;
-
-	*count = 0;
-	s = store_stmt(st, ST_GRANT_SBX_COUNT,
-	    "SELECT count(*) FROM (SELECT 1 FROM grants WHERE sandbox_id = ?1"
-	    " AND expires_at > ?2 AND revoked_at IS NULL LIMIT ?3)");
-	if (s == NULL)
-		return CB_ERR_DB;
-	sqlite3_bind_text(s, 1, sandbox_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now);
-	sqlite3_bind_int(s, 3, limit);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		*count = sqlite3_column_int(s, 0);
-		rc = 0;
-	} else
-		rc = store_err(st, rc, "sandbox grant count");
 	store_stmt_done(s);
 	return rc;
 }

@@ -61,14 +61,8 @@ int store_grant_revoke_sandbox(struct store *st, const char *sandbox_id,
     const char *minted_by, int64_t now, int64_t *count);
 
 /*
- * Counts the unexpired, unrevoked grants of a sandbox, stopping at limit (so the cost is
- * bounded): *count is min(that number, limit).
- */
-int store_grant_sandbox_count(struct store *st, const char *sandbox_id, int64_t now,
-    int limit, int *count);
-/*
  * Calls fn for each live grant of sandbox_id at now (not revoked, not_before <= now <
- * expires_at, uses below max_uses), oldest first, at most limit grants. The grant
+ * expires_at, uses below max_uses), newest first, at most limit grants. The grant
  * passed to fn is borrowed for the duration of the call. A non-zero return of fn stops
  * the walk and is returned.
  */
