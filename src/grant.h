@@ -56,7 +56,7 @@ struct broker;
 #define GRANT_HEADER_MAX	64
 #define GRANT_TEMPLATE_MAX	256
 /*
- * A token-less resolve examines the live grants of the sandbox newest first, at most this
+ * A token-less resolve examines the newest live grants of the sandbox, at most this
  * many (a bound on its work): with more live grants than that in one sandbox, the oldest
  * ones are not consulted for inject bindings or allowed destinations.
  */

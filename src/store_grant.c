@@ -230,9 +230,11 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 	int rc;
 
 	s = store_stmt(st, ST_GRANT_SBX_LIVE,
-	    "SELECT " GRANT_COLS " FROM grants WHERE sandbox_id = ?1 AND expires_at > ?2"
-	    " AND not_before <= ?2 AND revoked_at IS NULL AND (max_uses = 0 OR uses < max_uses)"
-	    " ORDER BY created_at DESC, id DESC LIMIT ?3");
+	    /* the newest limit grants, handed over oldest first (the oldest binding wins) */
+	    "SELECT " GRANT_COLS " FROM (SELECT " GRANT_COLS " FROM grants"
+	    " WHERE sandbox_id = ?1 AND expires_at > ?2 AND not_before <= ?2"
+	    " AND revoked_at IS NULL AND (max_uses = 0 OR uses < max_uses)"
+	    " ORDER BY created_at DESC, id DESC LIMIT ?3) ORDER BY created_at, id");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, sandbox_id, -1, SQLITE_STATIC);

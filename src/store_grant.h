@@ -62,7 +62,7 @@ int store_grant_revoke_sandbox(struct store *st, const char *sandbox_id,
 
 /*
  * Calls fn for each live grant of sandbox_id at now (not revoked, not_before <= now <
- * expires_at, uses below max_uses), newest first, at most limit grants. The grant
+ * expires_at, uses below max_uses), oldest first, among the newest limit grants. The grant
  * passed to fn is borrowed for the duration of the call. A non-zero return of fn stops
  * the walk and is returned.
  */
