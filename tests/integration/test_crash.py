@@ -393,6 +393,11 @@ class CrashTest(cbtest.TestCase):
                                  % (cycle, gid, raw[:200]))
 
     def test_sigkill_rounds(self):
+        if cbtest.VALGRIND:
+            # Under memcheck the daemon needs seconds to serve after each restart, so kills
+            # 20-300 ms apart leave no work done, and SIGKILL ends memcheck before it can
+            # report: the default and ASan runs carry this test.
+            self.skipTest("SIGKILL rounds are meaningless under valgrind")
         d, led = self.d, Ledger()
         led.cycle = 0
         # Many versions, so that one data-key rotation takes several transactions.
