@@ -567,6 +567,35 @@ reply_nomem(struct api_call *call)
 	api_error(call, 500, "internal_error");
 }
 
+/*
+ * The start every body shares: a JSON object with only the allowed fields and a valid
+ * sandbox_id (recorded for the audit). Returns 0, or -1 after answering 400.
+ */
+static int
+ctx_body_start(struct grant_ctx *x, json_t *body, const char *const *allowed)
+{
+	const char *code, *field, *sbx;
+
+	if (body == NULL || !json_is_object(body)) {
+		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
+		return -1;
+	}
+	if (json_only_fields(body, allowed, &code, &field) != 0) {
+		ctx_bad_body(x, code, NULL, field);
+		return -1;
+	}
+	if (json_get_string(body, "sandbox_id", 1, GRANT_SANDBOX_ID_MAX, &sbx, &code) < 0) {
+		ctx_bad_body(x, code, NULL, "sandbox_id");
+		return -1;
+	}
+	if (!sandbox_valid(sbx)) {
+		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "sandbox_id");
+		return -1;
+	}
+	set_sandbox(x, sbx);
+	return 0;
+}
+
 /* ------------------------------------------------------------------- mint */
 
 static int
@@ -639,7 +668,7 @@ grant_handle_mint(struct api_call *call)
 	struct grant_ctx *x;
 	struct store *rst;
 	json_t *body = call->body, *arr, *b, *canon = NULL, *one;
-	const char *code, *field, *sbx, *refusal;
+	const char *code, *field, *refusal;
 	char prefix[32], expires[32], *tok = NULL;
 	long long ttl, max_uses = 0;
 	size_t i;
@@ -650,23 +679,8 @@ grant_handle_mint(struct api_call *call)
 		return;
 	}
 	x->op.audit.detail = x->detail;
-	if (body == NULL || !json_is_object(body)) {
-		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
+	if (ctx_body_start(x, body, allowed) != 0)
 		return;
-	}
-	if (json_only_fields(body, allowed, &code, &field) != 0) {
-		ctx_bad_body(x, code, NULL, field);
-		return;
-	}
-	if (json_get_string(body, "sandbox_id", 1, GRANT_SANDBOX_ID_MAX, &sbx, &code) < 0) {
-		ctx_bad_body(x, code, NULL, "sandbox_id");
-		return;
-	}
-	if (!sandbox_valid(sbx)) {
-		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "sandbox_id");
-		return;
-	}
-	set_sandbox(x, sbx);
 	if (json_get_int(body, "ttl_s", 1, 1, GRANT_TTL_MAX, &ttl, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "ttl_s");
 		return;
@@ -720,7 +734,7 @@ grant_handle_mint(struct api_call *call)
 		goto internal;
 	}
 	set_grant_id(x, claims.jti);
-	util_strlcpy(claims.sub, sbx, sizeof(claims.sub));
+	util_strlcpy(claims.sub, x->sandbox_id, sizeof(claims.sub));
 	claims.iat = x->now;
 	claims.nbf = x->now;
 	claims.exp = x->now + ttl;
@@ -1323,7 +1337,7 @@ grant_handle_resolve(struct api_call *call)
 	struct grant_ctx *x;
 	struct store *rst;
 	json_t *body = call->body;
-	const char *code, *field, *sbx, *host, *path, *refusal;
+	const char *code, *host, *path, *refusal;
 	int status;
 
 	if ((x = ctx_new(call, K_RESOLVE, "grant.resolve")) == NULL) {
@@ -1337,23 +1351,8 @@ grant_handle_resolve(struct api_call *call)
 	r->port = 443;
 	r->method = NULL;
 	r->path[0] = '\0';
-	if (body == NULL || !json_is_object(body)) {
-		ctx_bad_body(x, JSON_E_NOT_OBJECT, NULL, NULL);
+	if (ctx_body_start(x, body, allowed) != 0)
 		return;
-	}
-	if (json_only_fields(body, allowed, &code, &field) != 0) {
-		ctx_bad_body(x, code, NULL, field);
-		return;
-	}
-	if (json_get_string(body, "sandbox_id", 1, GRANT_SANDBOX_ID_MAX, &sbx, &code) < 0) {
-		ctx_bad_body(x, code, NULL, "sandbox_id");
-		return;
-	}
-	if (!sandbox_valid(sbx)) {
-		ctx_bad_body(x, JSON_E_INVALID_VALUE, NULL, "sandbox_id");
-		return;
-	}
-	set_sandbox(x, sbx);
 	if (json_get_string(body, "token", 0, TOKEN_MAX, &r->token, &code) < 0) {
 		ctx_bad_body(x, code, NULL, "token");
 		return;
