@@ -39,10 +39,6 @@
 #define GRANT_MAX_USES		1000000000LL
 #define USES_MAX		16	/* grants one token-less resolve may count a use of */
 #define TOKENLESS_GRANTS_MAX	GRANT_TOKENLESS_SCAN_MAX
-#define PURGE_GRACE_S		60
-#define PURGE_ROUNDS_MAX	100000	/* batches per purge pass, a bound on the loop */
-#define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
-#define PURGE_TARGET_US		20000	/* writer time a purge batch should take */
 
 enum ctx_kind { K_MINT, K_SHOW, K_REVOKE, K_REVOKE_SBX, K_RESOLVE };
 
@@ -72,29 +68,6 @@ struct grant_ctx {
 	char use_ids[USES_MAX][GRANT_ID_LEN + 1];
 	int nuse;
 };
-
-static _Atomic int64_t active_grants;
-
-/*
- * Revocations not purged yet, so that the purge looks for revoked grants only when
- * there is something to find: pending is the time of the oldest such revocation (1
- * at start-up: unknown, look once).
- */
-static struct {
-	pthread_mutex_t mu;
-	int64_t pending;
-	int64_t last;
-} revoked = { .mu = PTHREAD_MUTEX_INITIALIZER, .pending = 1 };
-
-static void
-note_revocation(int64_t now)
-{
-	pthread_mutex_lock(&revoked.mu);
-	revoked.last = now;
-	if (revoked.pending == 0)
-		revoked.pending = now;
-	pthread_mutex_unlock(&revoked.mu);
-}
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -868,7 +841,7 @@ revoke_fn(struct store *wst, struct commit_op *op)
 
 	rc = store_grant_revoke(wst, x->grant_id, x->now, &changed);
 	if (rc == 0 && changed)
-		note_revocation(x->now);
+		grant_note_revocation(x->now);
 	return rc;
 }
 
@@ -904,7 +877,7 @@ revoke_sbx_fn(struct store *wst, struct commit_op *op)
 	if (rc == 0)
 		snprintf(x->detail, sizeof(x->detail), "revoked=%lld", (long long)x->revoked);
 	if (rc == 0 && x->revoked > 0)
-		note_revocation(x->now);
+		grant_note_revocation(x->now);
 	return rc;
 }
 
@@ -1402,238 +1375,4 @@ grant_handle_resolve(struct api_call *call)
 	x->status = 200;
 	x->op.fn = x->nuse > 0 ? resolve_fn : NULL;
 	ctx_submit(x);
-}
-
-/* ------------------------------------------------------------------ purge */
-
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t thread;
-	int running;
-	int stop;
-	struct broker *b;
-} purge = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-enum purge_kind { PURGE_EXPIRED, PURGE_REVOKED };
-
-struct purge_arg {
-	enum purge_kind kind;
-	int64_t before;
-	int limit;
-	int64_t deleted;
-};
-
-static int
-purge_fn(struct store *wst, struct commit_op *op)
-{
-	struct purge_arg *pa = op->arg;
-
-	if (pa->kind == PURGE_EXPIRED)
-		return store_grant_purge_expired(wst, pa->before, pa->limit, &pa->deleted);
-	return store_grant_purge_revoked_indexed(wst, pa->before, pa->limit, &pa->deleted);
-}
-
-/*
- * Refreshes the live-grant count for /metrics. The exact count scans the live rows
- * (about 0.2 s per 300,000 grants), so it runs at most 5 % of the time: after a
- * count that took T, the next waits at least 20 T.
- */
-static void
-refresh_active(struct broker *b)
-{
-	static int64_t next_us;
-	struct store *rst;
-	int64_t n, t0 = util_mono_us();
-
-	if (t0 < next_us || (rst = store_pool_get(b->readers)) == NULL)
-		return;
-	if (store_grant_count_live(rst, util_now(), &n) == 0)
-		atomic_store(&active_grants, n);
-	next_us = t0 + 20 * (util_mono_us() - t0);
-}
-
-static int
-purge_stopping(void)
-{
-	int stop;
-
-	pthread_mutex_lock(&purge.mu);
-	stop = purge.stop;
-	pthread_mutex_unlock(&purge.mu);
-	return stop;
-}
-
-/*
- * One purge batch through the commit queue (not audited row by row). Deleting a
- * grant rewrites a random page of each index (grant IDs are random), so the rows per
- * batch adapt to keep each batch near PURGE_TARGET_US of writer time: requests queued
- * behind a purge batch wait that long at most, however many grants expire at once.
- */
-static int
-purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
-{
-	struct commit_op op;
-	int64_t t0, took;
-	int rc;
-
-	memset(&op, 0, sizeof(op));
-	op.fn = purge_fn;
-	op.arg = pa;
-	op.audit.action = NULL;
-	pa->deleted = 0;
-	pa->limit = *limit;
-	t0 = util_mono_us();
-	if ((rc = commit_run(b->commit, &op)) != 0) {
-		log_warnx("purge batch failed: %s", cb_strerror(rc));
-		return rc;
-	}
-	took = util_mono_us() - t0;
-	if (took > 2 * PURGE_TARGET_US && *limit > PURGE_BATCH_MIN)
-		*limit = *limit / 2 > PURGE_BATCH_MIN ? *limit / 2 : PURGE_BATCH_MIN;
-	else if (took < PURGE_TARGET_US / 2 && pa->deleted == pa->limit && *limit < max)
-		*limit = *limit * 2 < max ? *limit * 2 : max;
-	return 0;
-}
-
-/*
- * One pass: expired grants through the expiry index, then, only when a revocation
- * is old enough to purge, revoked grants through the revoked_at index. Each batch is
- * its own commit op, so requests interleave and the writer is never held for long.
- */
-static void
-purge_pass(struct broker *b, int batch)
-{
-	static int limit = PURGE_BATCH_MIN;	/* adapted by purge_batch, kept across passes */
-	struct purge_arg pa;
-	int64_t total = 0, t0 = util_mono_us(), before, pending;
-	int rounds = 0;
-
-	if (limit > batch)
-		limit = batch;
-	before = util_now() - PURGE_GRACE_S;
-	memset(&pa, 0, sizeof(pa));
-	pa.kind = PURGE_EXPIRED;
-	pa.before = before;
-	for (; rounds < PURGE_ROUNDS_MAX && !purge_stopping(); rounds++) {
-		if (purge_batch(b, &pa, &limit, batch) != 0)
-			goto out;
-		total += pa.deleted;
-		if (pa.deleted < pa.limit)
-			break;
-	}
-
-	pthread_mutex_lock(&revoked.mu);
-	pending = revoked.pending;
-	pthread_mutex_unlock(&revoked.mu);
-	if (pending == 0 || pending >= before)
-		goto out;
-	pa.kind = PURGE_REVOKED;
-	for (;; rounds++) {
-		if (rounds >= PURGE_ROUNDS_MAX)
-			goto out;	/* bounded: the rest waits for the next pass */
-		if (purge_stopping() || purge_batch(b, &pa, &limit, batch) != 0)
-			goto out;
-		total += pa.deleted;
-		if (pa.deleted < pa.limit)
-			break;
-	}
-	/* None left before the grace: only revocations within it stay pending. */
-	pthread_mutex_lock(&revoked.mu);
-	revoked.pending = revoked.last >= before ? revoked.last : 0;
-	pthread_mutex_unlock(&revoked.mu);
- out:
-	if (total > 0)
-		log_info("purged %lld expired or revoked grants in %d batches, %lld ms",
-		    (long long)total, rounds + 1, (long long)((util_mono_us() - t0) / 1000));
-}
-
-static void *
-purge_thread(void *arg)
-{
-	struct broker *b = arg;
-	struct timespec ts;
-	int interval, batch, stop;
-
-	interval = b->conf != NULL && b->conf->purge_interval_s > 0 ?
-	    b->conf->purge_interval_s : 60;
-	batch = b->conf != NULL && b->conf->purge_batch > 0 ? b->conf->purge_batch : 500;
-	refresh_active(b);
-	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += interval;
-		pthread_mutex_lock(&purge.mu);
-		while (!purge.stop) {
-			if (pthread_cond_timedwait(&purge.cv, &purge.mu, &ts) == ETIMEDOUT)
-				break;
-		}
-		stop = purge.stop;
-		pthread_mutex_unlock(&purge.mu);
-		if (stop)
-			break;
-		purge_pass(b, batch);
-		refresh_active(b);
-	}
-	return NULL;
-}
-
-int
-grant_purge_start(struct broker *b)
-{
-	pthread_condattr_t ca;
-	int rc;
-
-	if (b == NULL || b->commit == NULL || b->readers == NULL)
-		return CB_ERR_INVAL;
-	pthread_mutex_lock(&purge.mu);
-	if (purge.running) {
-		pthread_mutex_unlock(&purge.mu);
-		return CB_ERR_EXISTS;
-	}
-	if (pthread_condattr_init(&ca) != 0) {
-		pthread_mutex_unlock(&purge.mu);
-		return CB_ERR_NOMEM;
-	}
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&purge.cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0) {
-		pthread_mutex_unlock(&purge.mu);
-		return CB_ERR_NOMEM;
-	}
-	purge.stop = 0;
-	purge.b = b;
-	if ((errno = pthread_create(&purge.thread, NULL, purge_thread, b)) != 0) {
-		log_warn("pthread_create");
-		pthread_cond_destroy(&purge.cv);
-		pthread_mutex_unlock(&purge.mu);
-		return CB_ERR_NOMEM;
-	}
-	purge.running = 1;
-	pthread_mutex_unlock(&purge.mu);
-	return 0;
-}
-
-void
-grant_purge_stop(void)
-{
-	pthread_mutex_lock(&purge.mu);
-	if (!purge.running) {
-		pthread_mutex_unlock(&purge.mu);
-		return;
-	}
-	purge.stop = 1;
-	pthread_cond_broadcast(&purge.cv);
-	pthread_mutex_unlock(&purge.mu);
-	pthread_join(purge.thread, NULL);
-	pthread_mutex_lock(&purge.mu);
-	purge.running = 0;
-	pthread_cond_destroy(&purge.cv);
-	pthread_mutex_unlock(&purge.mu);
-}
-
-int64_t
-grant_active_count(void)
-{
-	return atomic_load(&active_grants);
 }

@@ -79,6 +79,8 @@ int grant_purge_start(struct broker *b);
 void grant_purge_stop(void);
 /* Number of live grants (for /metrics); cached, refreshed by the purge thread. */
 int64_t grant_active_count(void);
+/* Tells the purge (grant_purge.c) that grants were revoked at now. */
+void grant_note_revocation(int64_t now);
 
 /* --- pure helpers, exported for tests/test_grant.c --- */
 
