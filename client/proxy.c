@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -1688,6 +1689,42 @@ listen_on(struct proxy *px)
 	return 0;
 }
 
+/*
+ * After a privilege drop: libcurl reads the broker client certificate, its key and the
+ * broker CA at every new connection to the broker, so the user must be able to read
+ * them (refused at start-up, not at the first resolve). The configuration file is read
+ * again on SIGHUP: when the user cannot read it, reloads fail and keep the running map.
+ */
+static int
+check_user_files(const struct proxy *px)
+{
+	const char *need[3];
+	size_t i;
+	int fd;
+
+	need[0] = px->conf->cert;
+	need[1] = px->conf->key;
+	need[2] = px->conf->broker_ca;
+	for (i = 0; i < UTIL_ARRAY_LEN(need); i++) {
+		if ((fd = open(need[i], O_RDONLY | O_CLOEXEC)) == -1) {
+			log_warn("%s cannot be read as user %s (the broker connection reads it "
+			    "at every reconnect): make it readable by that user", need[i],
+			    px->conf->user);
+			return CB_ERR_PERM;
+		}
+		close(fd);
+	}
+	if (px->conf_path != NULL) {
+		if ((fd = open(px->conf_path, O_RDONLY | O_CLOEXEC)) == -1)
+			log_warn("%s cannot be read as user %s: SIGHUP reloads will fail and keep "
+			    "the running configuration", px->conf_path, px->conf->user);
+		else
+			close(fd);
+	}
+	log_info("running as %s", px->conf->user);
+	return 0;
+}
+
 int main(int argc, char **argv);
 
 int
@@ -1813,9 +1850,18 @@ main(int argc, char **argv)
 	o.timeout_ms = 10000;
 	if ((px.base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
-	if ((rc = proxy_pool_new(&o, WORKERS, &px.pool)) != 0)
-		goto out;
 	if (listen_on(&px) != 0)
+		goto out;
+	/* Keys read (sandbox CA, upstream CAs), map loaded, socket bound: drop root. */
+	if (px.conf->user != NULL && geteuid() == 0) {
+		if (priv_drop(px.conf->user) != 0) {
+			log_warnx("cannot drop privileges to %s", px.conf->user);
+			goto out;
+		}
+		if (check_user_files(&px) != 0)
+			goto out;
+	}
+	if ((rc = proxy_pool_new(&o, WORKERS, &px.pool)) != 0)
 		goto out;
 	px.ev_hup = evsignal_new(px.base, SIGHUP, hup_cb, &px);
 	px.ev_term = evsignal_new(px.base, SIGTERM, term_cb, &px);
@@ -1824,6 +1870,11 @@ main(int argc, char **argv)
 	    evsignal_add(px.ev_hup, NULL) != 0 || evsignal_add(px.ev_term, NULL) != 0 ||
 	    evsignal_add(px.ev_int, NULL) != 0)
 		fatalx("cannot install signal handlers");
+	/* Serving from here: every thread (event loop, resolve workers) gets the filter. */
+	if (px.conf->seccomp && priv_seccomp("proxy") != 0) {
+		log_warnx("refusing to serve without the seccomp filter ('seccomp no' turns it off)");
+		goto out;
+	}
 	log_info("listening on %s:%d, broker %s, %s", px.conf->listen_host,
 	    px.conf->listen_port, px.conf->broker_url, px.conf->sandbox_id != NULL ?
 	    "sidecar mode" : "sandbox map");

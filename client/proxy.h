@@ -41,6 +41,8 @@ struct proxy_conf {
 	char **allow_hosts;
 	size_t nallow;
 	int allow_private;
+	char *user;		/* drop to this user when started as root; NULL: stay */
+	int seccomp;		/* 1: seccomp filter once serving (default on Linux) */
 };
 
 /* Returns a new configuration with defaults; *out owned by the caller (proxy_conf_free). */

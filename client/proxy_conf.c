@@ -17,6 +17,7 @@
 #define PROXY_CONF_MAX		(1024 * 1024)
 #define PROXY_CIDRS_MAX		65536
 #define PROXY_ALLOW_MAX		4096
+#define PROXY_USER_MAX		32	/* as credbrokerd.conf */
 
 int
 proxy_conf_new(struct proxy_conf **out)
@@ -31,6 +32,7 @@ proxy_conf_new(struct proxy_conf **out)
 		return CB_ERR_NOMEM;
 	}
 	c->listen_port = 3128;
+	c->seccomp = CONF_SECCOMP_DEFAULT;
 	*out = c;
 	return 0;
 }
@@ -52,6 +54,7 @@ proxy_conf_free(struct proxy_conf *c)
 	free(c->sandbox_ca_key);
 	free(c->sandbox_id);
 	free(c->upstream_ca);
+	free(c->user);
 	for (i = 0; i < c->ncidrs; i++)
 		free(c->cidrs[i].sandbox_id);
 	free(c->cidrs);
@@ -360,6 +363,24 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			return CB_ERR_CONFIG;
 		}
 		return 0;
+	}
+	if (strcmp(kw, "seccomp") == 0) {
+		if (strcmp(argv[1], "yes") == 0)
+			c->seccomp = 1;
+		else if (strcmp(argv[1], "no") == 0)
+			c->seccomp = 0;
+		else {
+			snprintf(why, whylen, "line %d: seccomp yes|no", lineno);
+			return CB_ERR_CONFIG;
+		}
+		return 0;
+	}
+	if (strcmp(kw, "user") == 0) {
+		if (argv[1][0] == '\0' || strlen(argv[1]) > PROXY_USER_MAX) {
+			snprintf(why, whylen, "line %d: user: empty or over-long name", lineno);
+			return CB_ERR_CONFIG;
+		}
+		return set_str(&c->user, argv[1]);
 	}
 	if (strcmp(kw, "broker_url") == 0)
 		return set_str(&c->broker_url, argv[1]);

@@ -179,7 +179,7 @@ conf_load_lines(const char *path, conf_line_fn fn, void *arg, char *why, size_t 
 enum conf_kw {
 	KW_LISTEN, KW_DATABASE, KW_MASTER_KEY, KW_TLS_CERT, KW_TLS_KEY, KW_CLIENT_CA,
 	KW_USER, KW_MAX_BODY, KW_THREADS, KW_CONN_TIMEOUT, KW_CONN_LIMIT, KW_PER_IP_LIMIT,
-	KW_PURGE_INTERVAL, KW_PURGE_BATCH, KW_LOG_LEVEL, KW_IDENTITY, KW_COUNT
+	KW_PURGE_INTERVAL, KW_PURGE_BATCH, KW_LOG_LEVEL, KW_SECCOMP, KW_IDENTITY, KW_COUNT
 };
 
 enum conf_argk { ARG_NONE, ARG_PATH, ARG_INT, ARG_OTHER };
@@ -205,6 +205,7 @@ static const struct conf_kwdef {
 	[KW_PURGE_INTERVAL] =	{ "purge_interval", 0, ARG_INT, 1, 86400 },
 	[KW_PURGE_BATCH] =	{ "purge_batch", 0, ARG_INT, 1, 100000 },
 	[KW_LOG_LEVEL] =	{ "log_level", 0, ARG_OTHER, 0, 0 },
+	[KW_SECCOMP] =		{ "seccomp", 0, ARG_OTHER, 0, 0 },
 	[KW_IDENTITY] =		{ "identity", 0, ARG_OTHER, 0, 0 },
 };
 
@@ -526,6 +527,19 @@ conf_broker_line(void *arg, int lineno, int argc, char **argv, char *why, size_t
 		return conf_parse_listen(x, lineno, argv[1], why, whylen);
 	case KW_LOG_LEVEL:
 		return conf_parse_level(x, lineno, argv[1], why, whylen);
+	case KW_SECCOMP:
+		if (strcmp(argv[1], "yes") == 0)
+			c->seccomp = 1;
+		else if (strcmp(argv[1], "no") == 0)
+			c->seccomp = 0;
+		else
+			return conf_err(x, lineno, why, whylen, "seccomp: '%s' is not yes or no",
+			    argv[1]);
+#ifndef __linux__
+		if (c->seccomp)
+			return conf_err(x, lineno, why, whylen, "seccomp: Linux only");
+#endif
+		return 0;
 	case KW_USER:
 		if (argv[1][0] == '\0' || strlen(argv[1]) > CONF_USER_MAX)
 			return conf_err(x, lineno, why, whylen, "user: empty or over-long name");
@@ -559,6 +573,7 @@ conf_parse_named(const char *buf, size_t len, const char *name, const char *dir,
 	c->purge_interval_s = 5;
 	c->purge_batch = 1000;
 	c->log_level = LOG_LVL_INFO;
+	c->seccomp = CONF_SECCOMP_DEFAULT;
 	x.c = c;
 	x.name = name;
 	x.dir = dir;

@@ -43,7 +43,15 @@ struct broker_conf {
 	int log_level;
 	struct identity *idents;
 	size_t nidents;
+	int seccomp;		/* 1: install the seccomp filter once serving (default on Linux) */
 };
+
+/* `seccomp` when the file does not say: yes on Linux. */
+#ifdef __linux__
+#define CONF_SECCOMP_DEFAULT	1
+#else
+#define CONF_SECCOMP_DEFAULT	0
+#endif
 
 /* Loads and validates credbrokerd.conf; *out owned by the caller. why names file and line. */
 int conf_load_broker(const char *path, struct broker_conf **out, char *why, size_t whylen);

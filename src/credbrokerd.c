@@ -386,6 +386,14 @@ main(int argc, char **argv)
 		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));
 		goto stop;
 	}
+	/*
+	 * Serving: privileges dropped, socket bound, server and purge threads running. The
+	 * filter covers all of them (TSYNC) and every thread started later.
+	 */
+	if (conf->seccomp && priv_seccomp("broker") != 0) {
+		log_warnx("refusing to serve without the seccomp filter ('seccomp no' turns it off)");
+		goto stop;
+	}
 	log_info("credbrokerd %s ready", PACKAGE_VERSION);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)

@@ -6,7 +6,12 @@
 int priv_no_core(void);
 /* When running as root and user is not NULL: setgroups/setgid/setuid to user. */
 int priv_drop(const char *user);
-/* Installs the seccomp filter for a serving daemon ("broker" or "proxy"). */
+/*
+ * Installs the seccomp allowlist of a serving daemon ("broker" or "proxy") on every
+ * thread of the process (TSYNC; threads created later inherit it). A call outside the
+ * list kills the process with SIGSYS. Returns 0, CB_ERR_INVAL (bad profile), or
+ * CB_ERR_PERM when the kernel (or valgrind) refuses the filter.
+ */
 int priv_seccomp(const char *profile);
 
 #endif

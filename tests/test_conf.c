@@ -57,6 +57,14 @@ test_defaults(void **state)
 	assert_int_equal(c->purge_batch, 1000);
 	assert_int_equal(c->log_level, LOG_LVL_INFO);
 	assert_int_equal(c->nidents, 0);
+#ifdef __linux__
+	/* The seccomp filter is on unless the file says `seccomp no`. */
+	assert_int_equal(c->seccomp, 1);
+#endif
+	conf_free_broker(c);
+	c = NULL;
+	assert_int_equal(parse(REQ "seccomp yes\n", "/etc/cb", &c, why, sizeof(why)), 0);
+	assert_int_equal(c->seccomp, 1);
 	conf_free_broker(c);
 	conf_free_broker(NULL);
 }
@@ -83,6 +91,7 @@ test_full(void **state)
 	    "purge_interval 60\n"
 	    "purge_batch 50\n"
 	    "log_level debug\n"
+	    "seccomp no\n"
 	    "identity spiffe://x/harness role harness max_ttl 600 secrets github,openai\n"
 	    "identity spiffe://x/h2 role harness secrets * max_ttl 3600\n"
 	    "identity spiffe://x/h3 role harness\n"
@@ -108,6 +117,7 @@ test_full(void **state)
 	assert_int_equal(c->purge_interval_s, 60);
 	assert_int_equal(c->purge_batch, 50);
 	assert_int_equal(c->log_level, LOG_LVL_DEBUG);
+	assert_int_equal(c->seccomp, 0);
 	assert_int_equal(c->nidents, 5);
 
 	id = conf_find_identity(c, "spiffe://x/harness");
@@ -205,6 +215,11 @@ test_errors(void **state)
 		{ REQ "\nlisten 127.0.0.1:1\n", CB_ERR_CONFIG, "line 8:", "first on line 1" },
 		{ REQ "database other.db\n", CB_ERR_CONFIG, "line 7:", "given twice" },
 		{ REQ "user a\nuser b\n", CB_ERR_CONFIG, "line 8:", "given twice" },
+		{ REQ "seccomp yes\nseccomp no\n", CB_ERR_CONFIG, "line 8:", "given twice" },
+		{ REQ "seccomp on\n", CB_ERR_CONFIG, "line 7:", "seccomp: 'on' is not yes or no" },
+		{ REQ "seccomp Yes\n", CB_ERR_CONFIG, "line 7:", "not yes or no" },
+		{ REQ "seccomp\n", CB_ERR_CONFIG, "line 7:", "exactly one argument" },
+		{ REQ "seccomp yes no\n", CB_ERR_CONFIG, "line 7:", "exactly one argument" },
 		{ REQ "threads 2\nthreads 2\n", CB_ERR_CONFIG, "line 8:", "given twice" },
 		{ REQ "threads abc\n", CB_ERR_CONFIG, "line 7:", "threads: 'abc'" },
 		{ REQ "threads 0\n", CB_ERR_CONFIG, "line 7:", "1..64" },

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,13 +21,17 @@
 #include <string.h>
 #include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/netlink.h>
 
 #include <cmocka.h>
 
@@ -297,51 +302,146 @@ test_seccomp_bad_profile(void **state)
 	assert_int_equal(priv_seccomp("broker "), CB_ERR_INVAL);
 }
 
+/* Forbidden calls the tests make (any value but 0). */
+enum sc_call {
+	SC_NONE = 0, SC_SOCKET_INET, SC_SOCKET_PACKET, SC_SOCKET_NETLINK_OTHER, SC_EXECVE,
+	SC_PTRACE, SC_MOUNT, SC_THREAD_EXECVE
+};
+
 struct sc_case {
 	const char *profile;
-	int forbidden;		/* 0: only allowed calls; else the call to make */
+	enum sc_call forbidden;
 };
+
+/* The forbidden call; returns only when it was not stopped. */
+static int
+sc_make_call(enum sc_call call)
+{
+	char *const argv[] = { (char *)"/bin/true", NULL };
+	int fd;
+
+	switch (call) {
+	case SC_SOCKET_INET:
+		/* The broker never opens a socket once it serves. */
+		fd = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+		return fd >= 0 ? 20 : 21;
+	case SC_SOCKET_PACKET:
+		/* Raw link-layer sockets: not even the proxy (only inet, inet6, unix, netlink route). */
+		fd = (int)syscall(SYS_socket, AF_PACKET, SOCK_RAW, 0);
+		return fd >= 0 ? 22 : 23;
+	case SC_SOCKET_NETLINK_OTHER:
+		fd = (int)syscall(SYS_socket, AF_NETLINK, SOCK_RAW, NETLINK_AUDIT);
+		return fd >= 0 ? 24 : 25;
+	case SC_EXECVE:
+		(void)syscall(SYS_execve, "/bin/true", argv, NULL);
+		return 26;
+	case SC_PTRACE:
+		(void)syscall(SYS_ptrace, PTRACE_TRACEME, 0, NULL, NULL);
+		return 27;
+	case SC_MOUNT:
+		(void)syscall(SYS_mount, "none", "/nonexistent", "tmpfs", 0UL, NULL);
+		return 28;
+	default:
+		return 29;
+	}
+}
+
+/* A thread started before the filter: TSYNC must have given it the filter too. */
+struct sc_thread {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int go;
+	enum sc_call call;
+	int result;
+};
+
+static void *
+sc_thread_main(void *arg)
+{
+	struct sc_thread *t = arg;
+	struct timespec ts;
+	int i;
+
+	pthread_mutex_lock(&t->mu);
+	for (i = 0; i < 100 && !t->go; i++) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		(void)pthread_cond_timedwait(&t->cv, &t->mu, &ts);
+	}
+	pthread_mutex_unlock(&t->mu);
+	t->result = t->go ? sc_make_call(t->call) : 30;
+	return NULL;
+}
 
 static int
 child_seccomp(void *arg)
 {
 	const struct sc_case *c = arg;
+	struct sc_thread t;
+	pthread_t th;
 	char buf[1];
-	int p[2], fd;
+	int p[2], sv[2], fd;
 
 	/* Like the daemon: no core of the killed child. */
 	if (priv_no_core() != 0)
 		return 1;
 	if (pipe(p) != 0)
 		return 2;
-	if (priv_seccomp(c->profile) != 0)
+	memset(&t, 0, sizeof(t));
+	pthread_mutex_init(&t.mu, NULL);
+	pthread_cond_init(&t.cv, NULL);
+	t.call = SC_EXECVE;
+	if (c->forbidden == SC_THREAD_EXECVE && pthread_create(&th, NULL, sc_thread_main, &t) != 0)
 		return 3;
+	if (priv_seccomp(c->profile) != 0)
+		return 4;
 	/* What a serving daemon does keeps working. */
 	if (write(p[1], "x", 1) != 1 || read(p[0], buf, 1) != 1 || buf[0] != 'x')
-		return 4;
+		return 5;
 	(void)getpid();
-	switch (c->forbidden) {
-	case SYS_socket:
-		/* The broker never opens a socket once it serves. */
-		fd = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
-		return fd >= 0 ? 5 : 6;
-	case SYS_execve:
-		(void)syscall(SYS_execve, "/bin/true", NULL, NULL);
-		return 7;
-	case SYS_ptrace:
-		(void)syscall(SYS_ptrace, 0, 0, NULL, NULL);
-		return 8;
-	case 0:
-		break;
-	default:
-		return 9;
+	if ((fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+		return 6;
+	close(fd);
+	if (c->forbidden == SC_THREAD_EXECVE) {
+		/* The other thread, not this one, makes the call. */
+		pthread_mutex_lock(&t.mu);
+		t.go = 1;
+		pthread_cond_signal(&t.cv);
+		pthread_mutex_unlock(&t.mu);
+		(void)pthread_join(th, NULL);
+		return t.result != 0 ? t.result : 31;
 	}
-	/* The proxy dials: socket is on its list. */
+	if (c->forbidden != SC_NONE)
+		return sc_make_call(c->forbidden);
+	/* The proxy dials (inet, inet6), resolves (netlink route, unix to nscd) and libcurl
+	 * wakes itself over a unix socketpair. */
 	if (strcmp(c->profile, "proxy") == 0) {
-		if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 			return 10;
 		close(fd);
+		if ((fd = socket(AF_INET6, SOCK_DGRAM, 0)) < 0 && errno != EAFNOSUPPORT)
+			return 11;
+		if (fd >= 0)
+			close(fd);
+		if ((fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE)) < 0)
+			return 12;
+		close(fd);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+			return 13;
+		close(fd);
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+			return 14;
+		close(sv[0]);
+		close(sv[1]);
 	}
+	/* A thread started under the filter works (it inherits the filter). */
+	t.go = 1;
+	t.call = SC_NONE;
+	if (pthread_create(&th, NULL, sc_thread_main, &t) != 0)
+		return 15;
+	(void)pthread_join(th, NULL);
+	if (t.result != 29)
+		return 16;
 	return CHILD_OK;
 }
 
@@ -349,8 +449,8 @@ static void
 test_seccomp_allowed(void **state)
 {
 	static const struct sc_case cases[] = {
-		{ "broker", 0 },
-		{ "proxy", 0 },
+		{ "broker", SC_NONE },
+		{ "proxy", SC_NONE },
 	};
 	size_t i;
 
@@ -365,11 +465,21 @@ static void
 test_seccomp_forbidden(void **state)
 {
 	static const struct sc_case cases[] = {
-		{ "broker", SYS_socket },
-		{ "broker", SYS_execve },
-		{ "broker", SYS_ptrace },
-		{ "proxy", SYS_execve },
-		{ "proxy", SYS_ptrace },
+		{ "broker", SC_SOCKET_INET },
+		{ "broker", SC_SOCKET_PACKET },
+		{ "broker", SC_EXECVE },
+		{ "broker", SC_MOUNT },
+		{ "broker", SC_THREAD_EXECVE },
+		{ "proxy", SC_SOCKET_PACKET },
+		{ "proxy", SC_SOCKET_NETLINK_OTHER },
+		{ "proxy", SC_EXECVE },
+		{ "proxy", SC_MOUNT },
+		{ "proxy", SC_THREAD_EXECVE },
+#ifndef CB_SANITIZERS
+		/* Sanitizer builds allow ptrace: LeakSanitizer stops the world with it at exit. */
+		{ "broker", SC_PTRACE },
+		{ "proxy", SC_PTRACE },
+#endif
 	};
 	size_t i;
 	int status;
@@ -380,9 +490,10 @@ test_seccomp_forbidden(void **state)
 		skip();
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		status = in_child(child_seccomp, (void *)&cases[i]);
+		/* The whole process is killed (SCMP_ACT_KILL_PROCESS), never an EPERM answer. */
 		if (!WIFSIGNALED(status))
 			fail_msg("%s: forbidden call %d not killed (exit %d)", cases[i].profile,
-			    cases[i].forbidden, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+			    (int)cases[i].forbidden, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 		assert_int_equal(WTERMSIG(status), SIGSYS);
 		assert_false(WCOREDUMP(status));
 	}

@@ -173,13 +173,27 @@ test_parse(void **state)
 	    "allow_host pypi.org\n"
 	    "allow_host files.pythonhosted.org\n"
 	    "allow_private yes\n"
-	    "upstream_ca \"bundle dir/ca.pem\"\n";
+	    "upstream_ca \"bundle dir/ca.pem\"\n"
+	    "user credproxy\n"
+	    "seccomp no\n";
 	struct proxy_conf *c;
 	struct sockaddr_storage ss;
 	char why[256];
 
+	/* Defaults: no user, the seccomp filter on (Linux). */
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_null(c->user);
+#ifdef __linux__
+	assert_int_equal(c->seccomp, 1);
+#endif
+	assert_int_equal(proxy_conf_parse(c, "seccomp yes\n", 12, "/dep", why, sizeof(why)), 0);
+	assert_int_equal(c->seccomp, 1);
+	proxy_conf_free(c);
+
 	assert_int_equal(proxy_conf_new(&c), 0);
 	assert_int_equal(proxy_conf_parse(c, text, strlen(text), "/dep", why, sizeof(why)), 0);
+	assert_string_equal(c->user, "credproxy");
+	assert_int_equal(c->seccomp, 0);
 	assert_string_equal(c->listen_host, "127.0.0.1");
 	assert_int_equal(c->listen_port, 3129);
 	assert_string_equal(c->broker_url, "https://127.0.0.1:8443");
@@ -213,6 +227,13 @@ test_parse_refused(void **state)
 		"sandbox_id " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
 		"upstream_ca \"unterminated\n",
+		"seccomp on\n",
+		"seccomp\n",
+		"seccomp yes no\n",
+		"user\n",
+		"user \"\"\n",
+		"user a b\n",
+		"user aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",	/* 33 bytes */
 	};
 	struct proxy_conf *c;
 	char why[256];
