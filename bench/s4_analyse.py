@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""bench/s4_analyse.py SAMPLES BROKER_LOG T_LOADGEN T_END OUT COHORT POLLS: scenario 4's numbers.
+"""bench/s4_analyse.py SAMPLES BROKER_LOG T_LOADGEN T_END OUT COHORT POLLS [T_SWEEP_END]: scenario 4.
 The purge's duration comes from the broker's "purged N ... in B batches, T ms" log line (its end
 is when bench/run saw the line); if it did not finish, from the cohort counts polled each second.
+The sweep of the lookup tables that follows ("swept N stale lookup entries in B batches, T ms")
+is reported apart, and the window "during the purge" runs to its end when there is one.
 Resolve latencies (loadgen --samples) are split into during the purge and steady state before."""
 import json
 import re
@@ -9,6 +11,7 @@ import sys
 
 samples, logf, t_lg, t_end, out, cohort, pollf = sys.argv[1], sys.argv[2], float(sys.argv[3]), \
     float(sys.argv[4]), sys.argv[5], int(sys.argv[6]), sys.argv[7]
+t_sweep = float(sys.argv[8]) if len(sys.argv) > 8 else 0.0
 polls = []
 try:
 	for line in open(pollf):
@@ -16,8 +19,9 @@ try:
 		polls.append((float(t), int(n)))
 except OSError:
 	pass
-m = re.search(r"purged (\d+) expired or revoked grants in (\d+) batches, (\d+) ms",
-    open(logf).read())
+log = open(logf).read()
+m = re.search(r"purged (\d+) expired or revoked grants in (\d+) batches, (\d+) ms", log)
+ms = re.search(r"swept (\d+) stale lookup entries in (\d+) batches, (\d+) ms", log)
 res = {"cohort": cohort, "purged": 0, "purge_s": None}
 # the purge starts at the first poll that sees the cohort shrink (1 s resolution)
 start_t = next((t for t, n in polls if 0 <= n < cohort), None)
@@ -27,6 +31,10 @@ if m and t_end > 0:
 	res.update(purged=int(m.group(1)), batches=int(m.group(2)), purge_s=dur)
 	end_t = t_end
 	start_t = end_t - dur
+	if ms and t_sweep > 0:
+		res.update(swept=int(ms.group(1)), sweep_batches=int(ms.group(2)),
+		    sweep_s=int(ms.group(3)) / 1000.0)
+		end_t = t_sweep
 elif start_t is not None and polls:
 	end_t = polls[-1][0]
 	left = polls[-1][1]

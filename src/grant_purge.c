@@ -23,7 +23,9 @@
 #define PURGE_GRACE_S		60
 #define PURGE_ROUNDS_MAX	100000	/* batches per purge pass, a bound on the loop */
 #define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
-#define PURGE_TARGET_US		20000	/* writer time a purge batch should take */
+#define PURGE_TARGET_US		5000	/* writer time a purge batch should take */
+#define SWEEP_MIN		1000	/* purged grants that make a sweep worth it */
+#define SWEEP_BATCH_MAX		20000	/* lookup entries examined per sweep batch, at most */
 
 static _Atomic int64_t active_grants;
 
@@ -59,23 +61,41 @@ static struct {
 	struct broker *b;
 } purge = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
-enum purge_kind { PURGE_EXPIRED, PURGE_REVOKED };
+enum purge_kind { PURGE_EXPIRED, PURGE_REVOKED, PURGE_SWEEP };
 
 struct purge_arg {
 	enum purge_kind kind;
 	int64_t before;
 	int limit;
 	int64_t deleted;
+	int more;			/* the batch was full: there may be more */
+	int64_t took_us;		/* writer time of the batch */
+	struct store_grant_sweep sweep;	/* PURGE_SWEEP: where the sweep is */
 };
 
 static int
 purge_fn(struct store *wst, struct commit_op *op)
 {
 	struct purge_arg *pa = op->arg;
+	int64_t t0 = util_mono_us();
+	int rc;
 
-	if (pa->kind == PURGE_EXPIRED)
-		return store_grant_purge_expired(wst, pa->before, pa->limit, &pa->deleted);
-	return store_grant_purge_revoked_indexed(wst, pa->before, pa->limit, &pa->deleted);
+	switch (pa->kind) {
+	case PURGE_EXPIRED:
+		rc = store_grant_purge_expired(wst, pa->before, pa->limit, &pa->deleted);
+		pa->more = pa->deleted == pa->limit;
+		break;
+	case PURGE_REVOKED:
+		rc = store_grant_purge_revoked_indexed(wst, pa->before, pa->limit, &pa->deleted);
+		pa->more = pa->deleted > 0;
+		break;
+	default:
+		rc = store_grant_sweep(wst, &pa->sweep, pa->before, pa->limit, &pa->deleted);
+		pa->more = pa->sweep.phase != STORE_SWEEP_DONE;
+		break;
+	}
+	pa->took_us = util_mono_us() - t0;
+	return rc;
 }
 
 /*
@@ -109,16 +129,16 @@ purge_stopping(void)
 }
 
 /*
- * One purge batch through the commit queue (not audited row by row). Deleting a
- * grant rewrites a random page of each index (grant IDs are random), so the rows per
- * batch adapt to keep each batch near PURGE_TARGET_US of writer time: requests queued
- * behind a purge batch wait that long at most, however many grants expire at once.
+ * One purge batch through the commit queue (not audited row by row). The rows per
+ * batch adapt to keep each batch's own writer time near PURGE_TARGET_US: requests
+ * queued behind a purge batch wait that long at most, however many grants expire at
+ * once. (Deletes are contiguous since schema/003, so a batch of a few thousand rows
+ * takes a few milliseconds.)
  */
 static int
 purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 {
 	struct commit_op op;
-	int64_t t0, took;
 	int rc;
 
 	memset(&op, 0, sizeof(op));
@@ -126,32 +146,62 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 	op.arg = pa;
 	op.audit.action = NULL;
 	pa->deleted = 0;
+	pa->more = 0;
+	pa->took_us = 0;
 	pa->limit = *limit;
-	t0 = util_mono_us();
 	if ((rc = commit_run(b->commit, &op)) != 0) {
 		log_warnx("purge batch failed: %s", cb_strerror(rc));
 		return rc;
 	}
-	took = util_mono_us() - t0;
-	if (took > 2 * PURGE_TARGET_US && *limit > PURGE_BATCH_MIN)
+	if (pa->took_us > 2 * PURGE_TARGET_US && *limit > PURGE_BATCH_MIN)
 		*limit = *limit / 2 > PURGE_BATCH_MIN ? *limit / 2 : PURGE_BATCH_MIN;
-	else if (took < PURGE_TARGET_US / 2 && pa->deleted == pa->limit && *limit < max)
+	else if (pa->took_us < PURGE_TARGET_US / 2 && pa->more && *limit < max)
 		*limit = *limit * 2 < max ? *limit * 2 : max;
 	return 0;
 }
 
+/* Runs batches of pa->kind until none is full; 0, or -1 when stopped or failed. */
+static int
+purge_run(struct broker *b, struct purge_arg *pa, int *limit, int max, int *rounds,
+    int64_t *total)
+{
+	do {
+		if (*rounds >= PURGE_ROUNDS_MAX || purge_stopping())
+			return -1;	/* bounded: the rest waits for the next pass */
+		if (purge_batch(b, pa, limit, max) != 0)
+			return -1;
+		(*rounds)++;
+		*total += pa->deleted;
+	} while (pa->more);
+	return 0;
+}
+
+/* The pass's line in the log (bench/s4_analyse.py reads it). */
+static void
+log_purged(int64_t total, int rounds, int64_t t0)
+{
+	if (total > 0)
+		log_info("purged %lld expired or revoked grants in %d batches, %lld ms",
+		    (long long)total, rounds, (long long)((util_mono_us() - t0) / 1000));
+}
+
 /*
- * One pass: expired grants through the expiry index, then, only when a revocation
- * is old enough to purge, revoked grants through the revoked_at index. Each batch is
- * its own commit op, so requests interleave and the writer is never held for long.
+ * One pass: expired grants from the front of the grants table; then, only when a
+ * revocation is old enough to purge, revoked grants through the revoked_at index;
+ * then, once enough grants were purged since the last sweep (an eighth of the live
+ * ones, at least SWEEP_MIN), the sweep of the lookup tables' stale entries, which
+ * walks both tables (so its cost per purged grant stays bounded). Each batch is its
+ * own commit op, so requests interleave and the writer is never held for long.
  */
 static void
 purge_pass(struct broker *b, int batch)
 {
 	static int limit = PURGE_BATCH_MIN;	/* adapted by purge_batch, kept across passes */
+	static int sweep_limit = PURGE_BATCH_MIN;
+	static int64_t stale;			/* grants purged since the last sweep */
 	struct purge_arg pa;
-	int64_t total = 0, t0 = util_mono_us(), before, pending;
-	int rounds = 0;
+	int64_t total = 0, swept = 0, t0 = util_mono_us(), t1, before, pending, live;
+	int rounds = 0, sweep_rounds = 0, logged = 0;
 
 	if (limit > batch)
 		limit = batch;
@@ -159,37 +209,39 @@ purge_pass(struct broker *b, int batch)
 	memset(&pa, 0, sizeof(pa));
 	pa.kind = PURGE_EXPIRED;
 	pa.before = before;
-	for (; rounds < PURGE_ROUNDS_MAX && !purge_stopping(); rounds++) {
-		if (purge_batch(b, &pa, &limit, batch) != 0)
-			goto out;
-		total += pa.deleted;
-		if (pa.deleted < pa.limit)
-			break;
-	}
+	if (purge_run(b, &pa, &limit, batch, &rounds, &total) != 0)
+		goto out;
 
 	pthread_mutex_lock(&revoked.mu);
 	pending = revoked.pending;
 	pthread_mutex_unlock(&revoked.mu);
-	if (pending == 0 || pending >= before)
-		goto out;
-	pa.kind = PURGE_REVOKED;
-	for (;; rounds++) {
-		if (rounds >= PURGE_ROUNDS_MAX)
-			goto out;	/* bounded: the rest waits for the next pass */
-		if (purge_stopping() || purge_batch(b, &pa, &limit, batch) != 0)
+	if (pending != 0 && pending < before) {
+		pa.kind = PURGE_REVOKED;
+		if (purge_run(b, &pa, &limit, batch, &rounds, &total) != 0)
 			goto out;
-		total += pa.deleted;
-		if (pa.deleted < pa.limit)
-			break;
+		/* None left before the grace: only revocations within it stay pending. */
+		pthread_mutex_lock(&revoked.mu);
+		revoked.pending = revoked.last >= before ? revoked.last : 0;
+		pthread_mutex_unlock(&revoked.mu);
 	}
-	/* None left before the grace: only revocations within it stay pending. */
-	pthread_mutex_lock(&revoked.mu);
-	revoked.pending = revoked.last >= before ? revoked.last : 0;
-	pthread_mutex_unlock(&revoked.mu);
+
+	live = atomic_load(&active_grants);
+	if (stale + total < SWEEP_MIN || stale + total < live / 8)
+		goto out;
+	/* Every grant purged so far expired (or was revoked) before `before`. */
+	log_purged(total, rounds, t0);
+	logged = 1;
+	t1 = util_mono_us();
+	pa.kind = PURGE_SWEEP;
+	if (purge_run(b, &pa, &sweep_limit, SWEEP_BATCH_MAX, &sweep_rounds, &swept) == 0)
+		stale = -total;		/* + total below: a complete sweep leaves none */
+	log_info("swept %lld stale lookup entries in %d batches, %lld ms", (long long)swept,
+	    sweep_rounds, (long long)((util_mono_us() - t1) / 1000));
  out:
-	if (total > 0)
-		log_info("purged %lld expired or revoked grants in %d batches, %lld ms",
-		    (long long)total, rounds + 1, (long long)((util_mono_us() - t0) / 1000));
+	store_grant_sweep_reset(&pa.sweep);
+	stale += total;
+	if (!logged)
+		log_purged(total, rounds, t0);
 }
 
 static void *

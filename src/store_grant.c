@@ -22,10 +22,26 @@ enum {
 	ST_GRANT_PURGE_EXPIRED,
 	ST_GRANT_COUNT_LIVE,
 	ST_GRANT_PURGE_REVOKED_IDX,
+	ST_GRANT_PURGE_END,
+	ST_GRANT_PURGE_WINDOW,
+	ST_GRANT_SWEEP_IDS_END,
+	ST_GRANT_SWEEP_IDS_WINDOW,
+	ST_GRANT_SWEEP_IDS_REST,
+	ST_GRANT_SWEEP_SBX_END,
+	ST_GRANT_SWEEP_SBX_WINDOW,
+	ST_GRANT_SWEEP_SBX_REST,
+	ST_GRANT_DELETE_KEY,
 };
+
+#define PURGE_KEYS_MAX	256	/* revoked grants deleted per call, at most */
 
 #define GRANT_COLS "id, sandbox_id, minted_by, kid, created_at, not_before, expires_at," \
 	" max_uses, uses, revoked_at, has_inject, bindings"
+/* The same columns of grants as g (schema/003: grants g JOIN grant_ids i). */
+#define GRANT_COLS_G "g.id, g.sandbox_id, g.minted_by, g.kid, g.created_at, g.not_before," \
+	" g.expires_at, g.max_uses, g.uses, g.revoked_at, g.has_inject, g.bindings"
+/* The key of grant ?1 in grants: a lookup through grant_ids (schema/003). */
+#define GRANT_KEY "expires_at = (SELECT expires_at FROM grant_ids WHERE id = ?1) AND id = ?1"
 
 void
 store_grant_free(struct store_grant *g)
@@ -95,7 +111,7 @@ store_grant_get(struct store *st, const char *id, struct store_grant **out)
 	int rc;
 
 	*out = NULL;
-	s = store_stmt(st, ST_GRANT_GET, "SELECT " GRANT_COLS " FROM grants WHERE id = ?1");
+	s = store_stmt(st, ST_GRANT_GET, "SELECT " GRANT_COLS " FROM grants WHERE " GRANT_KEY);
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -137,7 +153,7 @@ store_grant_use(struct store *st, const char *id, int64_t now, int *result)
 
 	*result = STORE_GRANT_GONE;
 	s = store_stmt(st, ST_GRANT_USE,
-	    "UPDATE grants SET uses = uses + 1 WHERE id = ?1 AND"
+	    "UPDATE grants SET uses = uses + 1 WHERE " GRANT_KEY " AND"
 	    " (max_uses = 0 OR uses < max_uses) AND revoked_at IS NULL AND expires_at > ?2");
 	if (s == NULL)
 		return CB_ERR_DB;
@@ -152,7 +168,7 @@ store_grant_use(struct store *st, const char *id, int64_t now, int *result)
 	/* Nothing changed: say why, in the order resolve reports refusals. */
 	s = store_stmt(st, ST_GRANT_STATE,
 	    "SELECT revoked_at IS NOT NULL, expires_at <= ?2, max_uses > 0 AND uses >= max_uses"
-	    " FROM grants WHERE id = ?1");
+	    " FROM grants WHERE " GRANT_KEY);
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -182,7 +198,7 @@ store_grant_revoke(struct store *st, const char *id, int64_t now, int *changed)
 
 	*changed = 0;
 	s = store_stmt(st, ST_GRANT_REVOKE,
-	    "UPDATE grants SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL");
+	    "UPDATE grants SET revoked_at = ?2 WHERE " GRANT_KEY " AND revoked_at IS NULL");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -203,12 +219,16 @@ store_grant_revoke_sandbox(struct store *st, const char *sandbox_id, const char 
 	*count = 0;
 	if (minted_by == NULL)
 		s = store_stmt(st, ST_GRANT_REVOKE_SBX,
-		    "UPDATE grants SET revoked_at = ?2 WHERE sandbox_id = ?1 AND"
-		    " revoked_at IS NULL");
+		    "UPDATE grants SET revoked_at = ?2 FROM grant_sandboxes s"
+		    " WHERE s.sandbox_id = ?1 AND grants.expires_at = s.expires_at"
+		    " AND grants.id = s.id AND grants.sandbox_id = ?1"
+		    " AND grants.revoked_at IS NULL");
 	else
 		s = store_stmt(st, ST_GRANT_REVOKE_SBX_BY,
-		    "UPDATE grants SET revoked_at = ?2 WHERE sandbox_id = ?1 AND"
-		    " revoked_at IS NULL AND minted_by = ?3");
+		    "UPDATE grants SET revoked_at = ?2 FROM grant_sandboxes s"
+		    " WHERE s.sandbox_id = ?1 AND grants.expires_at = s.expires_at"
+		    " AND grants.id = s.id AND grants.sandbox_id = ?1"
+		    " AND grants.revoked_at IS NULL AND grants.minted_by = ?3");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, sandbox_id, -1, SQLITE_STATIC);
@@ -231,10 +251,12 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 
 	s = store_stmt(st, ST_GRANT_SBX_LIVE,
 	    /* the newest limit grants, handed over oldest first (the oldest binding wins) */
-	    "SELECT " GRANT_COLS " FROM (SELECT " GRANT_COLS " FROM grants"
-	    " WHERE sandbox_id = ?1 AND expires_at > ?2 AND not_before <= ?2"
-	    " AND revoked_at IS NULL AND (max_uses = 0 OR uses < max_uses)"
-	    " ORDER BY created_at DESC, id DESC LIMIT ?3) ORDER BY created_at, id");
+	    "SELECT " GRANT_COLS " FROM (SELECT " GRANT_COLS_G " FROM grant_sandboxes s"
+	    " JOIN grants g ON g.expires_at = s.expires_at AND g.id = s.id"
+	    " WHERE s.sandbox_id = ?1 AND s.expires_at > ?2 AND g.sandbox_id = ?1"
+	    " AND g.not_before <= ?2 AND g.revoked_at IS NULL"
+	    " AND (g.max_uses = 0 OR g.uses < g.max_uses)"
+	    " ORDER BY g.created_at DESC, g.id DESC LIMIT ?3) ORDER BY created_at, id");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, sandbox_id, -1, SQLITE_STATIC);
@@ -260,46 +282,261 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 	return rc;
 }
 
+/*
+ * Binds ?1 to a text key that may be NULL (the start: "" sorts before every ID and
+ * sandbox ID, which are never empty).
+ */
+static void
+bind_cursor_text(sqlite3_stmt *s, int i, const char *v)
+{
+	sqlite3_bind_text(s, i, v != NULL ? v : "", -1, SQLITE_TRANSIENT);
+}
+
 int
 store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *deleted)
 {
 	sqlite3_stmt *s;
-	int rc;
+	int64_t end_exp = 0;
+	char *end_id = NULL;
+	int rc, found = 0;
 
 	*deleted = 0;
-	s = store_stmt(st, ST_GRANT_PURGE_EXPIRED,
-	    "DELETE FROM grants WHERE rowid IN"
-	    " (SELECT rowid FROM grants WHERE expires_at < ?1 LIMIT ?2)");
+	if (limit < 1)
+		return CB_ERR_INVAL;
+	/*
+	 * grants is ordered by (expires_at, id): the expired rows are the front of the
+	 * table. Find the limit-th one, then delete the range up to it: contiguous pages.
+	 */
+	s = store_stmt(st, ST_GRANT_PURGE_END,
+	    "SELECT expires_at, id FROM grants WHERE expires_at < ?1"
+	    " ORDER BY expires_at, id LIMIT 1 OFFSET ?2");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_int64(s, 1, before);
-	sqlite3_bind_int(s, 2, limit);
+	sqlite3_bind_int(s, 2, limit - 1);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		found = 1;
+		end_exp = sqlite3_column_int64(s, 0);
+		rc = store_col_text_dup(s, 1, &end_id);
+	} else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = store_err(st, rc, "purge window");
+	store_stmt_done(s);
+	if (rc != 0)
+		goto out;
+	s = store_stmt(st, ST_GRANT_PURGE_WINDOW,
+	    "DELETE FROM grants WHERE expires_at < ?1 AND (expires_at, id) <= (?2, ?3)");
+	if (s == NULL) {
+		rc = CB_ERR_DB;
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, before);
+	/* Without a limit-th expired row, every expired row: fewer than limit. */
+	sqlite3_bind_int64(s, 2, found ? end_exp : before);
+	sqlite3_bind_text(s, 3, found ? end_id : "", -1, SQLITE_STATIC);
+	if ((rc = store_step_done(st, s)) == 0)
+		*deleted = sqlite3_changes(st->db);
+ out:
+	free(end_id);
+	return rc;
+}
+
+void
+store_grant_sweep_reset(struct store_grant_sweep *sw)
+{
+	free(sw->sandbox_id);
+	free(sw->id);
+	memset(sw, 0, sizeof(*sw));
+}
+
+/* One window of grant_ids after sw->id. */
+static int
+sweep_ids(struct store *st, struct store_grant_sweep *sw, int64_t before, int limit,
+    int64_t *deleted)
+{
+	sqlite3_stmt *s;
+	char *end = NULL;
+	int rc;
+
+	s = store_stmt(st, ST_GRANT_SWEEP_IDS_END,
+	    "SELECT id FROM grant_ids WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2");
+	if (s == NULL)
+		return CB_ERR_DB;
+	bind_cursor_text(s, 1, sw->id);
+	sqlite3_bind_int(s, 2, limit - 1);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		rc = store_col_text_dup(s, 0, &end);
+	else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = store_err(st, rc, "sweep window");
+	store_stmt_done(s);
+	if (rc != 0)
+		goto out;
+	if (end != NULL)
+		s = store_stmt(st, ST_GRANT_SWEEP_IDS_WINDOW,
+		    "DELETE FROM grant_ids WHERE id > ?1 AND id <= ?3 AND expires_at < ?2");
+	else
+		s = store_stmt(st, ST_GRANT_SWEEP_IDS_REST,
+		    "DELETE FROM grant_ids WHERE id > ?1 AND expires_at < ?2");
+	if (s == NULL) {
+		rc = CB_ERR_DB;
+		goto out;
+	}
+	bind_cursor_text(s, 1, sw->id);
+	sqlite3_bind_int64(s, 2, before);
+	if (end != NULL)
+		sqlite3_bind_text(s, 3, end, -1, SQLITE_STATIC);
 	if ((rc = store_step_done(st, s)) != 0)
-		return rc;
+		goto out;
 	*deleted = sqlite3_changes(st->db);
-	return 0;
+	free(sw->id);
+	sw->id = end;	/* transferred; NULL: this table is done */
+	end = NULL;
+	if (sw->id == NULL)
+		sw->phase = STORE_SWEEP_SANDBOXES;
+ out:
+	free(end);
+	return rc;
+}
+
+/* One window of grant_sandboxes after (sw->sandbox_id, sw->expires_at, sw->id). */
+static int
+sweep_sandboxes(struct store *st, struct store_grant_sweep *sw, int64_t before, int limit,
+    int64_t *deleted)
+{
+	sqlite3_stmt *s;
+	char *end_sbx = NULL, *end_id = NULL;
+	int64_t end_exp = 0;
+	int rc;
+
+	s = store_stmt(st, ST_GRANT_SWEEP_SBX_END,
+	    "SELECT sandbox_id, expires_at, id FROM grant_sandboxes"
+	    " WHERE (sandbox_id, expires_at, id) > (?1, ?2, ?3)"
+	    " ORDER BY sandbox_id, expires_at, id LIMIT 1 OFFSET ?4");
+	if (s == NULL)
+		return CB_ERR_DB;
+	bind_cursor_text(s, 1, sw->sandbox_id);
+	sqlite3_bind_int64(s, 2, sw->sandbox_id != NULL ? sw->expires_at : INT64_MIN);
+	bind_cursor_text(s, 3, sw->id);
+	sqlite3_bind_int(s, 4, limit - 1);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		end_exp = sqlite3_column_int64(s, 1);
+		if ((rc = store_col_text_dup(s, 0, &end_sbx)) == 0)
+			rc = store_col_text_dup(s, 2, &end_id);
+	} else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = store_err(st, rc, "sweep window");
+	store_stmt_done(s);
+	if (rc != 0)
+		goto out;
+	if (end_sbx != NULL)
+		s = store_stmt(st, ST_GRANT_SWEEP_SBX_WINDOW,
+		    "DELETE FROM grant_sandboxes WHERE (sandbox_id, expires_at, id) > (?1, ?2, ?3)"
+		    " AND (sandbox_id, expires_at, id) <= (?5, ?6, ?7) AND expires_at < ?4");
+	else
+		s = store_stmt(st, ST_GRANT_SWEEP_SBX_REST,
+		    "DELETE FROM grant_sandboxes WHERE (sandbox_id, expires_at, id) > (?1, ?2, ?3)"
+		    " AND expires_at < ?4");
+	if (s == NULL) {
+		rc = CB_ERR_DB;
+		goto out;
+	}
+	bind_cursor_text(s, 1, sw->sandbox_id);
+	sqlite3_bind_int64(s, 2, sw->sandbox_id != NULL ? sw->expires_at : INT64_MIN);
+	bind_cursor_text(s, 3, sw->id);
+	sqlite3_bind_int64(s, 4, before);
+	if (end_sbx != NULL) {
+		sqlite3_bind_text(s, 5, end_sbx, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 6, end_exp);
+		sqlite3_bind_text(s, 7, end_id, -1, SQLITE_STATIC);
+	}
+	if ((rc = store_step_done(st, s)) != 0)
+		goto out;
+	*deleted = sqlite3_changes(st->db);
+	free(sw->sandbox_id);
+	free(sw->id);
+	sw->sandbox_id = end_sbx;	/* transferred; NULL: this table is done */
+	sw->id = end_id;
+	sw->expires_at = end_exp;
+	end_sbx = end_id = NULL;
+	if (sw->sandbox_id == NULL)
+		sw->phase = STORE_SWEEP_DONE;
+ out:
+	free(end_sbx);
+	free(end_id);
+	return rc;
+}
+
+int
+store_grant_sweep(struct store *st, struct store_grant_sweep *sw, int64_t before, int limit,
+    int64_t *deleted)
+{
+	*deleted = 0;
+	if (limit < 1)
+		return CB_ERR_INVAL;
+	switch (sw->phase) {
+	case STORE_SWEEP_IDS:
+		return sweep_ids(st, sw, before, limit, deleted);
+	case STORE_SWEEP_SANDBOXES:
+		return sweep_sandboxes(st, sw, before, limit, deleted);
+	default:
+		return 0;
+	}
 }
 
 int
 store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
     int64_t *deleted)
 {
+	struct { int64_t exp; char *id; } keys[PURGE_KEYS_MAX];
 	sqlite3_stmt *s;
-	int rc;
+	int rc = 0, n = 0, i, want;
 
 	*deleted = 0;
+	if (limit < 1)
+		return CB_ERR_INVAL;
+	want = limit < PURGE_KEYS_MAX ? limit : PURGE_KEYS_MAX;
 	/* The WHERE repeats the partial index's condition so the planner may use it. */
 	s = store_stmt(st, ST_GRANT_PURGE_REVOKED_IDX,
-	    "DELETE FROM grants WHERE rowid IN (SELECT rowid FROM grants INDEXED BY"
-	    " grants_revoked WHERE revoked_at IS NOT NULL AND revoked_at < ?1 LIMIT ?2)");
+	    "SELECT expires_at, id FROM grants INDEXED BY grants_revoked"
+	    " WHERE revoked_at IS NOT NULL AND revoked_at < ?1 LIMIT ?2");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_int64(s, 1, before);
-	sqlite3_bind_int(s, 2, limit);
-	if ((rc = store_step_done(st, s)) != 0)
-		return rc;
-	*deleted = sqlite3_changes(st->db);
-	return 0;
+	sqlite3_bind_int(s, 2, want);
+	while (n < want) {
+		if ((rc = sqlite3_step(s)) != SQLITE_ROW) {
+			rc = rc == SQLITE_DONE ? 0 : store_err(st, rc, "revoked grants");
+			break;
+		}
+		keys[n].exp = sqlite3_column_int64(s, 0);
+		if ((rc = store_col_text_dup(s, 1, &keys[n].id)) != 0)
+			break;
+		n++;
+	}
+	store_stmt_done(s);
+	/* Then each by its key (revocations are few: their rows are wherever they are). */
+	for (i = 0; i < n && rc == 0; i++) {
+		s = store_stmt(st, ST_GRANT_DELETE_KEY,
+		    "DELETE FROM grants WHERE expires_at = ?1 AND id = ?2");
+		if (s == NULL) {
+			rc = CB_ERR_DB;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, keys[i].exp);
+		sqlite3_bind_text(s, 2, keys[i].id, -1, SQLITE_STATIC);
+		if ((rc = store_step_done(st, s)) == 0)
+			*deleted += sqlite3_changes(st->db);
+	}
+	for (i = 0; i < n; i++)
+		free(keys[i].id);
+	return rc;
 }
 
 int

@@ -71,14 +71,44 @@ int store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t n
     int limit, store_grant_fn fn, void *arg);
 
 /*
- * Deletes at most limit grants that expired before `before` (through the expiry
- * index: cheap however large the table); *deleted receives how many.
+ * Deletes at most limit grants that expired before `before`, the oldest first: a
+ * range at the front of the grants table (schema/003), contiguous pages however
+ * many expire at once. Their entries in the lookup tables stay until
+ * store_grant_sweep removes them. *deleted receives how many.
  */
 int store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *deleted);
+
 /*
- * Deletes at most limit grants revoked before `before`, found through the partial
- * index grants_revoked (schema/002): cheap however large the table. *deleted
- * receives how many.
+ * The sweep of the lookup tables grant_ids and grant_sandboxes (schema/003): their
+ * entries are not deleted with their grant (that would be one random page per
+ * grant); a sweep walks each table in its own key order, window by window, and
+ * deletes the entries whose grant expired before `before`. A zeroed struct starts a
+ * sweep; store_grant_sweep_reset frees it (and restarts it).
+ */
+enum store_sweep_phase {
+	STORE_SWEEP_IDS = 0,
+	STORE_SWEEP_SANDBOXES,
+	STORE_SWEEP_DONE,
+};
+struct store_grant_sweep {
+	enum store_sweep_phase phase;
+	char *sandbox_id;	/* the last key examined in the current table (NULL: none) */
+	int64_t expires_at;
+	char *id;
+};
+/*
+ * Examines the next limit entries of the current table (deleting the stale ones:
+ * *deleted) and advances sw; sw->phase is STORE_SWEEP_DONE once both tables are
+ * walked.
+ */
+int store_grant_sweep(struct store *st, struct store_grant_sweep *sw, int64_t before,
+    int limit, int64_t *deleted);
+void store_grant_sweep_reset(struct store_grant_sweep *sw);
+
+/*
+ * Deletes at most limit (and at most 256) grants revoked before `before`, found
+ * through the partial index grants_revoked (schema/002): cheap however large the
+ * table. *deleted receives how many.
  */
 int store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
     int64_t *deleted);

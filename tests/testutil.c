@@ -2,10 +2,17 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <cmocka.h>
+
+#include "store.h"
 #include "testutil.h"
 
 void
@@ -27,4 +34,34 @@ testutil_rm_dir(const char *dir)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+const char *
+testutil_grant_id(int n)
+{
+	static char id[40];
+
+	snprintf(id, sizeof(id), "%032x", n);
+	return id;
+}
+
+void
+testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
+    int64_t expires, int64_t revoked_at)
+{
+	struct store_grant g;
+	char id[40];
+
+	snprintf(id, sizeof(id), "%s", testutil_grant_id(n));
+	memset(&g, 0, sizeof(g));
+	g.id = id;
+	g.sandbox_id = (char *)(uintptr_t)sbx;
+	g.minted_by = (char *)(uintptr_t)"h";
+	g.kid = (char *)(uintptr_t)"k0000000000000001";
+	g.created_at = created;
+	g.not_before = created;
+	g.expires_at = expires;
+	g.revoked_at = revoked_at;
+	g.bindings = (char *)(uintptr_t)"[]";
+	assert_int_equal(store_grant_insert(st, &g), 0);
 }

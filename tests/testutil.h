@@ -2,10 +2,23 @@
 #ifndef CB_TESTUTIL_H
 #define CB_TESTUTIL_H
 
+#include <stdint.h>
+
 /*
  * Removes a flat directory of test files (at most 1,000 entries) and the directory
  * itself; quiet when it does not exist.
  */
 void testutil_rm_dir(const char *dir);
+
+struct store;
+/*
+ * Inserts grant n (ID testutil_grant_id(n)) of sandbox sbx, minted by "h", created
+ * and valid from created, expiring at expires, revoked at revoked_at (0: not),
+ * unlimited, no bindings; fails the test when the insert fails.
+ */
+void testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
+    int64_t expires, int64_t revoked_at);
+/* Grant n's ID: n in 32 hex digits (a static buffer: copy it to keep it). */
+const char *testutil_grant_id(int n);
 
 #endif

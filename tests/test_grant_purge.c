@@ -1,0 +1,282 @@
+/*
+ * test_grant_purge.c: the grants table clustered by expiry (schema/003): lookups
+ * through grant_ids and grant_sandboxes, the range purge of expired grants, the sweep
+ * of stale lookup entries, and the migration of a version-2 database.
+ */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "err.h"
+#include "log.h"
+#include "schema.h"
+#include "store.h"
+#include "testutil.h"
+
+struct fix {
+	char dir[64];
+	char path[96];
+	struct store *st;
+};
+
+static int
+setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	char why[256];
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_grant_purge.XXXXXX");
+	if (mkdtemp(f->dir) == NULL)
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
+	if (store_open(f->path, STORE_CREATE, &f->st, why, sizeof(why)) != 0)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fix *f = *state;
+
+	store_close(f->st);
+	testutil_rm_dir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* One integer from a query on a separate connection (sees committed data). */
+static int64_t
+count(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int64_t n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+static int
+collect(void *arg, const struct store_grant *g)
+{
+	int *n = arg;
+
+	(*n)++;
+	return g->id != NULL ? 0 : -1;
+}
+
+/*
+ * Expired grants go from the front of the table, oldest first and in bounded
+ * windows; their lookup entries stay (and find nothing) until the sweep, which
+ * walks both lookup tables window by window and leaves exactly the entries of the
+ * grants that remain.
+ */
+static void
+test_purge_and_sweep(void **state)
+{
+	struct fix *f = *state;
+	struct store_grant_sweep sw;
+	struct store_grant *g;
+	int64_t now = 1000000, n, total, cnt;
+	int i, rounds, seen;
+
+	/* 40 expired across 4 sandboxes and 8 expiry times, 6 live, 2 revoked live */
+	for (i = 0; i < 40; i++)
+		testutil_put_grant(f->st, i, i % 4 == 0 ? "sa" : i % 4 == 1 ? "sb" :
+		    i % 4 == 2 ? "sc" : "sd", now - 1000, now - 500 + i % 8, 0);
+	for (i = 40; i < 46; i++)
+		testutil_put_grant(f->st, i, i % 2 ? "sa" : "sz", now - 10, now + 500, 0);
+	for (i = 46; i < 48; i++)
+		testutil_put_grant(f->st, i, "sa", now - 10, now + 500, now - 5);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_ids"), 48);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_sandboxes"), 48);
+
+	/* The range purge: windows of 7, the oldest expiry first. */
+	total = 0;
+	for (rounds = 0; rounds < 20; rounds++) {
+		assert_int_equal(store_grant_purge_expired(f->st, now - 60, 7, &n), 0);
+		assert_true(n >= 0 && n <= 7);
+		total += n;
+		if (n < 7)
+			break;
+	}
+	assert_int_equal(total, 40);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 8);
+	assert_int_equal(count(f->path, "SELECT min(expires_at) FROM grants"), now + 500);
+	/* lookups of purged grants find nothing though their entries are still there */
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_ids"), 48);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(3), &g), CB_ERR_NOTFOUND);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(41), &g), 0);
+	store_grant_free(g);
+	seen = 0;
+	assert_int_equal(store_grant_sandbox_live(f->st, "sa", now, 100, collect, &seen), 0);
+	assert_int_equal(seen, 3);	/* 41, 43, 45: not the purged, not the revoked */
+	assert_int_equal(store_grant_revoke_sandbox(f->st, "sb", NULL, now, &n), 0);
+	assert_int_equal(n, 0);	/* sb's grants are all gone */
+
+	/* The sweep, windows of 5, bounded. */
+	memset(&sw, 0, sizeof(sw));
+	total = 0;
+	for (rounds = 0; rounds < 100 && sw.phase != STORE_SWEEP_DONE; rounds++) {
+		assert_int_equal(store_grant_sweep(f->st, &sw, now - 60, 5, &n), 0);
+		assert_true(n >= 0 && n <= 5);
+		total += n;
+	}
+	assert_int_equal(sw.phase, STORE_SWEEP_DONE);
+	assert_true(rounds >= 2 * 48 / 5);	/* it did walk both tables in windows */
+	store_grant_sweep_reset(&sw);
+	assert_int_equal(total, 80);
+	cnt = count(f->path, "SELECT count(*) FROM grant_ids");
+	assert_int_equal(cnt, 8);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_sandboxes"), 8);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grants g JOIN grant_ids i"
+	    " ON i.id = g.id AND i.expires_at = g.expires_at"), 8);
+	/* the live ones are still found both ways */
+	for (i = 40; i < 48; i++) {
+		assert_int_equal(store_grant_get(f->st, testutil_grant_id(i), &g), 0);
+		store_grant_free(g);
+	}
+	seen = 0;
+	assert_int_equal(store_grant_sandbox_live(f->st, "sz", now, 100, collect, &seen), 0);
+	assert_int_equal(seen, 3);
+	assert_int_equal(store_grant_revoke_sandbox(f->st, "sz", NULL, now, &n), 0);
+	assert_int_equal(n, 3);
+	/* a sweep with nothing stale deletes nothing */
+	memset(&sw, 0, sizeof(sw));
+	for (rounds = 0; rounds < 10 && sw.phase != STORE_SWEEP_DONE; rounds++) {
+		assert_int_equal(store_grant_sweep(f->st, &sw, now - 60, 1000, &n), 0);
+		assert_int_equal(n, 0);
+	}
+	assert_int_equal(sw.phase, STORE_SWEEP_DONE);
+	store_grant_sweep_reset(&sw);
+}
+
+/* Many grants that expire in the same second: the range purge still goes by windows. */
+static void
+test_purge_same_second(void **state)
+{
+	struct fix *f = *state;
+	int64_t now = 2000000, n, total = 0;
+	int i, rounds;
+
+	assert_int_equal(store_begin(f->st), 0);
+	for (i = 0; i < 500; i++)
+		testutil_put_grant(f->st, i, "s", now - 900, now - 100, 0);
+	testutil_put_grant(f->st, 500, "s", now - 900, now - 30, 0);	/* within the grace */
+	assert_int_equal(store_commit(f->st), 0);
+	for (rounds = 0; rounds < 10; rounds++) {
+		assert_int_equal(store_grant_purge_expired(f->st, now - 60, 128, &n), 0);
+		assert_true(n <= 128);
+		total += n;
+		if (n < 128)
+			break;
+	}
+	assert_int_equal(rounds, 3);	/* 128 + 128 + 128 + 116 */
+	assert_int_equal(total, 500);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 1);
+}
+
+/* IDs stay unique (grant_ids' primary key), whatever the expiry. */
+static void
+test_unique_ids(void **state)
+{
+	struct fix *f = *state;
+	struct store_grant g;
+	char id[40];
+
+	testutil_put_grant(f->st, 7, "s", 100, 200, 0);
+	snprintf(id, sizeof(id), "%s", testutil_grant_id(7));
+	memset(&g, 0, sizeof(g));
+	g.id = id;
+	g.sandbox_id = (char *)(uintptr_t)"t";
+	g.minted_by = (char *)(uintptr_t)"h";
+	g.kid = (char *)(uintptr_t)"k";
+	g.created_at = 100;
+	g.not_before = 100;
+	g.expires_at = 300;	/* another key in grants, the same ID */
+	g.bindings = (char *)(uintptr_t)"[]";
+	assert_int_equal(store_grant_insert(f->st, &g), CB_ERR_EXISTS);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 1);
+}
+
+/* A version-2 database (grants keyed by id) migrates with its grants and their lookups. */
+static void
+test_migrate_v2(void **state)
+{
+	struct fix *f = *state;
+	struct store_grant *g;
+	struct store *st = NULL;
+	sqlite3 *db = NULL;
+	char path[128], why[256], sql[512];
+	int i, seen = 0;
+	int64_t n;
+
+	(void)f;
+	snprintf(path, sizeof(path), "%s/v2.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (i = 0; i < schema_migration_count && schema_migrations[i].version <= 2; i++)
+		assert_int_equal(sqlite3_exec(db, schema_migrations[i].sql, NULL, NULL, NULL),
+		    SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
+	for (i = 0; i < 5; i++) {
+		snprintf(sql, sizeof(sql), "INSERT INTO grants (id, sandbox_id, minted_by, kid,"
+		    " created_at, not_before, expires_at, bindings) VALUES"
+		    " ('%s', 'old', 'h', 'k', 10, 10, %lld, '[]')", testutil_grant_id(i),
+		    i < 2 ? 50LL : 4000000000LL - i);
+		assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	}
+	sqlite3_close(db);
+	assert_int_equal(store_open(path, 0, &st, why, sizeof(why)), 0);
+	assert_int_equal(store_schema_version(st, &i), 0);
+	assert_int_equal(i, 3);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(store_grant_get(st, testutil_grant_id(i), &g), 0);
+		assert_string_equal(g->sandbox_id, "old");
+		store_grant_free(g);
+	}
+	assert_int_equal(store_grant_sandbox_live(st, "old", 100, 100, collect, &seen), 0);
+	assert_int_equal(seen, 3);
+	assert_int_equal(store_grant_purge_expired(st, 100, 10, &n), 0);
+	assert_int_equal(n, 2);
+	/* new grants next to the migrated ones */
+	testutil_put_grant(st, 9, "old", 20, 3000000000, 0);
+	seen = 0;
+	assert_int_equal(store_grant_sandbox_live(st, "old", 100, 100, collect, &seen), 0);
+	assert_int_equal(seen, 4);
+	store_close(st);
+}
+
+int main(void);
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_purge_and_sweep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_same_second, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unique_ids, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+	};
+
+	log_init("test_grant_purge", LOG_LVL_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
