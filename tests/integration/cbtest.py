@@ -212,13 +212,18 @@ class Deployment:
                 f.write(ptext)
 
     # --- the daemon -----------------------------------------------------------------------
-    def start(self, extra_args=(), wait=True):
-        """Starts credbrokerd (stderr appended to DIR/credbrokerd.log); waits for /healthz."""
+    def start(self, extra_args=(), wait=True, env=None):
+        """Starts credbrokerd (stderr appended to DIR/credbrokerd.log); waits for /healthz.
+        env: variables added to the daemon's environment (e.g. LD_PRELOAD)."""
         if self.proc is not None and self.proc.poll() is None:
             raise AssertionError("credbrokerd already running")
         self._log = open(self.log_path, "ab")
+        e = None
+        if env:
+            e = dict(os.environ)
+            e.update(env)
         self.proc = subprocess.Popen(valgrind_prefix() + [binary("credbrokerd"), "-c", self.conf_path]
-                                     + list(extra_args),
+                                     + list(extra_args), env=e,
                                      stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         if wait:
             self.wait_healthy()

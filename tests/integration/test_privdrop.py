@@ -11,6 +11,15 @@ all four IDs) and no supplementary groups; it is still not dumpable after the dr
 /proc files stay root-owned); it serves everything (put, mint, resolve, revoke, a data-key
 and a signing-key rotation, audit); it stops cleanly on SIGTERM. A master key with group or
 other access is refused even when started as root.
+
+credproxy (`user nobody` in its configuration): it reads the sandbox CA key (left root's
+0600, so it must be read before the drop), the upstream CA and the map, binds, then drops.
+libcurl reads the broker client certificate, its key and the broker CA at every new
+connection to the broker, so those are given to nobody (and a key nobody cannot read is
+refused at start-up). Checked: every thread runs as nobody, not dumpable, it proxies a
+request with the real credential injected, a SIGHUP map reload (file readable by nobody)
+takes effect after the drop, and one the user cannot read is refused while the running
+map stays; SIGTERM exits 0.
 """
 
 import http.client
@@ -19,12 +28,15 @@ import pwd
 import shutil
 import signal
 import ssl
+import subprocess
 import sys
 import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
+import echo_upstream  # noqa: E402
+import test_proxy  # noqa: E402
 
 HOST = "api.example.com"
 
@@ -156,6 +168,122 @@ class PrivDropTest(cbtest.TestCase):
             self.assertIn("credbroker.db", d.log())
         finally:
             d.stop()
+
+    def proxy_files_for_nobody(self, d):
+        """The files credproxy reads after its drop: the broker client certificate and key
+        (libcurl reads them at each connection) and the broker CA; pki/ becomes
+        traversable. The sandbox CA key stays root's 0600."""
+        pki = os.path.join(d.dir, "pki")
+        os.chmod(pki, 0o711)
+        for f in ("proxy.pem", "proxy.key"):
+            os.chown(os.path.join(pki, f), self.pw.pw_uid, self.pw.pw_gid)
+        os.chmod(os.path.join(pki, "ca.pem"), 0o644)
+        sca = os.stat(os.path.join(pki, "sandbox-ca.key"))
+        self.assertEqual((sca.st_uid, sca.st_mode & 0o777), (0, 0o600))
+
+    def through_proxy(self, d, p, token, up_port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(d.dir, "pki", "sandbox-ca.pem"))
+        c = http.client.HTTPSConnection("127.0.0.1", p.port, context=ctx,
+                                        timeout=test_proxy.TIMEOUT)
+        c.set_tunnel("localhost", up_port)
+        tid = os.urandom(8).hex()
+        try:
+            c.putrequest("GET", "/echo", skip_accept_encoding=True)
+            c.putheader("X-Test-Id", tid)
+            c.putheader("Authorization", "Bearer " + token)
+            c.endheaders()
+            r = c.getresponse()
+            return r.status, r.read(), echo_upstream.received(tid)
+        except (http.client.HTTPException, OSError):
+            return 0, b"", None
+        finally:
+            c.close()
+
+    def test_proxy_runs_as_nobody(self):
+        uid, gid = str(self.pw.pw_uid), str(self.pw.pw_gid)
+        with self.deployment() as d:
+            d.start()
+            self.proxy_files_for_nobody(d)
+            up_ca, crt, key = echo_upstream.make_certs(os.path.join(d.tmp, "upstream"))
+            srv, up_port = echo_upstream.serve(crt, key)
+            p = None
+            try:
+                value = "pdp_" + os.urandom(16).hex()
+                d.put_secret("pdp", value, ["localhost"])
+                g = d.mint("sbx-pdp", "pdp", "localhost", port=up_port)
+                # The map names another sandbox for 127.0.0.1 at first: refused until reload.
+                p = test_proxy.Proxy(d, "pd", ["--upstream-ca", up_ca, "--allow-private"],
+                                     ["user nobody", "sandbox 127.0.0.1/32 sbx-other"])
+                pid = p.proc.pid
+                tasks = os.listdir("/proc/%d/task" % pid)
+                self.assertGreater(len(tasks), 1)
+                for t in tasks:
+                    st = "/proc/%d/task/%s/status" % (pid, t)
+                    self.assertEqual(ids(st, "Uid"), [uid] * 4, "thread %s" % t)
+                    self.assertEqual(ids(st, "Gid"), [gid] * 4, "thread %s" % t)
+                    self.assertIn(ids(st, "Groups"), ([], [gid]), "thread %s" % t)
+                self.assertEqual(os.stat("/proc/%d/status" % pid).st_uid, 0,
+                                 "credproxy became dumpable again after dropping privileges")
+                self.assertIn("running as nobody", p.log())
+
+                st, body, _ = self.through_proxy(d, p, g["token"], up_port)
+                self.assertEqual(st, 403, body[:200])
+
+                # SIGHUP after the drop: the file is readable by nobody, the new map applies.
+                with open(p.conf) as f:
+                    text = f.read()
+                with open(p.conf, "w") as f:
+                    f.write(text.replace("sbx-other", "sbx-pdp"))
+                p.proc.send_signal(signal.SIGHUP)
+                cbtest.wait_until(lambda: "reloaded" in p.log(), timeout=10 * test_proxy.SLOW,
+                                  what="credproxy reload")
+                st, body, got = self.through_proxy(d, p, g["token"], up_port)
+                self.assertEqual(st, 200, body[:300])
+                self.assertEqual([v for k, v in got if k.lower() == "authorization"],
+                                 ["Bearer " + value])
+                self.assertNotIn(value.encode(), body)
+
+                # A map the user cannot read: the reload fails, the running map stays.
+                os.chmod(p.conf, 0o600)
+                with open(p.conf, "w") as f:
+                    f.write(text)	# would map 127.0.0.1 to sbx-other again
+                p.proc.send_signal(signal.SIGHUP)
+                cbtest.wait_until(lambda: "reload failed" in p.log(),
+                                  timeout=10 * test_proxy.SLOW, what="refused reload")
+                st, body, _ = self.through_proxy(d, p, g["token"], up_port)
+                self.assertEqual(st, 200, body[:300])
+                self.assertEqual(p.stop(), 0, p.log()[-2000:])
+                p = None
+            finally:
+                if p is not None:
+                    p.stop()
+                srv.shutdown()
+                srv.server_close()
+
+    def test_proxy_key_not_readable_refused(self):
+        # The broker client key left root's 0600: libcurl would fail every reconnect to
+        # the broker after the drop. credproxy must refuse at start-up and name the file.
+        with self.deployment() as d:
+            d.start()
+            self.proxy_files_for_nobody(d)
+            key = os.path.join(d.dir, "pki", "proxy.key")
+            os.chown(key, 0, 0)
+            os.chmod(key, 0o600)
+            conf = os.path.join(d.dir, "credproxy-pdk.conf")
+            with open(os.path.join(d.dir, "credproxy.conf")) as f:
+                text = f.read()
+            with open(conf, "w") as f:
+                f.write(text + "user nobody\n")
+            r = subprocess.run(test_proxy.VALGRIND + [
+                cbtest.binary("credproxy"), "-c", conf, "--listen",
+                "127.0.0.1:%d" % cbtest.free_port(), "--sandbox-id", "sbx-pdk"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                timeout=60 * test_proxy.SLOW)
+            err = r.stderr.decode(errors="replace")
+            self.assertNotEqual(r.returncode, 0, err)
+            self.assertIn("proxy.key", err)
+            self.assertIn("nobody", err)
 
     def test_master_key_mode_refused_as_root(self):
         with self.deployment() as d:
