@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "crypto.h"
 #include "err.h"
@@ -137,6 +139,52 @@ test_hmac_sha256_vectors(void **state)
 	    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+/*
+ * crypto_hmac_sha256 computes HMAC itself on a reused per-thread digest context: it must
+ * equal OpenSSL's HMAC() for keys shorter than, equal to and longer than the 64-byte
+ * block (hashed first), empty messages and multi-block ones, with SHA-256 calls in
+ * between (the context is shared), and RFC 4231 case 6 (131-byte key).
+ */
+static void
+test_hmac_matches_openssl(void **state)
+{
+	static const size_t klens[] = { 0, 1, 31, 32, 63, 64, 65, 131, 300 };
+	static const size_t mlens[] = { 0, 1, 55, 56, 64, 300, 1000 };
+	uint8_t key[300], msg[1000], mac[CRYPTO_HASH_LEN], want[CRYPTO_HASH_LEN];
+	uint8_t h[CRYPTO_HASH_LEN], h2[CRYPTO_HASH_LEN];
+	char hex[2 * CRYPTO_HASH_LEN + 1];
+	unsigned int wlen;
+	size_t i, j;
+
+	(void)state;
+	assert_int_equal(crypto_random(key, sizeof(key)), 0);
+	assert_int_equal(crypto_random(msg, sizeof(msg)), 0);
+	crypto_sha256(msg, sizeof(msg), h);
+	for (i = 0; i < UTIL_ARRAY_LEN(klens); i++) {
+		for (j = 0; j < UTIL_ARRAY_LEN(mlens); j++) {
+			wlen = 0;
+			assert_non_null(HMAC(EVP_sha256(), key, (int)klens[i], msg, mlens[j],
+			    want, &wlen));
+			assert_int_equal(wlen, CRYPTO_HASH_LEN);
+			memset(mac, 0, sizeof(mac));
+			assert_int_equal(crypto_hmac_sha256(key, klens[i], msg, mlens[j], mac),
+			    0);
+			assert_memory_equal(mac, want, sizeof(mac));
+			/* The shared context gives the same digest after an HMAC. */
+			crypto_sha256(msg, sizeof(msg), h2);
+			assert_memory_equal(h, h2, sizeof(h));
+		}
+	}
+	/* RFC 4231 test case 6: 131 bytes of 0xaa, a key longer than the block. */
+	for (i = 0; i < 131; i++)
+		key[i] = 0xaa;
+	assert_int_equal(crypto_hmac_sha256(key, 131,
+	    "Test Using Larger Than Block-Size Key - Hash Key First", 54, mac), 0);
+	util_hex(mac, sizeof(mac), hex);
+	assert_string_equal(hex,
+	    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
 static void
 test_memeq(void **state)
 {
@@ -187,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_nonce_fresh),
 		cmocka_unit_test(test_tamper),
 		cmocka_unit_test(test_hmac_sha256_vectors),
+		cmocka_unit_test(test_hmac_matches_openssl),
 		cmocka_unit_test(test_memeq),
 		cmocka_unit_test(test_secure_alloc),
 		cmocka_unit_test(test_random),
