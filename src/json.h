@@ -52,6 +52,16 @@ int json_get_bool(json_t *obj, const char *key, int required, int *out, const ch
 int json_get_array(json_t *obj, const char *key, int required, size_t maxitems,
     json_t **out, const char **code);
 
+/*
+ * Writes v as compact JSON into buf (at most cap bytes, no NUL added): byte for byte what
+ * json_dumpb(v, buf, cap, JSON_COMPACT) writes, in about a tenth of the instructions.
+ * Returns the whole length, which may exceed cap (then only cap bytes were written:
+ * call again with a larger buffer), or 0 when v is not an object or an array, holds a
+ * real number, nests deeper than 32, or holds a string that is not valid UTF-8
+ * (json_dumpb writes reals; it refuses the others too). Nothing is allocated, so no copy of a secret is left.
+ */
+size_t json_write_compact(const json_t *v, char *buf, size_t cap);
+
 /* {"error": code} (and "field": field when not NULL); new reference. */
 json_t *json_error_body(const char *code, const char *field);
 

@@ -139,6 +139,23 @@ server_json_wipe(json_t *v, int depth)
 }
 
 /*
+ * body as compact JSON into buf (see json_write_compact): our writer, ~10x cheaper than
+ * json_dumpb (~31 k instructions for a mint's answer, ~15 k for a resolve's), which
+ * remains for what ours does not write (a real number). 0 for no body.
+ */
+static size_t
+server_dump(json_t *body, char *buf, size_t cap)
+{
+	size_t len;
+
+	if (body == NULL)
+		return 0;
+	if ((len = json_write_compact(body, buf, cap)) == 0)
+		len = json_dumpb(body, buf, cap, JSON_COMPACT);
+	return len;
+}
+
+/*
  * A response with a JSON body (or raw text when raw != NULL, transferred); every
  * answer is no-store. Returns NULL on allocation failure.
  */
@@ -161,7 +178,7 @@ server_response(json_t *body, int sensitive, char *raw, size_t rawlen, const cha
 		 */
 		char stackbuf[SERVER_DUMP_STACK];
 
-		len = body != NULL ? json_dumpb(body, stackbuf, sizeof(stackbuf), JSON_COMPACT) : 0;
+		len = server_dump(body, stackbuf, sizeof(stackbuf));
 		if (len <= sizeof(stackbuf)) {
 			if ((buf = malloc(len + 1)) != NULL) {
 				memcpy(buf, stackbuf, len);
@@ -174,7 +191,7 @@ server_response(json_t *body, int sensitive, char *raw, size_t rawlen, const cha
 			explicit_bzero(stackbuf, sizeof(stackbuf));
 			if ((buf = malloc(len + 1)) == NULL)
 				return NULL;
-			if (json_dumpb(body, buf, len, JSON_COMPACT) != len) {
+			if (server_dump(body, buf, len) != len) {
 				util_wipe_free(buf, len + 1);
 				return NULL;
 			}
@@ -202,9 +219,8 @@ server_log(struct server_req *q, const char *route, unsigned int status)
 {
 	const char *gid = q->call.grant_id[0] != '\0' ? q->call.grant_id : "-";
 
-	log_info("peer=%s identity=%s route=\"%s\" status=%u grant_id=%s latency_us=%lld",
-	    q->conn->peer, q->conn->id, route != NULL ? route : "other", status, gid,
-	    (long long)(util_mono_us() - q->call.start_us));
+	log_request(__func__, q->conn->peer, q->conn->id, route != NULL ? route : "other",
+	    status, gid, (long long)(util_mono_us() - q->call.start_us));
 	metrics_request(q->s->b->metrics, route, (int)status);
 }
 

@@ -342,6 +342,340 @@ test_error_body(void **state)
 	json_decref(b);
 }
 
+/* json_write_compact against json_dumpb(JSON_COMPACT): equal bytes, or both refuse. */
+static void
+check_write(json_t *v)
+{
+	char want[4096], got[4096], small[7];
+	size_t wn, gn, sn;
+
+	wn = json_dumpb(v, want, sizeof(want), JSON_COMPACT);
+	assert_true(wn < sizeof(want));
+	memset(got, 0x55, sizeof(got));
+	gn = json_write_compact(v, got, sizeof(got));
+	assert_int_equal(gn, wn);
+	assert_memory_equal(got, want, wn);
+	assert_int_equal((unsigned char)got[gn], 0x55);	/* nothing past the text */
+	/* A short buffer: the same length, and the prefix that fits. */
+	memset(small, 0x55, sizeof(small));
+	sn = json_write_compact(v, small, sizeof(small) - 1);
+	assert_int_equal(sn, wn);
+	assert_memory_equal(small, want, wn < sizeof(small) - 1 ? wn : sizeof(small) - 1);
+	assert_int_equal((unsigned char)small[sizeof(small) - 1], 0x55);
+	assert_int_equal(json_write_compact(v, NULL, 0), wn);
+}
+
+static void
+test_write_compact(void **state)
+{
+	static const char *const texts[] = {
+		"{}", "[]", "[[],{}]",
+		"{\"headers\":[{\"name\":\"Authorization\",\"value\":\"Bearer x\"}],"
+		    "\"expires_in\":3596}",
+		"{\"a\":\"quote \\\" backslash \\\\ slash / del \\u007f\"}",
+		"{\"c\":\"\\b\\f\\n\\r\\t\\u0001\\u001f\\u0000 end\"}",
+		"{\"u\":\"\\u00e9\\u20ac\\ud83d\\ude00 \\u2028\"}",
+		"{\"\\u00e9 key\\n\":[true,false,null,0,-1,9223372036854775807,"
+		    "-9223372036854775808]}",
+		"{\"z\":1,\"a\":2,\"m\":{\"y\":[1,[2,[3]]],\"b\":\"\"}}",
+	};
+	char bad[4] = { 'a', (char)0xc3, 'b', '\0' };
+	json_t *v, *inner;
+	size_t i;
+	int d;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(texts); i++) {
+		v = json_loads(texts[i], JSON_ALLOW_NUL, NULL);
+		assert_non_null(v);
+		check_write(v);
+		json_decref(v);
+	}
+	/* Keys and values with NUL inside (built in memory). */
+	v = json_object();
+	assert_int_equal(json_object_setn_new(v, "k\0ey", 4, json_stringn("v\0al", 4)), 0);
+	check_write(v);
+	json_decref(v);
+	/* Refused by both: a non-container root, invalid UTF-8. */
+	v = json_string("x");
+	assert_int_equal(json_write_compact(v, NULL, 0), 0);
+	assert_int_equal(json_dumpb(v, NULL, 0, JSON_COMPACT), 0);
+	json_decref(v);
+	v = json_pack("{s:o}", "s", json_stringn_nocheck(bad, 3));
+	assert_non_null(v);
+	assert_int_equal(json_write_compact(v, NULL, 0), 0);
+	assert_int_equal(json_dumpb(v, NULL, 0, JSON_COMPACT), 0);
+	json_decref(v);
+	/* Refused by ours only: a real (the caller falls back to json_dumpb). */
+	v = json_pack("{s:f}", "r", 1.5);
+	assert_int_equal(json_write_compact(v, NULL, 0), 0);
+	json_decref(v);
+	/* Depth: 32 levels are written, 33 are not. */
+	for (d = 32; d <= 33; d++) {
+		v = json_array();
+		inner = v;
+		for (i = 1; i < (size_t)d; i++) {
+			json_t *n = json_array();
+
+			assert_int_equal(json_array_append_new(inner, n), 0);
+			inner = n;
+		}
+		if (d == 32)
+			check_write(v);
+		else
+			assert_int_equal(json_write_compact(v, NULL, 0), 0);
+		json_decref(v);
+	}
+}
+
+/* Random trees of every kind but reals, with every byte 1..255 in strings. */
+static json_t *
+rand_tree(unsigned int *seed, int depth)
+{
+	char s[24];
+	size_t i, n;
+	json_t *v;
+	int kind;
+
+	*seed = *seed * 1103515245u + 12345u;
+	kind = depth >= 4 ? (int)(*seed >> 16) % 5 + 2 : (int)(*seed >> 16) % 7;
+	n = (*seed >> 8) % 5;
+	switch (kind) {
+	case 0:
+		v = json_object();
+		for (i = 0; i < n; i++) {
+			snprintf(s, sizeof(s), "k%zu\x01\"", i);
+			json_object_set_new(v, s, rand_tree(seed, depth + 1));
+		}
+		return v;
+	case 1:
+		v = json_array();
+		for (i = 0; i < n; i++)
+			json_array_append_new(v, rand_tree(seed, depth + 1));
+		return v;
+	case 2:
+		for (i = 0; i < sizeof(s) - 1; i++) {
+			*seed = *seed * 1103515245u + 12345u;
+			s[i] = (char)((*seed >> 16) % 127 + 1);
+		}
+		return json_stringn(s, sizeof(s) - 1);
+	case 3:
+		return json_integer((json_int_t)*seed * ((*seed & 1) ? -1 : 1));
+	case 4:
+		return json_true();
+	case 5:
+		return json_false();
+	default:
+		return json_null();
+	}
+}
+
+static void
+test_write_random(void **state)
+{
+	unsigned int seed = 42;
+	json_t *o;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 500; i++) {
+		o = json_object();
+		assert_int_equal(json_object_set_new(o, "t", rand_tree(&seed, 0)), 0);
+		check_write(o);
+		json_decref(o);
+	}
+}
+
+/* What json_parse_object answered when jansson parsed: the reference. */
+static json_t *
+ref_parse(const char *buf, size_t len, const char **code)
+{
+	json_error_t err;
+	json_t *root;
+	int depth, instr, esc;
+	size_t i;
+
+	*code = NULL;
+	/* The same bound on nesting before parsing (depth_ok in json.c). */
+	depth = instr = esc = 0;
+	for (i = 0; i < len; i++) {
+		if (instr) {
+			if (esc)
+				esc = 0;
+			else if (buf[i] == '\\')
+				esc = 1;
+			else if (buf[i] == '"')
+				instr = 0;
+			continue;
+		}
+		if (buf[i] == '"')
+			instr = 1;
+		else if (buf[i] == '{' || buf[i] == '[') {
+			if (++depth > 8) {
+				*code = JSON_E_BAD_JSON;
+				return NULL;
+			}
+		} else if (buf[i] == '}' || buf[i] == ']')
+			depth--;
+	}
+	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
+	if (root == NULL) {
+		if (json_error_code(&err) == json_error_duplicate_key)
+			*code = JSON_E_DUPLICATE_KEY;
+		else if (json_error_code(&err) == json_error_numeric_overflow)
+			*code = JSON_E_INVALID_VALUE;
+		else
+			*code = JSON_E_BAD_JSON;
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		*code = JSON_E_NOT_OBJECT;
+		return NULL;
+	}
+	return root;
+}
+
+/* json_parse_object and jansson agree on buf: same code, or equal trees in equal order. */
+static void
+check_same_parse(const char *buf, size_t len)
+{
+	const char *want_code, *got_code;
+	json_t *want, *got;
+	char *a, *b;
+	int rc;
+
+	want = ref_parse(buf, len, &want_code);
+	rc = json_parse_object(buf, len, &got, &got_code);
+	if ((want == NULL) != (rc != 0) || (want_code == NULL) != (got_code == NULL) ||
+	    (want_code != NULL && strcmp(want_code, got_code) != 0)) {
+		print_error("input (%zu bytes): %.*s\nwant %s, got %s\n", len, (int)len, buf,
+		    want_code != NULL ? want_code : "ok", got_code != NULL ? got_code : "ok");
+		fail();
+	}
+	if (want != NULL) {
+		assert_true(json_equal(want, got));
+		a = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+		b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_string_equal(a, b);	/* member order too */
+		free(a);
+		free(b);
+	}
+	json_decref(want);
+	json_decref(got);
+}
+
+/* Inputs where a hand-written parser could differ from jansson. */
+static const char *const same_cases[] = {
+	"{}", "{ }", " \t\r\n{}\n", "{}x", "{} {}", "{},", "{", "}", "", " ",
+	"{\"a\":1}", "{\"a\" : 1 , \"b\" :2}", "{\"a\":1,}", "{,\"a\":1}", "{\"a\"1}",
+	"{\"a\":}", "{a:1}", "{'a':1}", "{\"a\":1 \"b\":2}", "{\"\":1}", "{\"\":1,\"\":2}",
+	"{\"a\":[]}", "{\"a\":[1,]}", "{\"a\":[,1]}", "{\"a\":[1 2]}", "{\"a\":[[]]}",
+	"{\"a\":true,\"b\":false,\"c\":null}", "{\"a\":tru}", "{\"a\":True}",
+	"{\"a\":nul}", "{\"a\":nulls}", "{\"a\":truex}", "{\"a\":falsey}",
+	"{\"a\":0}", "{\"a\":-0}", "{\"a\":01}", "{\"a\":-01}", "{\"a\":+1}", "{\"a\":-}",
+	"{\"a\":1.}", "{\"a\":.5}", "{\"a\":1.5}", "{\"a\":-1.5e3}", "{\"a\":1e}",
+	"{\"a\":1e+}", "{\"a\":1E-2}", "{\"a\":1e999}", "{\"a\":-1e999}", "{\"a\":1e-999}",
+	"{\"a\":0.0000000000000000000000000001}", "{\"a\":1.7976931348623157e308}",
+	"{\"a\":9223372036854775807}", "{\"a\":9223372036854775808}",
+	"{\"a\":-9223372036854775808}", "{\"a\":-9223372036854775809}",
+	"{\"a\":99999999999999999999999}", "{\"a\":99999999999999999999999.5}",
+	"{\"a\":99999999999999999999999e2}", "{\"a\":1,\"a\":1e999}", "{\"a\":1e999,\"a\":1}",
+	"{\"a\":0x10}", "{\"a\":NaN}", "{\"a\":Infinity}", "{\"a\":-Infinity}",
+	"{\"a\":\"\"}", "{\"a\":\"x\"y\"}", "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+	"{\"a\":\"\\x\"}", "{\"a\":\"\\\"}", "{\"a\":\"\\u\"}", "{\"a\":\"\\u12\"}",
+	"{\"a\":\"\\u00e9\"}", "{\"a\":\"\\u00E9\\u20AC\"}", "{\"a\":\"\\u0000\"}",
+	"{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":\"\\ud83d\"}", "{\"a\":\"\\ud83dx\"}",
+	"{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":\"\\ude00\"}", "{\"a\":\"\\udbff\\udfff\"}",
+	"{\"a\":\"\\ud800\\udc00\"}", "{\"a\":\"\\uD83D\\uDE00\"}", "{\"a\":\"\\u00g0\"}",
+	"{\"a\":\"tab\there\"}", "{\"a\":\"nl\nhere\"}", "{\"a\":\"del\x7f\"}",
+	"{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xc3x\"}", "{\"a\":\"\xc0\x80\"}",
+	"{\"a\":\"\xe0\x80\x80\"}", "{\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"\xf0\x9f\x98\x80\"}",
+	"{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xf5\x80\x80\x80\"}", "{\"a\":\"\xff\"}",
+	"{\"a\":\"\x80\"}", "{\"\xc3\xa9\":1}", "{\"a\":1}\xc3\xa9", "\xef\xbb\xbf{}",
+	"{\"a\":1,\"\\u0061\":2}", "{\"a\\u0000b\":1}", "{\"a\":{\"b\":1,\"b\":2}}",
+	"{\"a\":{\"b\":1},\"a\":{\"b\":1}}", "{\"b\":1,\"a\":2,\"c\":{\"z\":1,\"y\":[3,2]}}",
+	"[]", "[1]", "\"x\"", "1", "-1", "true", "null", "1 2", "{\"a\":1}/**/", "{\"a\":1}//",
+	"{\"a\":[[[[[[[1]]]]]]]}", "{\"a\":[[[[[[[[1]]]]]]]]}",
+};
+
+static void
+test_parse_same_as_jansson(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(same_cases); i++)
+		check_same_parse(same_cases[i], strlen(same_cases[i]));
+	/* With a NUL byte inside (outside and inside a string). */
+	check_same_parse("{\"a\":1}\0", 9);
+	check_same_parse("{\"a\":\"x\0y\"}", 12);
+	check_same_parse("{\"a\"\0:1}", 9);
+}
+
+/* Real request bodies, each mutated many times (replace, insert, delete, cut). */
+static void
+test_parse_mutations(void **state)
+{
+	static const char *const seeds[] = {
+		"{\"token\":\"cbt_eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln\",\"sandbox_id\":"
+		    "\"sbx-1\",\"host\":\"api.example.com\",\"port\":443,\"method\":\"POST\","
+		    "\"path\":\"/v1/chat?q=\\u00e9\"}",
+		"{\"sandbox_id\":\"s\",\"ttl_s\":600,\"max_uses\":null,\"bindings\":[{\"secret\":"
+		    "\"gh\",\"host\":\"api.github.com\",\"port\":443,\"methods\":[\"GET\",\"POST\"],"
+		    "\"inject\":false,\"template\":\"token {secret}\"}]}",
+		"{\"value\":\"s3cr\\\"et\\n\\ud83d\\ude00\xc3\xa9\",\"hosts\":[\"a.b\"],"
+		    "\"max_ttl_s\":-12.5e-3,\"x\":[true,false,null,{}]}",
+	};
+	static const char alphabet[] = "{}[]\",:\\ u0123456789eE.-+tfnalsr/\x01\x1f\x7f"
+	    "\xc3\xa9\xed\xa0\x80\xf0\xbf\xff";
+	char buf[512];
+	unsigned int seed = 7;
+	size_t i, len, pos;
+	int m, op;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(seeds); i++) {
+		for (m = 0; m < 3000; m++) {
+			len = strlen(seeds[i]);
+			assert_true(len + 8 < sizeof(buf));
+			memcpy(buf, seeds[i], len);
+			/* One to three edits. */
+			for (op = 0; op < 1 + m % 3; op++) {
+				seed = seed * 1103515245u + 12345u;
+				pos = (seed >> 8) % (len + 1);
+				seed = seed * 1103515245u + 12345u;
+				switch ((seed >> 16) % 4) {
+				case 0:
+					if (pos < len)
+						buf[pos] = alphabet[(seed >> 4) % (sizeof(alphabet) - 1)];
+					break;
+				case 1:
+					if (len + 1 < sizeof(buf)) {
+						memmove(buf + pos + 1, buf + pos, len - pos);
+						buf[pos] = alphabet[(seed >> 4) %
+						    (sizeof(alphabet) - 1)];
+						len++;
+					}
+					break;
+				case 2:
+					if (pos < len) {
+						memmove(buf + pos, buf + pos + 1, len - pos - 1);
+						len--;
+					}
+					break;
+				default:
+					len = pos;
+					break;
+				}
+			}
+			check_same_parse(buf, len);
+		}
+	}
+}
+
 int
 main(void)
 {
@@ -353,6 +687,10 @@ main(void)
 		cmocka_unit_test(test_get_int),
 		cmocka_unit_test(test_get_bool_array),
 		cmocka_unit_test(test_error_body),
+		cmocka_unit_test(test_parse_same_as_jansson),
+		cmocka_unit_test(test_parse_mutations),
+		cmocka_unit_test(test_write_compact),
+		cmocka_unit_test(test_write_random),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
