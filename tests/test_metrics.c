@@ -1,4 +1,7 @@
-/* test_metrics.c: counters, status classes, resolve outcomes and the latency histogram. */
+/*
+ * test_metrics.c: counters, status classes, resolve outcomes and the latency histogram;
+ * the per-request log line (log_request) that goes with them.
+ */
 #include "config.h"
 
 #include <setjmp.h>
@@ -8,11 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "api.h"
 #include "err.h"
+#include "log.h"
 #include "metrics.h"
 
 int main(void);
@@ -154,6 +160,108 @@ test_render_is_prometheus_text(void **state)
 	metrics_free(m);
 }
 
+/* Runs fn with stderr sent to a file and returns what it wrote (static buffer). */
+static const char *
+capture(void (*fn)(void))
+{
+	static char out[8192];
+	char path[] = "/tmp/test_metrics_log.XXXXXX";
+	int fd, saved;
+	ssize_t n;
+
+	assert_true((fd = mkstemp(path)) >= 0);
+	unlink(path);
+	fflush(stderr);
+	assert_true((saved = dup(STDERR_FILENO)) >= 0);
+	assert_true(dup2(fd, STDERR_FILENO) >= 0);
+	fn();
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	assert_true(lseek(fd, 0, SEEK_SET) == 0);
+	n = read(fd, out, sizeof(out) - 1);
+	assert_true(n >= 0);
+	out[n] = '\0';
+	close(fd);
+	return out;
+}
+
+/* As long as server.c keeps one (SERVER_ID_MAX 256 with its NUL). */
+static const char long_id[] = "spiffe://credbroker.dev/"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+static void
+log_both(void)
+{
+	log_info("peer=%s identity=%s route=\"%s\" status=%u grant_id=%s latency_us=%lld",
+	    "127.0.0.1:5555", "spiffe://credbroker.dev/proxy", "POST /v1/resolve", 200u,
+	    "0123456789abcdef0123456789abcdef", 1234LL);
+	log_request(__func__, "127.0.0.1:5555", "spiffe://credbroker.dev/proxy",
+	    "POST /v1/resolve", 200u, "0123456789abcdef0123456789abcdef", 1234LL);
+	log_info("peer=%s identity=%s route=\"%s\" status=%u grant_id=%s latency_us=%lld",
+	    "[::1]:1", long_id, "other", 503u, "-", -7LL);
+	log_request(__func__, "[::1]:1", long_id, "other", 503u, "-", -7LL);
+}
+
+static void
+log_two_seconds(void)
+{
+	struct timespec ts = { 1, 100000000 };
+
+	log_request(__func__, "p", "i", "r", 200u, "-", 0);
+	nanosleep(&ts, NULL);
+	log_request(__func__, "p", "i", "r", 200u, "-", 0);
+}
+
+/*
+ * log_request writes what the printf form writes (after the time, which may have moved
+ * on by a millisecond), and its per-thread cached second follows the clock.
+ */
+static void
+test_request_log_line(void **state)
+{
+	char a[4][1024], when[2][32];
+	const char *out, *p, *nl;
+	struct tm tm;
+	time_t t0;
+	int i;
+
+	(void)state;
+	log_init("test_metrics", LOG_LVL_INFO);
+	out = capture(log_both);
+	for (i = 0, p = out; i < 4; i++, p = nl + 1) {
+		assert_non_null(nl = strchr(p, '\n'));
+		assert_true((size_t)(nl - p) < sizeof(a[i]) && nl - p > 24);
+		/* "2026-11-27T07:48:24.123Z " then the rest. */
+		assert_int_equal(p[10], 'T');
+		assert_int_equal(p[23], 'Z');
+		memcpy(a[i], p + 24, (size_t)(nl - p) - 24);
+		a[i][nl - p - 24] = '\0';
+	}
+	assert_non_null(strstr(a[0], " info log_both: peer=127.0.0.1:5555 identity=spiffe:"));
+	assert_string_equal(a[0], a[1]);
+	assert_string_equal(a[2], a[3]);
+	assert_non_null(strstr(a[3], "latency_us=-7"));
+
+	t0 = time(NULL);
+	out = capture(log_two_seconds);
+	for (i = 0, p = out; i < 2; i++, p = nl + 1) {
+		assert_non_null(nl = strchr(p, '\n'));
+		memcpy(when[i], p, 19);
+		when[i][19] = '\0';
+	}
+	assert_string_not_equal(when[0], when[1]);
+	gmtime_r(&t0, &tm);
+	assert_true(strftime(a[0], sizeof(a[0]), "%Y-%m-%dT%H:%M:%S", &tm) > 0);
+	assert_true(strcmp(when[0], a[0]) >= 0);	/* not a stale second */
+	/* Below info: nothing. */
+	log_init("test_metrics", LOG_LVL_WARN);
+	out = capture(log_two_seconds);
+	assert_string_equal(out, "");
+	log_init("test_metrics", LOG_LVL_INFO);
+}
+
 int
 main(void)
 {
@@ -161,6 +269,7 @@ main(void)
 		cmocka_unit_test(test_requests),
 		cmocka_unit_test(test_resolve_histogram),
 		cmocka_unit_test(test_render_is_prometheus_text),
+		cmocka_unit_test(test_request_log_line),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
