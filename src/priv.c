@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <stddef.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -160,14 +161,16 @@ static const int priv_allow_proxy[] = {
 #ifdef CB_SANITIZERS
 /*
  * AddressSanitizer/LeakSanitizer builds (tests only): the leak check at exit stops the
- * world from a helper task that ptrace-attaches to every thread, waits for them and
- * reads /proc/self/task and /proc/self/maps. Listed so that a sanitizer report or the
- * exit-time leak check is not cut short by the filter. Never in a release build.
+ * world from a helper task (a clone that shares the filter) which ptrace-attaches to
+ * every thread, waits for them and lists /proc/self/task with getdents. Should one of
+ * these calls be missing, the helper dies and the daemon hangs at exit. Never in a
+ * release build.
  */
 static const int priv_allow_sanitizer[] = {
 	SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(waitid), SCMP_SYS(getppid),
-	SCMP_SYS(kill), SCMP_SYS(sched_getparam), SCMP_SYS(sched_getscheduler),
-	SCMP_SYS(getrlimit), SCMP_SYS(prlimit64), SCMP_SYS(munlockall),
+	SCMP_SYS(getdents), SCMP_SYS(kill), SCMP_SYS(sched_getparam),
+	SCMP_SYS(sched_getscheduler), SCMP_SYS(getrlimit), SCMP_SYS(prlimit64),
+	SCMP_SYS(munlockall),
 };
 #endif
 
@@ -239,6 +242,12 @@ priv_seccomp(const char *profile)
 	if ((rc = priv_allow(ctx, priv_allow_sanitizer,
 	    UTIL_ARRAY_LEN(priv_allow_sanitizer))) != 0)
 		goto out;
+	/* A sanitizer report (a SIGSEGV caught by ASan, say) asks isatty(stderr) for colours. */
+	if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+	    SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)TCGETS)) != 0) {
+		rc = CB_ERR_INVAL;
+		goto out;
+	}
 #endif
 	if ((rc = seccomp_load(ctx)) != 0) {
 		log_warnx("cannot install the seccomp filter: %s (a kernel without seccomp, or "

@@ -326,7 +326,7 @@ sc_make_call(enum sc_call call)
 		fd = (int)syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
 		return fd >= 0 ? 20 : 21;
 	case SC_SOCKET_PACKET:
-		/* Raw link-layer sockets: not even the proxy (only inet, inet6, unix, netlink route). */
+		/* Link-layer sockets: not even the proxy (inet, inet6, unix, netlink route). */
 		fd = (int)syscall(SYS_socket, AF_PACKET, SOCK_RAW, 0);
 		return fd >= 0 ? 22 : 23;
 	case SC_SOCKET_NETLINK_OTHER:
