@@ -107,6 +107,7 @@ store_step_done(struct store *st, sqlite3_stmt *stmt)
 	int rc;
 
 	rc = sqlite3_step(stmt);
+	st->last_steps = sqlite3_stmt_status(stmt, SQLITE_STMTSTATUS_VM_STEP, 1);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW) {
 		store_stmt_done(stmt);
 		return 0;
@@ -542,6 +543,12 @@ store_integrity_check(struct store *st)
 	ok = res != NULL && strcmp((const char *)res, "ok") == 0;
 	sqlite3_finalize(s);
 	return ok ? 0 : CB_ERR_CORRUPT;
+}
+
+int64_t
+store_last_steps(const struct store *st)
+{
+	return st != NULL ? st->last_steps : 0;
 }
 
 int

@@ -65,6 +65,11 @@ int store_checkpoint(struct store *st, int *log, int *done);
 
 /* PRAGMA integrity_check: returns 0 when "ok", CB_ERR_CORRUPT otherwise. */
 int store_integrity_check(struct store *st);
+/*
+ * SQLite VM steps of the last statement run through store_step_done: lets tests
+ * check that a statement stays bounded (e.g. a purge window does not scan the table).
+ */
+int64_t store_last_steps(const struct store *st);
 /* The schema version (PRAGMA user_version). */
 int store_schema_version(struct store *st, int *version);
 

@@ -39,6 +39,7 @@ struct store {
 	int in_txn;			/* BEGIN issued by store_begin */
 	int in_savepoint;
 	int wal_frames;			/* WAL size after the last commit (store_wal_manual) */
+	int64_t last_steps;		/* VM steps of the last store_step_done statement */
 	sqlite3_stmt *stmts[STORE_STMT_MAX];
 	const char *stmt_sql[STORE_STMT_MAX];	/* the sql each slot was prepared from */
 };
