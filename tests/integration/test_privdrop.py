@@ -216,6 +216,9 @@ class PrivDropTest(cbtest.TestCase):
                 p = test_proxy.Proxy(d, "pd", ["--upstream-ca", up_ca, "--allow-private"],
                                      ["user nobody", "sandbox 127.0.0.1/32 sbx-other"])
                 pid = p.proc.pid
+                # Accepting starts a moment before the drop: wait for the last start-up line.
+                cbtest.wait_until(lambda: "listening on" in p.log(), timeout=10 * test_proxy.SLOW,
+                                  what="credproxy start-up")
                 tasks = os.listdir("/proc/%d/task" % pid)
                 self.assertGreater(len(tasks), 1)
                 for t in tasks:

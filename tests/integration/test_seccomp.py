@@ -62,6 +62,10 @@ class SeccompTest(cbtest.TestCase):
         p = test_proxy.Proxy(d, "sc", ["--upstream-ca", self.up_ca, "--allow-private",
                                        "--sandbox-id", SANDBOX], proxy_extra)
         self.proxies.append(p)
+        # The sockets accept a moment before the filter is in place: wait for the lines
+        # logged after it (credbrokerd "ready", credproxy "listening on").
+        cbtest.wait_until(lambda: "ready" in d.log() and "listening on" in p.log(),
+                          timeout=10 * test_proxy.SLOW, what="start-up complete")
         return d, p
 
     def assert_mode(self, pid, want, what):
