@@ -153,6 +153,12 @@ api_audited_done(struct commit_op *op, int rc)
 	struct api_audited *a = op->arg;
 	struct api_call *call = a->call;
 
+	/*
+	 * A write (secret put or delete, a key rotation) is committed or rolled back: the
+	 * server threads' decrypted values are dropped before anyone hears of it.
+	 */
+	if (a->work != NULL)
+		secret_cache_invalidate();
 	if (rc != 0 && a->status < 400) {
 		/* The effect or its audit record is not durable: the request fails. */
 		log_warnx("%s by %s: not committed: %s", op->audit.action, call->who->id,

@@ -5,11 +5,14 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "crypto.h"
 #include "dest.h"
 #include "err.h"
 #include "log.h"
@@ -19,6 +22,117 @@
 #include "vault.h"
 
 #define SECRET_TTL_MAX		(366LL * 24 * 3600)
+
+/*
+ * Decrypted values, per server thread. Every resolve read the secret's row and its
+ * current version's row and decrypted it (~28 k instructions of ~255 k) although a
+ * value changes only when an admin puts a new version or deletes the secret. Each
+ * thread keeps SCACHE_SLOTS values of at most SCACHE_VALUE_MAX bytes (longer ones are
+ * decrypted every time) in one mapping from crypto_secure_alloc: mlock'ed where the
+ * system allows, excluded from core dumps, wiped and unmapped when the thread exits.
+ * Validity: a process-wide generation, bumped by secret_cache_invalidate() after every
+ * committed secret write (api.c) and by secret_put/secret_delete themselves. A thread
+ * reads the generation before it reads the store and files what it read under that
+ * generation; on its next lookup under a newer one it wipes every entry. An entry also
+ * expires SCACHE_AGE_US after it was read (wiped when found stale), so a value does
+ * not stay in memory long after its last use, nor past a write made by another process.
+ */
+#define SCACHE_SLOTS		128
+#define SCACHE_VALUE_MAX	256
+#define SCACHE_AGE_US		(30 * 1000000LL)
+
+struct scache_slot {
+	int64_t at_us;			/* util_mono_us() when read */
+	size_t len;			/* value bytes; 0: empty (a value is never empty) */
+	char name[SECRET_NAME_MAX + 1];
+	uint8_t value[SCACHE_VALUE_MAX + 1];
+};
+
+struct scache {
+	uint64_t gen;			/* the generation every entry was read under */
+	struct scache_slot slot[SCACHE_SLOTS];
+};
+
+static _Atomic uint64_t scache_gen = 1;
+static pthread_key_t scache_key;
+static pthread_once_t scache_once = PTHREAD_ONCE_INIT;
+static int scache_ok;
+
+static void
+scache_free(void *p)
+{
+	crypto_secure_free(p, sizeof(struct scache));	/* wipes */
+}
+
+static void
+scache_init(void)
+{
+	scache_ok = pthread_key_create(&scache_key, scache_free) == 0;
+}
+
+/* This thread's cache (allocated on first use), or NULL. */
+static struct scache *
+scache_get(void)
+{
+	struct scache *t;
+
+	pthread_once(&scache_once, scache_init);
+	if (!scache_ok)
+		return NULL;
+	if ((t = pthread_getspecific(scache_key)) != NULL)
+		return t;
+	if ((t = crypto_secure_alloc(sizeof(*t))) == NULL)
+		return NULL;
+	if (pthread_setspecific(scache_key, t) != 0) {
+		crypto_secure_free(t, sizeof(*t));
+		return NULL;
+	}
+	return t;
+}
+
+static struct scache_slot *
+scache_slot_of(struct scache *t, const char *name)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+	return &t->slot[h % SCACHE_SLOTS];
+}
+
+void
+secret_cache_invalidate(void)
+{
+	atomic_fetch_add(&scache_gen, 1);
+}
+
+void
+secret_cache_clear(void)
+{
+	struct scache *t;
+
+	pthread_once(&scache_once, scache_init);
+	if (scache_ok && (t = pthread_getspecific(scache_key)) != NULL) {
+		pthread_setspecific(scache_key, NULL);
+		scache_free(t);
+	}
+}
+
+size_t
+secret_cache_count(void)
+{
+	struct scache *t;
+	size_t i, n = 0;
+
+	pthread_once(&scache_once, scache_init);
+	if (!scache_ok || (t = pthread_getspecific(scache_key)) == NULL)
+		return 0;
+	for (i = 0; i < SCACHE_SLOTS; i++)
+		if (t->slot[i].len > 0)
+			n++;
+	return n;
+}
 
 void
 secret_meta_free(struct secret_meta *m)
@@ -147,6 +261,7 @@ secret_put(struct store *wst, struct vault *v, const char *name, const uint8_t *
 	    (rc = store_secret_version_insert(wst, name, ver, key_id, ct, ctlen, now)) != 0)
 		goto out;
 	*version = ver;
+	secret_cache_invalidate();	/* again by api.c once committed */
 	log_info("secret %s: version %" PRId64 " stored", name, ver);
 out:
 	free(ct);
@@ -160,6 +275,7 @@ secret_delete(struct store *wst, const char *name)
 {
 	if (secret_valid_name(name) != 0)
 		return CB_ERR_NOTFOUND;
+	secret_cache_invalidate();	/* again by api.c once committed */
 	return store_secret_delete(wst, name);
 }
 
@@ -293,15 +409,38 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
     size_t *len)
 {
 	struct store_secret *row = NULL;
+	struct scache_slot *sl = NULL;
+	struct scache *t;
 	uint8_t *ct = NULL;
 	size_t ctlen = 0;
-	int64_t key_id;
+	int64_t key_id, now = 0;
+	uint64_t gen;
 	int rc;
 
 	*value = NULL;
 	*len = 0;
 	if (secret_valid_name(name) != 0)
 		return CB_ERR_NOTFOUND;
+	/* Before the store is read: what is filed below is no newer than this. */
+	gen = atomic_load(&scache_gen);
+	if ((t = scache_get()) != NULL) {
+		if (t->gen != gen) {
+			explicit_bzero(t->slot, sizeof(t->slot));
+			t->gen = gen;
+		}
+		now = util_mono_us();
+		sl = scache_slot_of(t, name);
+		if (sl->len > 0 && now - sl->at_us > SCACHE_AGE_US)
+			explicit_bzero(sl, sizeof(*sl));
+		if (sl->len > 0 && strcmp(sl->name, name) == 0) {
+			if ((*value = malloc(sl->len + 1)) == NULL)
+				return CB_ERR_NOMEM;
+			memcpy(*value, sl->value, sl->len);
+			(*value)[sl->len] = '\0';
+			*len = sl->len;
+			return 0;
+		}
+	}
 	if ((rc = store_secret_get(st, name, &row)) != 0)
 		return rc;
 	if ((rc = store_secret_version_get(st, name, row->current_version, &key_id, &ct,
@@ -316,6 +455,14 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
 		goto out;
 	}
 	rc = vault_secret_open(v, name, row->current_version, key_id, ct, ctlen, value, len);
+	if (rc == 0 && sl != NULL && *len > 0 && *len <= SCACHE_VALUE_MAX &&
+	    strlen(name) <= SECRET_NAME_MAX) {
+		explicit_bzero(sl, sizeof(*sl));
+		util_strlcpy(sl->name, name, sizeof(sl->name));
+		memcpy(sl->value, *value, *len);
+		sl->len = *len;
+		sl->at_us = now;
+	}
 out:
 	free(ct);
 	store_secret_free(row);

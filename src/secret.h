@@ -57,5 +57,14 @@ int secret_host_allowed(const struct secret_meta *m, const char *host);
  */
 int secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **value,
     size_t *len) __attribute__((warn_unused_result));
+/*
+ * secret_reveal keeps each thread's recently decrypted values (bounded, locked memory,
+ * wiped; see secret.c). secret_cache_invalidate: every thread drops its values at its
+ * next reveal; called after any committed secret write. secret_cache_clear: this
+ * thread's cache wiped and freed now. secret_cache_count: values this thread holds.
+ */
+void secret_cache_invalidate(void);
+void secret_cache_clear(void);
+size_t secret_cache_count(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -28,9 +29,11 @@
 #include "grant.h"
 #include "json.h"
 #include "log.h"
+#include "secret.h"
 #include "store.h"
 #include "testutil.h"
 #include "util.h"
+#include "vault.h"
 
 static void
 test_header_names(void **state)
@@ -310,6 +313,160 @@ test_path_tricks_refused(void **state)
 	for (i = 0; i < UTIL_ARRAY_LEN(bad); i++)
 		if (dest_path_normalise(bad[i], out, sizeof(out)) == 0)
 			fail_msg("normalised: %s -> %s", bad[i], out);
+}
+
+/* ------------------------------------------- decrypted values (resolve) */
+
+struct scfix {
+	char dir[64];
+	char db[128];
+	char key[128];
+	struct store *st;
+	struct vault *v;
+};
+
+static void
+sc_put(struct scfix *f, const char *name, const char *value)
+{
+	char *hosts[] = { "api.example.com" };
+	int64_t ver = 0;
+
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(secret_put(f->st, f->v, name, (const uint8_t *)value, strlen(value),
+	    hosts, 1, 3600, 1000, &ver), 0);
+	assert_int_equal(store_commit(f->st), 0);
+}
+
+/* Reveals name; returns its rc, and the value must be want when want is not NULL. */
+static int
+sc_reveal(struct scfix *f, const char *name, const char *want)
+{
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = secret_reveal(f->st, f->v, name, &val, &len);
+	if (rc == 0) {
+		assert_non_null(val);
+		assert_int_equal(val[len], '\0');
+		if (want != NULL) {
+			assert_int_equal(len, strlen(want));
+			assert_memory_equal(val, want, len);
+		}
+		util_wipe_free(val, len + 1);
+	} else
+		assert_null(val);
+	return rc;
+}
+
+static void *
+sc_thread(void *arg)
+{
+	struct scfix *f = arg;
+	size_t *n = malloc(2 * sizeof(*n)), len = 0;
+	uint8_t *val = NULL;
+
+	if (n == NULL)
+		return NULL;
+	n[0] = secret_cache_count();	/* a thread starts with none */
+	if (secret_reveal(f->st, f->v, "a", &val, &len) == 0) {
+		n[1] = secret_cache_count();
+		util_wipe_free(val, len + 1);
+	} else
+		n[1] = 99;
+	return n;	/* this thread's cache is wiped and freed as it exits */
+}
+
+/*
+ * secret_reveal's per-thread cache: a hit does not read the store (a row deleted
+ * behind its back is still served), an invalidation wipes every entry (the deleted
+ * secret is then not found), a new version is seen at once (secret_put invalidates),
+ * at most 128 values are held, values over 256 bytes are not held, each thread has
+ * its own, and secret_cache_clear empties this thread's.
+ */
+static void
+test_secret_cache(void **state)
+{
+	struct scfix fx, *f = &fx;
+	char why[512], name[32], big[300];
+	pthread_t th;
+	void *ret;
+	size_t *n;
+	int i;
+
+	(void)state;
+	memset(f, 0, sizeof(*f));
+	util_strlcpy(f->dir, "/tmp/test_grant_sc.XXXXXX", sizeof(f->dir));
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%.63s/cb.db", f->dir);
+	snprintf(f->key, sizeof(f->key), "%.63s/master.key", f->dir);
+	assert_int_equal(vault_create_master_key(f->key), 0);
+	assert_int_equal(store_open(f->db, STORE_CREATE, &f->st, why, sizeof(why)), 0);
+	if (vault_open(f->st, f->key, &f->v, why, sizeof(why)) != 0)
+		fail_msg("vault_open: %s", why);
+	secret_cache_clear();
+	assert_int_equal(secret_cache_count(), 0);
+
+	sc_put(f, "a", "value-one");
+	assert_int_equal(sc_reveal(f, "a", "value-one"), 0);
+	assert_int_equal(secret_cache_count(), 1);
+	/* Behind the cache's back (no invalidation): the hit does not look at the store. */
+	assert_int_equal(store_secret_delete(f->st, "a"), 0);
+	assert_int_equal(sc_reveal(f, "a", "value-one"), 0);
+	/* Invalidated: every entry goes, and the store is asked again. */
+	secret_cache_invalidate();
+	assert_int_equal(sc_reveal(f, "a", NULL), CB_ERR_NOTFOUND);
+	assert_int_equal(secret_cache_count(), 0);
+	/* A new version through secret_put is seen at once. */
+	sc_put(f, "a", "value-two");
+	assert_int_equal(sc_reveal(f, "a", "value-two"), 0);
+	sc_put(f, "a", "value-three");
+	assert_int_equal(sc_reveal(f, "a", "value-three"), 0);
+	/* Deleting through secret_delete too. */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(secret_delete(f->st, "a"), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(sc_reveal(f, "a", NULL), CB_ERR_NOTFOUND);
+
+	/* Bounded: 300 secrets revealed, at most 128 held; each still right. */
+	for (i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "s%03d", i);
+		sc_put(f, name, name);
+	}
+	for (i = 0; i < 300; i++) {
+		snprintf(name, sizeof(name), "s%03d", i);
+		assert_int_equal(sc_reveal(f, name, name), 0);
+	}
+	assert_true(secret_cache_count() > 0);
+	assert_true(secret_cache_count() <= 128);
+	for (i = 299; i >= 0; i--) {
+		snprintf(name, sizeof(name), "s%03d", i);
+		assert_int_equal(sc_reveal(f, name, name), 0);
+	}
+	/* A value over 256 bytes is revealed but not held. */
+	secret_cache_clear();
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	sc_put(f, "big", big);
+	assert_int_equal(sc_reveal(f, "big", big), 0);
+	assert_int_equal(secret_cache_count(), 0);
+
+	/* Another thread has its own (empty, then one value), freed when it exits. */
+	sc_put(f, "a", "value-four");
+	assert_int_equal(sc_reveal(f, "a", "value-four"), 0);
+	assert_int_equal(pthread_create(&th, NULL, sc_thread, f), 0);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	assert_non_null(n = ret);
+	assert_int_equal(n[0], 0);
+	assert_int_equal(n[1], 1);
+	free(n);
+	assert_int_equal(secret_cache_count(), 1);
+	secret_cache_clear();
+	assert_int_equal(secret_cache_count(), 0);
+
+	vault_free(f->v);
+	store_close(f->st);
+	testutil_rm_dir(f->dir);
 }
 
 /* ----------------------------------------------------------- grant SQL */
@@ -594,6 +751,7 @@ main(void)
 		cmocka_unit_test(test_binding_refusals),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_path_tricks_refused),
+		cmocka_unit_test(test_secret_cache),
 		cmocka_unit_test_setup_teardown(test_store_use, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_store_revoke, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sandbox_live, db_setup, db_teardown),
