@@ -69,6 +69,25 @@ struct grant_ctx {
 	int nuse;
 };
 
+/*
+ * Revocation generation: bumped by every revocation, inside its transaction and again
+ * once it is durable (ctx_done), before its answer. A token resolve reads it before it
+ * reads a grant's row and files the row under it; a filed row is used only while the
+ * generation has not moved, so a revocation answered before a resolve began is always
+ * seen by it. Nothing else changes a grant row that a resolve checks: ids, sandbox,
+ * kid, expiry and bindings never change, rows with a use limit are never filed (their
+ * count is read every time), and the purge deletes only expired or revoked grants.
+ * A filed row is also dropped after GRANT_ROW_AGE_US.
+ */
+#define GRANT_ROW_AGE_US	(10 * 1000000LL)
+static _Atomic uint64_t grant_row_gen = 1;
+
+static void
+grant_rows_invalidate(void)
+{
+	atomic_fetch_add(&grant_row_gen, 1);
+}
+
 /* ---------------------------------------------------------------- helpers */
 
 static int
@@ -459,6 +478,9 @@ ctx_done(struct commit_op *op, int rc)
 	struct grant_ctx *x = op->arg;
 	json_t *b;
 
+	/* Committed or not, before anyone hears of it: no resolve uses a filed row now. */
+	if (x->kind == K_REVOKE || x->kind == K_REVOKE_SBX)
+		grant_rows_invalidate();
 	if (rc == 0) {
 		if (x->kind == K_REVOKE_SBX && x->body == NULL && x->status == 200) {
 			b = json_pack("{s:s, s:I}", "sandbox_id", x->sandbox_id, "revoked",
@@ -711,7 +733,7 @@ grant_handle_mint(struct api_call *call)
 	claims.iat = x->now;
 	claims.nbf = x->now;
 	claims.exp = x->now + ttl;
-	x->bindings_json = json_dumps(canon, JSON_COMPACT);
+	x->bindings_json = json_dumps_compact(canon);	/* what json_dumps wrote */
 	json_decref(canon);
 	if (x->bindings_json == NULL)
 		goto internal;
@@ -839,6 +861,7 @@ revoke_fn(struct store *wst, struct commit_op *op)
 	struct grant_ctx *x = op->arg;
 	int changed, rc;
 
+	grant_rows_invalidate();	/* again in ctx_done once durable */
 	rc = store_grant_revoke(wst, x->grant_id, x->now, &changed);
 	if (rc == 0 && changed)
 		grant_note_revocation(x->now);
@@ -873,6 +896,7 @@ revoke_sbx_fn(struct store *wst, struct commit_op *op)
 	struct grant_ctx *x = op->arg;
 	int rc;
 
+	grant_rows_invalidate();	/* again in ctx_done once durable */
 	rc = store_grant_revoke_sandbox(wst, x->sandbox_id, x->revoke_by, x->now, &x->revoked);
 	if (rc == 0)
 		snprintf(x->detail, sizeof(x->detail), "revoked=%lld", (long long)x->revoked);
@@ -920,7 +944,17 @@ struct bcache_slot {
 	char *text;
 	size_t len;
 	json_t *parsed;
+	/*
+	 * The grant's row as a token resolve checks it (see grant_row_cached), valid while
+	 * row_gen is the current revocation generation; row_gen 0: none.
+	 */
+	uint64_t row_gen;
+	int64_t row_at_us;
+	int64_t expires_at;
+	char sandbox_id[GRANT_SANDBOX_ID_MAX + 1];
+	char kid[40];
 };
+
 
 static pthread_key_t bcache_key;
 static pthread_once_t bcache_once = PTHREAD_ONCE_INIT;
@@ -947,31 +981,50 @@ bcache_init(void)
 	bcache_ok = pthread_key_create(&bcache_key, bcache_free) == 0;
 }
 
+/* This thread's cache (allocated on first use), or NULL. */
+static struct bcache_slot *
+bcache_get(void)
+{
+	struct bcache_slot *t;
+
+	pthread_once(&bcache_once, bcache_init);
+	if (!bcache_ok)
+		return NULL;
+	if ((t = pthread_getspecific(bcache_key)) == NULL &&
+	    (t = calloc(BCACHE_SLOTS, sizeof(*t))) != NULL &&
+	    pthread_setspecific(bcache_key, t) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+/* The slot of grant id in this thread's cache, or NULL. */
+static struct bcache_slot *
+bcache_slot(const char *id)
+{
+	struct bcache_slot *t;
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	if (strlen(id) > GRANT_ID_LEN || (t = bcache_get()) == NULL)
+		return NULL;
+	for (i = 0; id[i] != '\0'; i++)
+		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
+	return &t[h % BCACHE_SLOTS];
+}
+
 /* A new reference to g's bindings, parsed; NULL when they do not parse. */
 static json_t *
 bindings_of(const struct store_grant *g)
 {
-	struct bcache_slot *t = NULL, *sl = NULL;
-	uint64_t h = 14695981039346656037ULL;
+	struct bcache_slot *sl = NULL;
 	json_t *b;
-	size_t len, i;
+	size_t len;
 	char *text;
 
 	len = strlen(g->bindings);
-	pthread_once(&bcache_once, bcache_init);
-	if (bcache_ok && len <= BCACHE_TEXT_MAX &&
-	    strlen(g->id) <= GRANT_ID_LEN) {
-		if ((t = pthread_getspecific(bcache_key)) == NULL &&
-		    (t = calloc(BCACHE_SLOTS, sizeof(*t))) != NULL &&
-		    pthread_setspecific(bcache_key, t) != 0) {
-			free(t);
-			t = NULL;
-		}
-	}
-	if (t != NULL) {
-		for (i = 0; g->id[i] != '\0'; i++)
-			h = (h ^ (unsigned char)g->id[i]) * 1099511628211ULL;
-		sl = &t[h % BCACHE_SLOTS];
+	if (len <= BCACHE_TEXT_MAX && (sl = bcache_slot(g->id)) != NULL) {
 		if (sl->parsed != NULL && strcmp(sl->id, g->id) == 0 && sl->len == len &&
 		    memcmp(sl->text, g->bindings, len) == 0)
 			return json_incref(sl->parsed);
@@ -985,7 +1038,48 @@ bindings_of(const struct store_grant *g)
 	sl->text = text;
 	sl->len = len;
 	sl->parsed = json_incref(b);
+	sl->row_gen = 0;	/* another grant's row, if any, is gone */
 	return b;
+}
+
+/*
+ * A token resolve's grant row from this thread's cache, filed under generation gen:
+ * *g is a view into the slot (not to be freed; its bindings are the slot's text, so
+ * bindings_of finds them parsed). Returns 0, or CB_ERR_NOTFOUND when not filed.
+ */
+static int
+grant_row_cached(const char *id, uint64_t gen, int64_t now_us, struct store_grant *g)
+{
+	struct bcache_slot *sl;
+
+	if ((sl = bcache_slot(id)) == NULL || sl->row_gen != gen || sl->parsed == NULL ||
+	    strcmp(sl->id, id) != 0 || now_us - sl->row_at_us > GRANT_ROW_AGE_US)
+		return CB_ERR_NOTFOUND;
+	memset(g, 0, sizeof(*g));
+	g->id = sl->id;
+	g->sandbox_id = sl->sandbox_id;
+	g->kid = sl->kid;
+	g->expires_at = sl->expires_at;
+	g->bindings = sl->text;	/* max_uses, uses, revoked_at: 0 (only such rows are filed) */
+	return 0;
+}
+
+/* Files a row read under gen that passed every check (after bindings_of parsed it). */
+static void
+grant_row_file(const struct store_grant *g, uint64_t gen, int64_t now_us)
+{
+	struct bcache_slot *sl;
+
+	if (g->revoked_at != 0 || g->max_uses != 0 || g->kid == NULL ||
+	    strlen(g->kid) >= sizeof(sl->kid) || strlen(g->sandbox_id) > GRANT_SANDBOX_ID_MAX ||
+	    (sl = bcache_slot(g->id)) == NULL || sl->parsed == NULL || strcmp(sl->id, g->id) != 0 ||
+	    strcmp(sl->text, g->bindings) != 0)
+		return;
+	util_strlcpy(sl->sandbox_id, g->sandbox_id, sizeof(sl->sandbox_id));
+	util_strlcpy(sl->kid, g->kid, sizeof(sl->kid));
+	sl->expires_at = g->expires_at;
+	sl->row_at_us = now_us;
+	sl->row_gen = gen;
 }
 
 struct resolve_req {
@@ -1091,7 +1185,9 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 {
 	struct api_call *call = x->call;
 	struct token_claims c;
-	struct store_grant *g = NULL;
+	struct store_grant *g = NULL, *row = NULL, view;
+	uint64_t gen;
+	int64_t now_us;
 	enum token_result tr;
 	json_t *bindings = NULL, *b, *headers = NULL, *match = NULL;
 	const char *code = NULL;
@@ -1110,7 +1206,14 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 		goto out;
 	}
 	set_grant_id(x, c.jti);
-	rc = store_grant_get(rst, c.jti, &g);
+	/* Before the row is read: see grant_row_gen. */
+	gen = atomic_load(&grant_row_gen);
+	now_us = util_mono_us();
+	if (grant_row_cached(c.jti, gen, now_us, &view) == 0) {
+		g = &view;
+		rc = 0;
+	} else if ((rc = store_grant_get(rst, c.jti, &row)) == 0)
+		g = row;
 	if (rc == CB_ERR_NOTFOUND) {
 		code = "unknown_grant";
 		goto out;
@@ -1155,6 +1258,8 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 		if (m > worst)
 			worst = m;
 	}
+	if (row != NULL)
+		grant_row_file(row, gen, now_us);	/* passed every check of the row */
 	if (match == NULL) {
 		code = grant_mismatch_code(worst);
 		goto out;
@@ -1186,7 +1291,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
  out:
 	explicit_bzero(&c, sizeof(c));
 	json_decref(bindings);
-	store_grant_free(g);
+	store_grant_free(row);
 	return code;
 }
 

@@ -986,3 +986,21 @@ json_write_compact(const json_t *v, char *buf, size_t cap)
 		return 0;
 	return w.len;
 }
+
+char *
+json_dumps_compact(const json_t *v)
+{
+	size_t len;
+	char *s;
+
+	if ((len = json_write_compact(v, NULL, 0)) == 0)
+		return json_dumps(v, JSON_COMPACT);
+	if ((s = malloc(len + 1)) == NULL)
+		return NULL;
+	if (json_write_compact(v, s, len) != len) {
+		free(s);
+		return NULL;
+	}
+	s[len] = '\0';
+	return s;
+}

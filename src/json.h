@@ -61,6 +61,11 @@ int json_get_array(json_t *obj, const char *key, int required, size_t maxitems,
  * (json_dumpb writes reals; it refuses the others too). Nothing is allocated, so no copy of a secret is left.
  */
 size_t json_write_compact(const json_t *v, char *buf, size_t cap);
+/*
+ * json_dumps(v, JSON_COMPACT) through json_write_compact (jansson's own for what that
+ * does not write): a malloc'd NUL-terminated string owned by the caller, or NULL.
+ */
+char *json_dumps_compact(const json_t *v);
 
 /* {"error": code} (and "field": field when not NULL); new reference. */
 json_t *json_error_body(const char *code, const char *field);

@@ -29,6 +29,7 @@
 #include "grant.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "secret.h"
 #include "store.h"
 #include "testutil.h"
@@ -469,6 +470,211 @@ test_secret_cache(void **state)
 	testutil_rm_dir(f->dir);
 }
 
+/* ------------------------------------- resolve's filed grant rows (handlers) */
+
+struct tcall {
+	struct api_call call;	/* first: the reply casts back */
+	pthread_mutex_t lock;
+	int done;
+	int status;
+	json_t *body;
+};
+
+static void
+tcall_reply(struct api_call *call, int status, json_t *body, int sensitive)
+{
+	struct tcall *t = (struct tcall *)(void *)call;
+
+	(void)sensitive;
+	pthread_mutex_lock(&t->lock);
+	t->status = status;
+	t->body = body;
+	t->done = 1;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Runs handler on a call with body (JSON text) and path_arg; waits (bounded) for the answer. */
+static int
+run_handler(struct broker *b, const struct identity *who, void (*handler)(struct api_call *),
+    const char *body, const char *path_arg, json_t **out)
+{
+	struct tcall *t = calloc(1, sizeof(*t));
+	const char *code = NULL;
+	int i, done = 0, status;
+
+	assert_non_null(t);
+	assert_int_equal(pthread_mutex_init(&t->lock, NULL), 0);
+	t->call.b = b;
+	t->call.who = who;
+	t->call.peer = "test";
+	t->call.path_arg = path_arg;
+	t->call.route = "test";
+	t->call.reply = tcall_reply;
+	t->call.start_us = util_mono_us();
+	if (body != NULL)
+		assert_int_equal(json_parse_object(body, strlen(body), &t->call.body, &code), 0);
+	handler(&t->call);
+	for (i = 0; i < 500 && !done; i++) {
+		pthread_mutex_lock(&t->lock);
+		done = t->done;
+		pthread_mutex_unlock(&t->lock);
+		if (!done)
+			usleep(10000);
+	}
+	assert_true(done);
+	status = t->status;
+	*out = t->body;
+	json_decref(t->call.body);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+	return status;
+}
+
+static const char *
+body_str(json_t *b, const char *key)
+{
+	const char *v = json_string_value(json_object_get(b, key));
+
+	assert_non_null(v);
+	return v;
+}
+
+/* A resolve of token for sandbox sbx: its status; *value the header's value or "". */
+static int
+resolve_once(struct broker *b, const struct identity *proxy, const char *token,
+    const char *sbx, char *value, size_t len)
+{
+	char body[1024];
+	json_t *out = NULL, *h;
+	int st;
+
+	snprintf(body, sizeof(body), "{\"token\":\"%s\",\"sandbox_id\":\"%s\","
+	    "\"host\":\"api.example.com\",\"port\":443,\"method\":\"GET\",\"path\":\"/x\"}",
+	    token, sbx);
+	st = run_handler(b, proxy, grant_handle_resolve, body, NULL, &out);
+	value[0] = '\0';
+	h = json_array_get(json_object_get(out, "headers"), 0);
+	if (h != NULL)
+		util_strlcpy(value, body_str(h, "value"), len);
+	else if (out != NULL && json_object_get(out, "error") != NULL)
+		util_strlcpy(value, body_str(out, "error"), len);
+	json_decref(out);
+	return st;
+}
+
+/* Mints a grant of "gh" for sbx; *token and *id copied out. */
+static void
+mint_one(struct broker *b, const struct identity *harness, const char *sbx, int max_uses,
+    char *token, size_t tlen, char *id, size_t idlen)
+{
+	char body[512];
+	json_t *out = NULL;
+
+	snprintf(body, sizeof(body), "{\"sandbox_id\":\"%s\",\"ttl_s\":600,%s\"bindings\":"
+	    "[{\"secret\":\"gh\",\"host\":\"api.example.com\"}]}", sbx,
+	    max_uses > 0 ? "\"max_uses\":2," : "");
+	assert_int_equal(run_handler(b, harness, grant_handle_mint, body, NULL, &out), 201);
+	util_strlcpy(token, body_str(out, "token"), tlen);
+	util_strlcpy(id, body_str(out, "grant_id"), idlen);
+	json_decref(out);
+}
+
+/*
+ * A token resolve files the grant row it checked (per thread) and uses it while no
+ * revocation happened since. A revocation through the revoke handler (one grant, a
+ * whole sandbox) is seen by the very next resolve; one written behind the broker's
+ * back still fails the resolve (the use counted in the transaction reads the row); a
+ * use limit is enforced; a filed row still refuses another sandbox.
+ */
+static void
+test_resolve_row_cache(void **state)
+{
+	struct scfix fx, *f = &fx;
+	struct identity harness, proxy;
+	struct broker_conf conf;
+	struct broker b;
+	char why[512], tok[1024], id[64], tok2[1024], id2[64], val[256];
+	json_t *out = NULL;
+	int changed = 0, i;
+
+	(void)state;
+	memset(f, 0, sizeof(*f));
+	util_strlcpy(f->dir, "/tmp/test_grant_rc.XXXXXX", sizeof(f->dir));
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->db, sizeof(f->db), "%.63s/cb.db", f->dir);
+	snprintf(f->key, sizeof(f->key), "%.63s/master.key", f->dir);
+	assert_int_equal(vault_create_master_key(f->key), 0);
+	assert_int_equal(store_open(f->db, STORE_CREATE, &f->st, why, sizeof(why)), 0);
+	if (vault_open(f->st, f->key, &f->v, why, sizeof(why)) != 0)
+		fail_msg("vault_open: %s", why);
+	sc_put(f, "gh", "ghp_value");
+	memset(&harness, 0, sizeof(harness));
+	harness.id = (char *)(uintptr_t)"spiffe://t/harness";
+	harness.role = ROLE_HARNESS;
+	harness.max_ttl_s = 3600;
+	harness.all_secrets = 1;
+	memset(&proxy, 0, sizeof(proxy));
+	proxy.id = (char *)(uintptr_t)"spiffe://t/proxy";
+	proxy.role = ROLE_PROXY;
+	memset(&conf, 0, sizeof(conf));
+	memset(&b, 0, sizeof(b));
+	b.conf = &conf;
+	b.vault = f->v;
+	assert_int_equal(commit_open(f->db, &b.commit), 0);
+	assert_int_equal(store_pool_new(f->db, &b.readers), 0);
+	assert_int_equal(metrics_new(&b.metrics), 0);
+
+	mint_one(&b, &harness, "s1", 0, tok, sizeof(tok), id, sizeof(id));
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(resolve_once(&b, &proxy, tok, "s1", val, sizeof(val)), 200);
+		assert_string_equal(val, "Bearer ghp_value");
+	}
+	/*
+	 * Revoked behind the broker's back (no generation bump): the filed row passes the
+	 * checks, but the use counted in the transaction reads the row and refuses.
+	 */
+	assert_int_equal(store_grant_revoke(f->st, id, util_now(), &changed), 0);
+	assert_int_equal(changed, 1);
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s1", val, sizeof(val)), 403);
+	assert_string_equal(val, "revoked");
+	/* Through the handler: refused by the next resolve's own checks. */
+	mint_one(&b, &harness, "s2", 0, tok2, sizeof(tok2), id2, sizeof(id2));
+	assert_int_equal(resolve_once(&b, &proxy, tok2, "s2", val, sizeof(val)), 200);
+	assert_int_equal(resolve_once(&b, &proxy, tok2, "s2", val, sizeof(val)), 200);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke, NULL, id2, &out), 200);
+	json_decref(out);
+	assert_int_equal(resolve_once(&b, &proxy, tok2, "s2", val, sizeof(val)), 403);
+	assert_string_equal(val, "revoked");
+	/* A whole sandbox. */
+	mint_one(&b, &harness, "s3", 0, tok, sizeof(tok), id, sizeof(id));
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s3", val, sizeof(val)), 200);
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s3", val, sizeof(val)), 200);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke_sandbox, NULL, "s3", &out),
+	    200);
+	json_decref(out);
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s3", val, sizeof(val)), 403);
+	assert_string_equal(val, "revoked");
+	/* A use limit: counted every time. */
+	mint_one(&b, &harness, "s4", 2, tok, sizeof(tok), id, sizeof(id));
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s4", val, sizeof(val)), 200);
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s4", val, sizeof(val)), 200);
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s4", val, sizeof(val)), 403);
+	assert_string_equal(val, "used_up");
+	/* The wrong sandbox and a wrong destination are still refused from a filed row. */
+	mint_one(&b, &harness, "s5", 0, tok, sizeof(tok), id, sizeof(id));
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s5", val, sizeof(val)), 200);
+	assert_int_equal(resolve_once(&b, &proxy, tok, "s6", val, sizeof(val)), 403);
+	assert_string_equal(val, "sandbox_mismatch");
+
+	commit_close(b.commit);
+	store_pool_free(b.readers);
+	metrics_free(b.metrics);
+	secret_cache_clear();
+	vault_free(f->v);
+	store_close(f->st);
+	testutil_rm_dir(f->dir);
+}
+
 /* ----------------------------------------------------------- grant SQL */
 
 struct dbfix {
@@ -752,6 +958,7 @@ main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_path_tricks_refused),
 		cmocka_unit_test(test_secret_cache),
+		cmocka_unit_test(test_resolve_row_cache),
 		cmocka_unit_test_setup_teardown(test_store_use, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_store_revoke, db_setup, db_teardown),
 		cmocka_unit_test_setup_teardown(test_store_sandbox_live, db_setup, db_teardown),

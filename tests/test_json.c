@@ -363,6 +363,16 @@ check_write(json_t *v)
 	assert_memory_equal(small, want, wn < sizeof(small) - 1 ? wn : sizeof(small) - 1);
 	assert_int_equal((unsigned char)small[sizeof(small) - 1], 0x55);
 	assert_int_equal(json_write_compact(v, NULL, 0), wn);
+	/* json_dumps_compact is json_dumps(JSON_COMPACT). */
+	{
+		char *a = json_dumps(v, JSON_COMPACT), *b = json_dumps_compact(v);
+
+		assert_non_null(a);
+		assert_non_null(b);
+		assert_string_equal(a, b);
+		free(a);
+		free(b);
+	}
 }
 
 static void
@@ -409,6 +419,13 @@ test_write_compact(void **state)
 	/* Refused by ours only: a real (the caller falls back to json_dumpb). */
 	v = json_pack("{s:f}", "r", 1.5);
 	assert_int_equal(json_write_compact(v, NULL, 0), 0);
+	{
+		char *s = json_dumps_compact(v);
+
+		assert_non_null(s);
+		assert_string_equal(s, "{\"r\":1.5}");
+		free(s);
+	}
 	json_decref(v);
 	/* Depth: 32 levels are written, 33 are not. */
 	for (d = 32; d <= 33; d++) {
