@@ -24,6 +24,7 @@
 #define PURGE_ROUNDS_MAX	100000	/* batches per purge pass, a bound on the loop */
 #define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
 #define PURGE_TARGET_US		5000	/* writer time a purge batch should take */
+#define PURGE_PAUSE_MAX_US	200000	/* the longest rest between two purge batches */
 #define SWEEP_MIN		1000	/* purged grants that make a sweep worth it */
 #define SWEEP_BATCH_MAX		20000	/* lookup entries examined per sweep batch, at most */
 
@@ -160,18 +161,50 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 	return 0;
 }
 
-/* Runs batches of pa->kind until none is full; 0, or -1 when stopped or failed. */
+/* Sleeps us microseconds, or less when the purge is being stopped. */
+static void
+purge_pause(int64_t us)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += us / 1000000;
+	ts.tv_nsec += (us % 1000000) * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&purge.mu);
+	while (!purge.stop) {
+		if (pthread_cond_timedwait(&purge.cv, &purge.mu, &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&purge.mu);
+}
+
+/*
+ * Runs batches of pa->kind until none is full; 0, or -1 when stopped or failed.
+ * Paced: after each batch the purge rests as long as the batch took from queueing to
+ * durable, so that it holds the writer and the disk (its WAL frames, the checkpoints
+ * they cause) at most about half of the time while a million grants go at once.
+ */
 static int
 purge_run(struct broker *b, struct purge_arg *pa, int *limit, int max, int *rounds,
     int64_t *total)
 {
+	int64_t t0, wall;
+
 	do {
 		if (*rounds >= PURGE_ROUNDS_MAX || purge_stopping())
 			return -1;	/* bounded: the rest waits for the next pass */
+		t0 = util_mono_us();
 		if (purge_batch(b, pa, limit, max) != 0)
 			return -1;
 		(*rounds)++;
 		*total += pa->deleted;
+		wall = util_mono_us() - t0;
+		if (pa->more)
+			purge_pause(wall < PURGE_PAUSE_MAX_US ? wall : PURGE_PAUSE_MAX_US);
 	} while (pa->more);
 	return 0;
 }
