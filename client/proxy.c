@@ -32,6 +32,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -61,8 +62,8 @@
 #define DRAIN_MAX_S		30
 #define LINGER_S		2		/* read and drop after an answer, then close */
 #define LINGER_MAX		(1024 * 1024)
-#define WORKERS			8
 #define PUMP_CHUNK		16384
+#define UADDR_TTL_S		30	/* checked upstream addresses reused this long */
 
 enum cstate { CS_HEAD, CS_RESOLVE, CS_FORWARD, CS_TUNNEL, CS_CLOSING, CS_LINGER };
 enum rstate { RS_HEAD, RS_BODY, RS_DONE };
@@ -107,6 +108,9 @@ struct cconn {
 	struct sockaddr_storage uaddrs[PROXY_ADDRS_MAX];	/* checked by the worker */
 	socklen_t uaddrlens[PROXY_ADDRS_MAX];
 	size_t unaddrs, unext;		/* addresses, and the next one to try */
+	char uahost[256];		/* the host:port uaddrs were looked up and checked for */
+	int uaport;
+	time_t uatime;			/* when (CLOCK_MONOTONIC seconds) */
 	char *retry_head;		/* head sent on a reused upstream (wiped); NULL: none */
 	size_t retry_len;
 	int got_response_bytes;
@@ -183,6 +187,16 @@ status_text(int status)
 	case 505: return "HTTP Version Not Supported";
 	default: return "Status";
 	}
+}
+
+static time_t
+mono_s(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0)
+		return 0;
+	return ts.tv_sec;
 }
 
 /* ---- connection teardown ---- */
@@ -436,7 +450,7 @@ pump_request(struct cconn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	uint8_t buf[PUMP_CHUNK];
-	size_t len, m;
+	size_t len, m, used = 0;
 	int r;
 
 	if (c->req_done || c->ubev == NULL)
@@ -453,11 +467,13 @@ pump_request(struct cconn *c)
 	}
 	while (!c->req_done && (len = evbuffer_get_length(in)) > 0) {
 		m = len < sizeof(buf) ? len : sizeof(buf);
+		if (m > used)
+			used = m;	/* wiped at the end: only what was written */
 		if (evbuffer_copyout(in, buf, m) != (ev_ssize_t)m)
 			return -1;
 		r = ph_chunked_feed(&c->req_ch, buf, m, up_chunk, c);
 		if (r < 0) {
-			explicit_bzero(buf, sizeof(buf));
+			explicit_bzero(buf, used);
 			if (c->rstate == RS_HEAD)
 				send_error(c, 400, "credproxy: invalid chunked request body");
 			else
@@ -470,7 +486,7 @@ pump_request(struct cconn *c)
 			c->req_done = 1;
 		}
 	}
-	explicit_bzero(buf, sizeof(buf));
+	explicit_bzero(buf, used);
 	return 0;
 }
 
@@ -485,6 +501,27 @@ is_hop_response_header(const char *name, const struct ph_response *res)
 		if (strcasecmp(name, hop[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* "name: value\r\n" in one evbuffer_add (evbuffer_add_printf costs ~1,200 instructions). */
+static void
+add_header_line(struct evbuffer *out, const char *name, const char *value)
+{
+	char line[512];
+	size_t n = strlen(name), v = strlen(value);
+
+	if (n + v + 4 > sizeof(line)) {
+		evbuffer_add_printf(out, "%s: %s\r\n", name, value);
+		return;
+	}
+	memcpy(line, name, n);
+	line[n] = ':';
+	line[n + 1] = ' ';
+	memcpy(line + n + 2, value, v);
+	line[n + v + 2] = '\r';
+	line[n + v + 3] = '\n';
+	evbuffer_add(out, line, n + v + 4);
+	explicit_bzero(line, n + v + 4);	/* a header value may be a scrubbed echo */
 }
 
 /* Writes the scrubbed response head to the sandbox and chooses the body framing. */
@@ -526,11 +563,11 @@ send_response_head(struct cconn *c, int upgrade)
 		if (scrubbing) {
 			if (scrub_string(c->scrub, res->headers[i].value, &v) != 0)
 				return -1;
-			evbuffer_add_printf(out, "%s: %s\r\n", name, v);
+			add_header_line(out, name, v);
 			util_wipe_str(v);
 			v = NULL;
 		} else
-			evbuffer_add_printf(out, "%s: %s\r\n", name, res->headers[i].value);
+			add_header_line(out, name, res->headers[i].value);
 	}
 	if (upgrade)
 		evbuffer_add_printf(out, "Connection: upgrade\r\n");
@@ -549,7 +586,7 @@ pump_response(struct cconn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->ubev);
 	uint8_t buf[PUMP_CHUNK];
-	size_t len, m;
+	size_t len, m, used = 0;
 	int r, scrubbing = c->scrub != NULL && scrub_count(c->scrub) > 0;
 
 	switch (c->rbody) {
@@ -566,34 +603,40 @@ pump_response(struct cconn *c)
 		}
 		while (c->res_left > 0 && (len = evbuffer_get_length(in)) > 0) {
 			m = len < sizeof(buf) ? len : sizeof(buf);
+			if (m > used)
+				used = m;	/* wiped at the end: only what was written */
 			if ((int64_t)m > c->res_left)
 				m = (size_t)c->res_left;
 			evbuffer_remove(in, buf, m);
 			scrub_body(c, buf, m);
 			c->res_left -= (int64_t)m;
 		}
-		explicit_bzero(buf, sizeof(buf));
+		explicit_bzero(buf, used);
 		return c->res_left == 0;
 	case RB_CHUNKED:
 		while (!c->res_ch.done && (len = evbuffer_get_length(in)) > 0) {
 			m = len < sizeof(buf) ? len : sizeof(buf);
+			if (m > used)
+				used = m;	/* wiped at the end: only what was written */
 			evbuffer_copyout(in, buf, m);
 			r = ph_chunked_feed(&c->res_ch, buf, m, scrub_body, c);
 			if (r < 0) {
-				explicit_bzero(buf, sizeof(buf));
+				explicit_bzero(buf, used);
 				return -1;
 			}
 			evbuffer_drain(in, (size_t)r);
 		}
-		explicit_bzero(buf, sizeof(buf));
+		explicit_bzero(buf, used);
 		return c->res_ch.done;
 	case RB_CLOSE:
 		while ((len = evbuffer_get_length(in)) > 0) {
 			m = len < sizeof(buf) ? len : sizeof(buf);
+			if (m > used)
+				used = m;	/* wiped at the end: only what was written */
 			evbuffer_remove(in, buf, m);
 			scrub_body(c, buf, m);
 		}
-		explicit_bzero(buf, sizeof(buf));
+		explicit_bzero(buf, used);
 		return 0;
 	}
 	return -1;
@@ -830,6 +873,13 @@ up_connect(struct cconn *c)
 	if (c->tls) {
 		if ((ssl = SSL_new(px->up_ctx)) == NULL)
 			return CB_ERR_CRYPTO;
+		/*
+		 * An upstream connection exists only while its sandbox connection sends
+		 * requests: keep its record buffers instead of freeing and allocating them
+		 * again at every request (SSL_MODE_RELEASE_BUFFERS stays for the sandbox
+		 * side, where idle connections are many).
+		 */
+		SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
 		if (proxy_is_ip_literal(c->host)) {
 			if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->host) != 1)
 				goto fail;
@@ -997,13 +1047,18 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		    "(in the URL or encoded in another header)");
 		goto out;
 	}
-	if (c->ubev == NULL || !c->ureuse) {
+	if (job->need_addr) {
 		c->unaddrs = job->naddrs;
-		c->unext = 0;
 		for (i = 0; i < job->naddrs; i++) {
 			c->uaddrs[i] = job->addrs[i];
 			c->uaddrlens[i] = job->addrlens[i];
 		}
+		snprintf(c->uahost, sizeof(c->uahost), "%s", job->host);
+		c->uaport = job->port;
+		c->uatime = mono_s();
+	}
+	if (c->ubev == NULL || !c->ureuse) {
+		c->unext = 0;
 		if ((rc = up_connect(c)) != 0) {
 			send_error(c, 502, "credproxy: cannot connect upstream");
 			goto out;
@@ -1233,8 +1288,14 @@ dispatch(struct cconn *c)
 	    strcasecmp(c->uhost, c->host) == 0;
 	if (!c->ureuse)
 		up_free(c);
-	/* looked up every time: a reused upstream may close before the job is back */
-	job->need_addr = 1;
+	/*
+	 * The upstream name is looked up (and every address checked) for a new upstream
+	 * connection. A reused one needs no lookup: should it close before the job is back,
+	 * the reconnect goes to the addresses checked for this very host:port, at most
+	 * UADDR_TTL_S old, as a reconnect after a failed write does (up_event_cb).
+	 */
+	job->need_addr = !(c->ureuse && c->unaddrs > 0 && c->uaport == c->port &&
+	    strcmp(c->uahost, c->host) == 0 && mono_s() - c->uatime < UADDR_TTL_S);
 	job->done = job_done;
 	job->arg = c;
 	if (job->path == NULL) {
@@ -1861,7 +1922,7 @@ main(int argc, char **argv)
 		if (check_user_files(&px) != 0)
 			goto out;
 	}
-	if ((rc = proxy_pool_new(&o, WORKERS, &px.pool)) != 0)
+	if ((rc = proxy_pool_new(&o, px.conf->resolve_workers, &px.pool)) != 0)
 		goto out;
 	px.ev_hup = evsignal_new(px.base, SIGHUP, hup_cb, &px);
 	px.ev_term = evsignal_new(px.base, SIGTERM, term_cb, &px);

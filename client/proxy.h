@@ -43,7 +43,11 @@ struct proxy_conf {
 	int allow_private;
 	char *user;		/* drop to this user when started as root; NULL: stay */
 	int seccomp;		/* 1: seccomp filter once serving (default on Linux) */
+	int resolve_workers;	/* broker resolves in flight at once (threads) */
 };
+
+#define PROXY_WORKERS_DEFAULT	32
+#define PROXY_WORKERS_MAX	256
 
 /* Returns a new configuration with defaults; *out owned by the caller (proxy_conf_free). */
 int proxy_conf_new(struct proxy_conf **out);

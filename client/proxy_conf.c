@@ -33,6 +33,7 @@ proxy_conf_new(struct proxy_conf **out)
 	}
 	c->listen_port = 3128;
 	c->seccomp = CONF_SECCOMP_DEFAULT;
+	c->resolve_workers = PROXY_WORKERS_DEFAULT;
 	*out = c;
 	return 0;
 }
@@ -323,6 +324,7 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 	char host[256];
 	const char *kw = argv[0];
 	char **dst = NULL;
+	long long v;
 	int port, rc;
 
 	if (strcmp(kw, "sandbox") == 0) {
@@ -373,6 +375,15 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			snprintf(why, whylen, "line %d: seccomp yes|no", lineno);
 			return CB_ERR_CONFIG;
 		}
+		return 0;
+	}
+	if (strcmp(kw, "resolve_workers") == 0) {
+		if (util_strtoll(argv[1], 1, PROXY_WORKERS_MAX, &v) != 0) {
+			snprintf(why, whylen, "line %d: resolve_workers 1-%d", lineno,
+			    PROXY_WORKERS_MAX);
+			return CB_ERR_CONFIG;
+		}
+		c->resolve_workers = (int)v;
 		return 0;
 	}
 	if (strcmp(kw, "user") == 0) {

@@ -21,7 +21,7 @@
 #include "util.h"
 
 #define POOL_QUEUE_MAX	4096
-#define POOL_THREADS_MAX	64
+#define POOL_THREADS_MAX	PROXY_WORKERS_MAX
 
 struct qent {
 	TAILQ_ENTRY(qent) link;
@@ -185,7 +185,7 @@ run_resolve(cbc_t *c, struct proxy_job *job)
 		}
 		if (take_headers(job, r, PROXY_REDACTED) != 0)
 			job_fail(job, 500, "credproxy: internal error");
-		log_info("sandbox %s: no token, %s %s:%d allowed, %zu header(s) injected",
+		log_debug("sandbox %s: no token, %s %s:%d allowed, %zu header(s) injected",
 		    job->sandbox, job->method, job->host, job->port, r->nheaders);
 		cbc_resolved_free(r);
 		return;
@@ -215,7 +215,8 @@ run_resolve(cbc_t *c, struct proxy_job *job)
 			return;
 		}
 	}
-	log_info("sandbox %s: %zu token(s) resolved for %s %s:%d", job->sandbox, job->ntokens,
+	/* per request, and the broker audits every resolve: debug, not info */
+	log_debug("sandbox %s: %zu token(s) resolved for %s %s:%d", job->sandbox, job->ntokens,
 	    job->method, job->host, job->port);
 }
 

@@ -188,6 +188,17 @@ test_parse(void **state)
 #endif
 	assert_int_equal(proxy_conf_parse(c, "seccomp yes\n", 12, "/dep", why, sizeof(why)), 0);
 	assert_int_equal(c->seccomp, 1);
+	assert_int_equal(c->resolve_workers, PROXY_WORKERS_DEFAULT);
+	proxy_conf_free(c);
+
+	/* resolve_workers: both bounds accepted */
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_equal(proxy_conf_parse(c, "resolve_workers 1\n", 18, "/dep", why,
+	    sizeof(why)), 0);
+	assert_int_equal(c->resolve_workers, 1);
+	assert_int_equal(proxy_conf_parse(c, "resolve_workers 256\n", 20, "/dep", why,
+	    sizeof(why)), 0);
+	assert_int_equal(c->resolve_workers, 256);
 	proxy_conf_free(c);
 
 	assert_int_equal(proxy_conf_new(&c), 0);
@@ -230,6 +241,12 @@ test_parse_refused(void **state)
 		"seccomp on\n",
 		"seccomp\n",
 		"seccomp yes no\n",
+		"resolve_workers 0\n",
+		"resolve_workers 257\n",
+		"resolve_workers -1\n",
+		"resolve_workers 8x\n",
+		"resolve_workers\n",
+		"resolve_workers 8 8\n",
 		"user\n",
 		"user \"\"\n",
 		"user a b\n",

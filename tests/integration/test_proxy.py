@@ -588,6 +588,60 @@ class ProxyTest(cbtest.TestCase):
         finally:
             c.close()
 
+    def test_one_resolve_worker_serves_concurrent_connections(self):
+        # resolve_workers 1: every resolve queues for the one worker; all are still answered,
+        # each with the real credential, on keep-alive connections reusing their upstream
+        p = Proxy(self.d, "oneworker", ["--upstream-ca", self.up_ca, "--allow-private",
+                                        "--sandbox-id", "sbx-a"], ["resolve_workers 1"])
+        results, errors = [], []
+
+        def client(k):
+            c = self.conn(proxy=p)
+            try:
+                for i in range(3):
+                    tid = uuid.uuid4().hex
+                    c.request("GET", "/echo?k=%d&i=%d" % (k, i),
+                              headers={"X-Test-Id": tid,
+                                       "Authorization": "Bearer " + self.token})
+                    r = c.getresponse()
+                    body = r.read()
+                    results.append((r.status, tid, body, json.loads(body)["conn_id"], k))
+            except Exception as e:	# reported by the main thread
+                errors.append(repr(e))
+            finally:
+                c.close()
+
+        try:
+            threads = [threading.Thread(target=client, args=(k,)) for k in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=TIMEOUT * 2)
+            self.assertFalse(any(t.is_alive() for t in threads))
+            self.assertEqual(errors, [])
+            self.assertEqual(len(results), 18)
+            for st, tid, body, _, _ in results:
+                self.assertEqual(st, 200, body)
+                self.assert_one_real(body, test_id=tid)
+            for k in range(6):
+                self.assertEqual(len({cid for _, _, _, cid, kk in results if kk == k}), 1,
+                                 "each sandbox connection reuses its upstream connection")
+        finally:
+            self.assertEqual(p.stop(), 0, p.log()[-3000:])
+
+    def test_resolve_workers_bounds(self):
+        conf = os.path.join(self.d.dir, "credproxy-badworkers.conf")
+        with open(os.path.join(self.d.dir, "credproxy.conf")) as f:
+            text = f.read()
+        for bad in ("0", "257", "many"):
+            with open(conf, "w") as f:
+                f.write(text + "resolve_workers %s\n" % bad)
+            r = subprocess.run(VALGRIND + [cbtest.binary("credproxy"), "-c", conf, "--listen",
+                                           "127.0.0.1:%d" % cbtest.free_port()],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30 * SLOW)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertIn(b"resolve_workers 1-256", r.stderr, r.stderr)
+
     def test_plain_http_absolute_form(self):
         c = http.client.HTTPConnection("127.0.0.1", self.shared.port, timeout=TIMEOUT,
                                        source_address=(SRC_A, 0))
