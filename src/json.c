@@ -987,6 +987,19 @@ json_write_compact(const json_t *v, char *buf, size_t cap)
 	return w.len;
 }
 
+size_t
+json_write_string(const char *s, size_t n, char *buf, size_t cap)
+{
+	struct jw w;
+
+	w.buf = buf;
+	w.cap = buf != NULL ? cap : 0;
+	w.len = 0;
+	if (s == NULL || jw_string(&w, s, n) != 0)
+		return 0;
+	return w.len;
+}
+
 char *
 json_dumps_compact(const json_t *v)
 {

@@ -62,6 +62,12 @@ int json_get_array(json_t *obj, const char *key, int required, size_t maxitems,
  */
 size_t json_write_compact(const json_t *v, char *buf, size_t cap);
 /*
+ * The n bytes at s as a JSON string literal, quotes included, as json_write_compact
+ * writes strings, into buf (at most cap bytes). Returns the whole length (may exceed
+ * cap), or 0 when s is not valid UTF-8.
+ */
+size_t json_write_string(const char *s, size_t n, char *buf, size_t cap);
+/*
  * json_dumps(v, JSON_COMPACT) through json_write_compact (jansson's own for what that
  * does not write): a malloc'd NUL-terminated string owned by the caller, or NULL.
  */

@@ -406,6 +406,24 @@ test_write_compact(void **state)
 	assert_int_equal(json_object_setn_new(v, "k\0ey", 4, json_stringn("v\0al", 4)), 0);
 	check_write(v);
 	json_decref(v);
+	/* json_write_string: a string as json_dumpb writes it inside an array. */
+	{
+		static const char str[] = "Bearer \"x\"\\ \x01\n\xc3\xa9/\x7f end";
+		char want[128], got[128];
+		size_t wn, gn;
+
+		v = json_pack("[s]", str);
+		assert_non_null(v);
+		wn = json_dumpb(v, want, sizeof(want), JSON_COMPACT);
+		assert_true(wn > 2 && wn < sizeof(want));
+		gn = json_write_string(str, strlen(str), got, sizeof(got));
+		assert_int_equal(gn, wn - 2);
+		assert_memory_equal(got, want + 1, gn);
+		assert_int_equal(json_write_string(str, strlen(str), NULL, 0), gn);
+		assert_int_equal(json_write_string(bad, 3, got, sizeof(got)), 0);
+		assert_int_equal(json_write_string(NULL, 0, got, sizeof(got)), 0);
+		json_decref(v);
+	}
 	/* Refused by both: a non-container root, invalid UTF-8. */
 	v = json_string("x");
 	assert_int_equal(json_write_compact(v, NULL, 0), 0);
