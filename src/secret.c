@@ -101,6 +101,101 @@ scache_slot_of(struct scache *t, const char *name)
 	return &t->slot[h % SCACHE_SLOTS];
 }
 
+/*
+ * Metadata per server thread, for mint's policy check (secret_get: a SQLite read and
+ * the host list parsed, ~19 k instructions per binding): MCACHE_SLOTS copies, under the
+ * same generation and age as the values. Not secret (names, hosts, TTLs): plain heap.
+ */
+#define MCACHE_SLOTS		64
+
+struct mcache {
+	uint64_t gen;
+	struct secret_meta *m[MCACHE_SLOTS];
+	int64_t at_us[MCACHE_SLOTS];
+};
+
+static pthread_key_t mcache_key;
+static int mcache_ok;
+
+static void
+mcache_free(void *p)
+{
+	struct mcache *t = p;
+	size_t i;
+
+	if (t == NULL)
+		return;
+	for (i = 0; i < MCACHE_SLOTS; i++)
+		secret_meta_free(t->m[i]);
+	free(t);
+}
+
+static void
+mcache_init(void)
+{
+	mcache_ok = pthread_key_create(&mcache_key, mcache_free) == 0;
+}
+
+static pthread_once_t mcache_once = PTHREAD_ONCE_INIT;
+
+static struct mcache *
+mcache_get(void)
+{
+	struct mcache *t;
+
+	pthread_once(&mcache_once, mcache_init);
+	if (!mcache_ok)
+		return NULL;
+	if ((t = pthread_getspecific(mcache_key)) != NULL)
+		return t;
+	if ((t = calloc(1, sizeof(*t))) == NULL)
+		return NULL;
+	if (pthread_setspecific(mcache_key, t) != 0) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+static size_t
+mcache_slot_of(const char *name)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+	return h % MCACHE_SLOTS;
+}
+
+/* A deep copy of m into *out (owned by the caller). */
+static int
+secret_meta_dup(const struct secret_meta *m, struct secret_meta **out)
+{
+	struct secret_meta *c;
+	size_t i;
+
+	*out = NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->name = strdup(m->name)) == NULL)
+		goto nomem;
+	c->max_ttl_s = m->max_ttl_s;
+	c->version = m->version;
+	c->created_at = m->created_at;
+	c->updated_at = m->updated_at;
+	if (m->nhosts > 0 && (c->hosts = calloc(m->nhosts, sizeof(*c->hosts))) == NULL)
+		goto nomem;
+	for (i = 0; i < m->nhosts; i++) {
+		if ((c->hosts[i] = strdup(m->hosts[i])) == NULL)
+			goto nomem;
+		c->nhosts++;
+	}
+	*out = c;
+	return 0;
+nomem:
+	secret_meta_free(c);
+	return CB_ERR_NOMEM;
+}
+
 void
 secret_cache_invalidate(void)
 {
@@ -112,10 +207,17 @@ secret_cache_clear(void)
 {
 	struct scache *t;
 
+	struct mcache *mt;
+
 	pthread_once(&scache_once, scache_init);
 	if (scache_ok && (t = pthread_getspecific(scache_key)) != NULL) {
 		pthread_setspecific(scache_key, NULL);
 		scache_free(t);
+	}
+	pthread_once(&mcache_once, mcache_init);
+	if (mcache_ok && (mt = pthread_getspecific(mcache_key)) != NULL) {
+		pthread_setspecific(mcache_key, NULL);
+		mcache_free(mt);
 	}
 }
 
@@ -334,15 +436,44 @@ int
 secret_get(struct store *st, const char *name, struct secret_meta **out)
 {
 	struct store_secret *row = NULL;
+	struct mcache *t;
+	size_t k = 0;
+	int64_t now = 0;
+	uint64_t gen;
 	int rc;
 
 	*out = NULL;
 	if (secret_valid_name(name) != 0)
 		return CB_ERR_NOTFOUND;
+	/* Before the store is read, as in secret_reveal. */
+	gen = atomic_load(&scache_gen);
+	if ((t = mcache_get()) != NULL) {
+		if (t->gen != gen) {
+			for (k = 0; k < MCACHE_SLOTS; k++) {
+				secret_meta_free(t->m[k]);
+				t->m[k] = NULL;
+			}
+			t->gen = gen;
+		}
+		now = util_mono_us();
+		k = mcache_slot_of(name);
+		if (t->m[k] != NULL && now - t->at_us[k] > SCACHE_AGE_US) {
+			secret_meta_free(t->m[k]);
+			t->m[k] = NULL;
+		}
+		if (t->m[k] != NULL && strcmp(t->m[k]->name, name) == 0)
+			return secret_meta_dup(t->m[k], out);
+	}
 	if ((rc = store_secret_get(st, name, &row)) != 0)
 		return rc;
 	rc = secret_meta_from_row(row, out);
 	store_secret_free(row);
+	if (rc == 0 && t != NULL) {
+		secret_meta_free(t->m[k]);
+		if (secret_meta_dup(*out, &t->m[k]) != 0)
+			t->m[k] = NULL;
+		t->at_us[k] = now;
+	}
 	return rc;
 }
 

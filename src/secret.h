@@ -59,9 +59,10 @@ int secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t *
     size_t *len) __attribute__((warn_unused_result));
 /*
  * secret_reveal keeps each thread's recently decrypted values (bounded, locked memory,
- * wiped; see secret.c). secret_cache_invalidate: every thread drops its values at its
- * next reveal; called after any committed secret write. secret_cache_clear: this
- * thread's cache wiped and freed now. secret_cache_count: values this thread holds.
+ * wiped; see secret.c), secret_get its recently read metadata. secret_cache_invalidate:
+ * every thread drops both at its next call; called after any committed secret write.
+ * secret_cache_clear: this thread's caches wiped and freed now. secret_cache_count:
+ * values this thread holds.
  */
 void secret_cache_invalidate(void);
 void secret_cache_clear(void);

@@ -379,9 +379,10 @@ sc_thread(void *arg)
 }
 
 /*
- * secret_reveal's per-thread cache: a hit does not read the store (a row deleted
- * behind its back is still served), an invalidation wipes every entry (the deleted
- * secret is then not found), a new version is seen at once (secret_put invalidates),
+ * secret_reveal's per-thread cache (and secret_get's, of metadata): a hit does not read
+ * the store (a row deleted behind its back is still served), an invalidation wipes every
+ * entry (the deleted secret is then not found), a new version or new metadata is seen at
+ * once (secret_put invalidates),
  * at most 128 values are held, values over 256 bytes are not held, each thread has
  * its own, and secret_cache_clear empties this thread's.
  */
@@ -390,6 +391,9 @@ test_secret_cache(void **state)
 {
 	struct scfix fx, *f = &fx;
 	char why[512], name[32], big[300];
+	char *other_hosts[] = { "a.example", "b.example" };
+	struct secret_meta *m = NULL;
+	int64_t ver = 0;
 	pthread_t th;
 	void *ret;
 	size_t *n;
@@ -411,13 +415,34 @@ test_secret_cache(void **state)
 	sc_put(f, "a", "value-one");
 	assert_int_equal(sc_reveal(f, "a", "value-one"), 0);
 	assert_int_equal(secret_cache_count(), 1);
+	assert_int_equal(secret_get(f->st, "a", &m), 0);	/* metadata filed too */
+	secret_meta_free(m);
 	/* Behind the cache's back (no invalidation): the hit does not look at the store. */
 	assert_int_equal(store_secret_delete(f->st, "a"), 0);
 	assert_int_equal(sc_reveal(f, "a", "value-one"), 0);
+	assert_int_equal(secret_get(f->st, "a", &m), 0);
+	assert_string_equal(m->hosts[0], "api.example.com");
+	secret_meta_free(m);
 	/* Invalidated: every entry goes, and the store is asked again. */
 	secret_cache_invalidate();
 	assert_int_equal(sc_reveal(f, "a", NULL), CB_ERR_NOTFOUND);
 	assert_int_equal(secret_cache_count(), 0);
+	assert_int_equal(secret_get(f->st, "a", &m), CB_ERR_NOTFOUND);
+	assert_null(m);
+	/* New metadata through secret_put is seen at once. */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(secret_put(f->st, f->v, "a", (const uint8_t *)"v", 1, other_hosts, 2,
+	    60, 1000, &ver), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(secret_get(f->st, "a", &m), 0);
+	assert_int_equal(m->nhosts, 2);
+	assert_string_equal(m->hosts[1], "b.example");
+	assert_int_equal(m->max_ttl_s, 60);
+	secret_meta_free(m);
+	assert_int_equal(secret_get(f->st, "a", &m), 0);	/* and a copy of the filed one */
+	assert_int_equal(m->nhosts, 2);
+	assert_string_equal(m->hosts[0], "a.example");
+	secret_meta_free(m);
 	/* A new version through secret_put is seen at once. */
 	sc_put(f, "a", "value-two");
 	assert_int_equal(sc_reveal(f, "a", "value-two"), 0);
