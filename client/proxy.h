@@ -46,7 +46,7 @@ struct proxy_conf {
 	int resolve_workers;	/* broker resolves in flight at once (threads) */
 };
 
-#define PROXY_WORKERS_DEFAULT	32
+#define PROXY_WORKERS_DEFAULT	16
 #define PROXY_WORKERS_MAX	256
 
 /* Returns a new configuration with defaults; *out owned by the caller (proxy_conf_free). */
