@@ -90,15 +90,36 @@ scache_get(void)
 	return t;
 }
 
+#define SCACHE_WAYS		2	/* two slots per set: one collision does not thrash */
+
+/*
+ * The slot holding name (fresh, else wiped), or when none does the one to fill: an
+ * empty slot of its set, else the one read longest ago.
+ */
 static struct scache_slot *
-scache_slot_of(struct scache *t, const char *name)
+scache_slot_of(struct scache *t, const char *name, int64_t now, int *hit)
 {
+	struct scache_slot *set, *victim = NULL;
 	uint64_t h = 14695981039346656037ULL;
 	size_t i;
 
+	*hit = 0;
 	for (i = 0; name[i] != '\0'; i++)
 		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
-	return &t->slot[h % SCACHE_SLOTS];
+	set = &t->slot[(h % (SCACHE_SLOTS / SCACHE_WAYS)) * SCACHE_WAYS];
+	for (i = 0; i < SCACHE_WAYS; i++) {
+		if (set[i].len > 0 && now - set[i].at_us > SCACHE_AGE_US)
+			explicit_bzero(&set[i], sizeof(set[i]));
+		if (set[i].len > 0 && strcmp(set[i].name, name) == 0) {
+			*hit = 1;
+			return &set[i];
+		}
+	}
+	for (i = 0; i < SCACHE_WAYS; i++)
+		if (victim == NULL || set[i].len == 0 ||
+		    (victim->len > 0 && set[i].at_us < victim->at_us))
+			victim = &set[i];
+	return victim;
 }
 
 /*
@@ -546,7 +567,7 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
 	size_t ctlen = 0;
 	int64_t key_id, now = 0;
 	uint64_t gen;
-	int rc;
+	int rc, hit;
 
 	*value = NULL;
 	*len = 0;
@@ -560,10 +581,8 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
 			t->gen = gen;
 		}
 		now = util_mono_us();
-		sl = scache_slot_of(t, name);
-		if (sl->len > 0 && now - sl->at_us > SCACHE_AGE_US)
-			explicit_bzero(sl, sizeof(*sl));
-		if (sl->len > 0 && strcmp(sl->name, name) == 0) {
+		sl = scache_slot_of(t, name, now, &hit);
+		if (hit) {
 			if ((*value = malloc(sl->len + 1)) == NULL)
 				return CB_ERR_NOMEM;
 			memcpy(*value, sl->value, sl->len);
