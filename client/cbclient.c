@@ -1,7 +1,8 @@
 /*
  * cbclient.c: libcredbroker, the C client of the broker API (credbroker.h).
  *
- * One libcurl easy handle per cbc_t, reused so the TLS connection stays alive.
+ * One libcurl easy handle per cbc_t, reused so the TLS connection stays alive (and a
+ * second, connect-only one for resolves: see cbc_resolve_request).
  * Mutual TLS only, TLS 1.2 or newer, peer and host verified, https only, no proxy.
  * Answers land in our own bounded buffer (CBC_ANSWER_MAX) that is wiped before it is
  * freed, because a resolve answer holds a real credential; the same goes for request
@@ -13,11 +14,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -33,6 +37,8 @@
 
 struct cbc {
 	CURL *curl;
+	CURL *rcurl;		/* resolves: CONNECT_ONLY, HTTP written and read here */
+	int rfresh;		/* rcurl's connection has carried no request yet */
 	struct curl_slist *hdrs;
 	char *url;		/* without a trailing slash */
 	char *cert;
@@ -869,6 +875,8 @@ cbc_free(cbc_t *c)
 		return;
 	if (c->curl != NULL)
 		curl_easy_cleanup(c->curl);
+	if (c->rcurl != NULL)
+		curl_easy_cleanup(c->rcurl);
 	curl_slist_free_all(c->hdrs);
 	free(c->url);
 	free(c->cert);
@@ -1033,6 +1041,9 @@ cbc_curl_fail(cbc_t *c, CURLcode cc, const struct cbc_buf *b)
 	}
 }
 
+static int cbc_answer_status(cbc_t *c, const char *method, const char *path, long status,
+    struct cbc_buf *ans);
+
 /*
  * One request. body (may be NULL) is sent as is and never copied by curl. On a 2xx
  * answer, *ans holds it (wiped by the caller with cbc_buf_wipe); other statuses are
@@ -1046,7 +1057,6 @@ cbc_request(cbc_t *c, const char *method, const char *path, const char *body, si
 	CURLcode cc;
 	long status = 0;
 	int rc, n;
-	char why[160], field[CBC_ERRCODE_MAX];
 
 	memset(ans, 0, sizeof(*ans));
 	c->http_status = 0;
@@ -1081,6 +1091,17 @@ cbc_request(cbc_t *c, const char *method, const char *path, const char *body, si
 		return rc;
 	}
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	return cbc_answer_status(c, method, path, status, ans);
+}
+
+/* A complete answer with this status: 2xx keeps *ans; the others become errors. */
+static int
+cbc_answer_status(cbc_t *c, const char *method, const char *path, long status,
+    struct cbc_buf *ans)
+{
+	char why[160], field[CBC_ERRCODE_MAX];
+	int rc;
+
 	c->http_status = (int)status;
 	if (status >= 200 && status < 300)
 		return 0;
@@ -1247,6 +1268,373 @@ cbc_sandbox_revoke(cbc_t *c, const char *sandbox_id, long long *revoked)
 	return rc;
 }
 
+/* ---- resolves: HTTP/1.1 written and read here over curl's verified mTLS connection ----
+ *
+ * A proxy resolves once per proxied request. curl's HTTP layer cost ~106 k instructions
+ * and ~5 system calls per resolve (D9b in docs/performance.md); the connection (TCP, TLS
+ * 1.2+, client certificate, peer and host verification: every option of cbc_new) stays
+ * curl's: a second easy handle, duplicated from the first, connects with
+ * CURLOPT_CONNECT_ONLY, and the request and answer go through curl_easy_send/_recv.
+ * The answer must be HTTP/1.x with a Content-Length (as libmicrohttpd answers); anything
+ * else is CBC_E_PROTOCOL. A kept-alive connection that closes before the first byte of
+ * an answer is retried once on a fresh connection, as curl itself does.
+ */
+
+#define CBC_HEAD_MAX	16384
+
+static long
+cbc_ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
+		return 0;
+	return (long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+}
+
+/* Waits for the resolve connection's socket: 0 ready, -2 timed out, -1 error. */
+static int
+cbc_rwait(cbc_t *c, short ev, const struct timespec *deadline)
+{
+	curl_socket_t sock = CURL_SOCKET_BAD;
+	struct pollfd pfd;
+	long ms;
+	int r;
+
+	if (curl_easy_getinfo(c->rcurl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
+	    sock == CURL_SOCKET_BAD)
+		return -1;
+	/* bounded by the deadline: each round waits for what is left of it */
+	for (;;) {
+		if ((ms = cbc_ms_left(deadline)) <= 0)
+			return -2;
+		pfd.fd = sock;
+		pfd.events = ev;
+		pfd.revents = 0;
+		r = poll(&pfd, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+		if (r > 0)
+			return 0;
+		if (r == 0)
+			return -2;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* Room for at least need more bytes (and the NUL): grows by copying and wiping. */
+static int
+cbc_buf_reserve(struct cbc_buf *b, size_t need)
+{
+	size_t ncap;
+	char *np;
+
+	if (b->len + need + 1 <= b->cap)
+		return 0;
+	ncap = b->cap == 0 ? 4096 : b->cap;
+	while (ncap < b->len + need + 1)
+		ncap *= 2;
+	if ((np = malloc(ncap)) == NULL)
+		return CBC_E_NOMEM;
+	if (b->p != NULL) {
+		memcpy(np, b->p, b->len);
+		explicit_bzero(b->p, b->cap);
+		free(b->p);
+	}
+	b->p = np;
+	b->cap = ncap;
+	return 0;
+}
+
+/* Connects the resolve handle (a fresh connection); the message names what failed. */
+static int
+cbc_rconnect(cbc_t *c, const char *target)
+{
+	char url[CBC_URL_MAX];
+	struct cbc_buf none;
+	CURLcode cc;
+	int rc;
+
+	if (c->rcurl != NULL)
+		curl_easy_cleanup(c->rcurl);
+	c->rcurl = NULL;
+	rc = snprintf(url, sizeof(url), "%s%s", c->url, target);
+	if (rc < 0 || (size_t)rc >= sizeof(url)) {
+		cbc_err(c, "request URL too long");
+		return CBC_E_USAGE;
+	}
+	if ((c->rcurl = curl_easy_duphandle(c->curl)) == NULL ||
+	    curl_easy_setopt(c->rcurl, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(c->rcurl, CURLOPT_CONNECT_ONLY, 1L) != CURLE_OK) {
+		if (c->rcurl != NULL)
+			curl_easy_cleanup(c->rcurl);
+		c->rcurl = NULL;
+		cbc_err(c, "out of memory");
+		return CBC_E_NOMEM;
+	}
+	c->curlerr[0] = '\0';
+	if ((cc = curl_easy_perform(c->rcurl)) != CURLE_OK) {
+		memset(&none, 0, sizeof(none));
+		rc = cbc_curl_fail(c, cc, &none);
+		curl_easy_cleanup(c->rcurl);
+		c->rcurl = NULL;
+		return rc;
+	}
+	c->rfresh = 1;
+	return 0;
+}
+
+/*
+ * Parses an answer head of hlen bytes (the blank line included): status, Content-Length,
+ * whether the connection stays open. 0, or -1 when it is not what libmicrohttpd sends.
+ */
+static int
+cbc_parse_head(const char *h, size_t hlen, long *status, long long *clen, int *keep)
+{
+	const char *p = h, *end = h + hlen - 2, *eol, *colon, *v;
+	long long n;
+	size_t vlen, i;
+
+	*clen = -1;
+	if (hlen < 16 || (memcmp(p, "HTTP/1.1 ", 9) != 0 && memcmp(p, "HTTP/1.0 ", 9) != 0))
+		return -1;
+	*keep = p[7] == '1';
+	for (i = 9; i < 12; i++)
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+	if (p[12] != ' ' && p[12] != '\r')
+		return -1;
+	*status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+	if ((eol = memchr(p, '\n', (size_t)(end - p))) == NULL)
+		return -1;
+	/* header lines: each ends with CRLF; bounded by the head's length */
+	for (p = eol + 1; p < end; p = eol + 1) {
+		if ((eol = memchr(p, '\n', (size_t)(end + 2 - p))) == NULL || eol == p ||
+		    eol[-1] != '\r')
+			return -1;
+		if ((colon = memchr(p, ':', (size_t)(eol - p))) == NULL || colon == p)
+			return -1;
+		for (v = colon + 1; v < eol - 1 && (*v == ' ' || *v == '\t'); v++)
+			;
+		vlen = (size_t)(eol - 1 - v);
+		while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		if ((size_t)(colon - p) == 14 && strncasecmp(p, "Content-Length", 14) == 0) {
+			if (vlen == 0 || vlen > 9)
+				return -1;	/* also what is over CBC_ANSWER_MAX */
+			for (n = 0, i = 0; i < vlen; i++) {
+				if (v[i] < '0' || v[i] > '9')
+					return -1;
+				n = n * 10 + (v[i] - '0');
+			}
+			if (*clen >= 0 && *clen != n)
+				return -1;
+			*clen = n;
+		} else if ((size_t)(colon - p) == 17 &&
+		    strncasecmp(p, "Transfer-Encoding", 17) == 0)
+			return -1;
+		else if ((size_t)(colon - p) == 10 && strncasecmp(p, "Connection", 10) == 0 &&
+		    vlen == 5 && strncasecmp(v, "close", 5) == 0)
+			*keep = 0;
+	}
+	return *clen >= 0 ? 0 : -1;
+}
+
+/*
+ * Sends req and reads the whole answer into *ans (the body moved to its start).
+ * *got is set once any answer byte arrived. 0, or a CBC_E_* with the message set.
+ */
+static int
+cbc_rexchange(cbc_t *c, const char *req, size_t reqlen, const struct timespec *deadline,
+    long *status, struct cbc_buf *ans, int *got, int *keep)
+{
+	const char *hend = NULL;
+	long long clen = -1;
+	size_t off = 0, n, hlen = 0;
+	CURLcode cc;
+	int w;
+
+	*got = 0;
+	/* every loop below ends by the deadline, an error or the answer's end */
+	while (off < reqlen) {
+		n = 0;
+		cc = curl_easy_send(c->rcurl, req + off, reqlen - off, &n);
+		if (cc == CURLE_OK) {
+			off += n;
+			continue;
+		}
+		if (cc != CURLE_AGAIN)
+			goto conn_fail;
+		if ((w = cbc_rwait(c, POLLOUT, deadline)) == -1) {
+			cc = CURLE_SEND_ERROR;
+			goto conn_fail;
+		}
+		if (w == -2)
+			goto timeout;
+	}
+	for (;;) {
+		if (cbc_buf_reserve(ans, 4096) != 0) {
+			cbc_err(c, "out of memory reading the broker's answer");
+			return CBC_E_NOMEM;
+		}
+		n = 0;
+		cc = curl_easy_recv(c->rcurl, ans->p + ans->len, ans->cap - ans->len - 1, &n);
+		if (cc == CURLE_AGAIN) {
+			if ((w = cbc_rwait(c, POLLIN, deadline)) == -2)
+				goto timeout;
+			if (w == -1) {
+				cc = CURLE_RECV_ERROR;
+				goto conn_fail;
+			}
+			continue;
+		}
+		if (cc != CURLE_OK || n == 0) {
+			if (!*got)
+				goto conn_fail;
+			cbc_err(c, "the broker's answer at %s was cut short", c->url);
+			return CBC_E_PROTOCOL;
+		}
+		*got = 1;
+		ans->len += n;
+		ans->p[ans->len] = '\0';
+		if (hend == NULL) {
+			hend = memmem(ans->p, ans->len, "\r\n\r\n", 4);
+			if (hend == NULL) {
+				if (ans->len > CBC_HEAD_MAX)
+					goto malformed;
+				continue;
+			}
+			hlen = (size_t)(hend - ans->p) + 4;
+			if (cbc_parse_head(ans->p, hlen, status, &clen, keep) != 0)
+				goto malformed;
+			if (clen > CBC_ANSWER_MAX) {
+				cbc_err(c, "the broker's answer at %s is larger than 1 MiB", c->url);
+				return CBC_E_PROTOCOL;
+			}
+		}
+		if (ans->len - hlen > (size_t)clen)
+			goto malformed;	/* nothing was asked for after this answer */
+		if (ans->len - hlen == (size_t)clen)
+			break;
+	}
+	/* the body to the start, the head wiped */
+	memmove(ans->p, ans->p + hlen, (size_t)clen);
+	explicit_bzero(ans->p + clen, ans->len - (size_t)clen);
+	ans->len = (size_t)clen;
+	ans->p[ans->len] = '\0';
+	return 0;
+ malformed:
+	cbc_err(c, "the broker's answer at %s was cut short or malformed: not an HTTP/1.1 "
+	    "answer with a Content-Length", c->url);
+	return CBC_E_PROTOCOL;
+ timeout:
+	cbc_err(c, "no answer from %s within %ld ms (is credbrokerd running and reachable "
+	    "there?)", c->url, c->timeout_ms);
+	*got = 1;	/* never retried: the time is up */
+	return CBC_E_CONNECT;
+ conn_fail:
+	cbc_err(c, "TLS connection to %s failed: %s (does the broker accept the client "
+	    "certificate %s? is it a credbrokerd?)", c->url, cc != CURLE_OK ?
+	    curl_easy_strerror(cc) : "closed by the broker", c->cert);
+	return CBC_E_CONNECT;
+}
+
+/* "https://host:port/prefix": host:port and the path prefix, or -1 for anything else. */
+static int
+cbc_url_split(const char *url, char *auth, size_t authlen, const char **prefix)
+{
+	const char *a = url + 8, *slash = strchr(url + 8, '/');
+	size_t n = slash != NULL ? (size_t)(slash - a) : strlen(a);
+
+	if (strncmp(url, "https://", 8) != 0 || n == 0 || n >= authlen ||
+	    memchr(a, '@', n) != NULL)
+		return -1;
+	memcpy(auth, a, n);
+	auth[n] = '\0';
+	*prefix = slash != NULL ? slash : "";
+	return 0;
+}
+
+/* The resolve through the lean path above; 0 with *ans holding a 2xx answer's body. */
+static int
+cbc_resolve_request(cbc_t *c, const char *body, size_t bodylen, struct cbc_buf *ans)
+{
+	static const char path[] = "/v1/resolve";
+	char auth[512], target[CBC_URL_MAX];
+	const char *prefix;
+	char *req = NULL;
+	size_t reqlen = 0, cap;
+	struct timespec deadline;
+	long status = 0;
+	int rc, n, attempt, fresh, got = 0, keep = 0;
+
+	memset(ans, 0, sizeof(*ans));
+	c->http_status = 0;
+	c->errcode[0] = '\0';
+	c->errmsg[0] = '\0';
+	c->curlerr[0] = '\0';
+	if (cbc_url_split(c->url, auth, sizeof(auth), &prefix) != 0)
+		return cbc_request(c, "POST", path, body, bodylen, ans);
+	n = snprintf(target, sizeof(target), "%s%s", prefix, path);
+	if (n < 0 || (size_t)n >= sizeof(target)) {
+		cbc_err(c, "request URL too long");
+		return CBC_E_USAGE;
+	}
+	cap = strlen(target) + strlen(auth) + bodylen + 256;
+	if ((req = malloc(cap)) == NULL) {
+		cbc_err(c, "out of memory");
+		return CBC_E_NOMEM;
+	}
+	n = snprintf(req, cap, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: libcredbroker/"
+	    PACKAGE_VERSION "\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
+	    "Content-Length: %zu\r\n\r\n", target, auth, bodylen);
+	if (n < 0 || (size_t)n + bodylen >= cap) {
+		free(req);
+		cbc_err(c, "request too long");
+		return CBC_E_USAGE;
+	}
+	memcpy(req + n, body, bodylen);
+	reqlen = (size_t)n + bodylen;
+	if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0) {
+		rc = CBC_E_IO;
+		cbc_err(c, "clock_gettime failed");
+		goto out;
+	}
+	deadline.tv_sec += c->timeout_ms / 1000;
+	deadline.tv_nsec += (c->timeout_ms % 1000) * 1000000;
+	if (deadline.tv_nsec >= 1000000000) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000;
+	}
+	rc = CBC_E_CONNECT;
+	for (attempt = 0; attempt < 2; attempt++) {
+		if (c->rcurl == NULL && (rc = cbc_rconnect(c, target)) != 0)
+			goto out;
+		fresh = c->rfresh;
+		c->rfresh = 0;
+		rc = cbc_rexchange(c, req, reqlen, &deadline, &status, ans, &got, &keep);
+		if (rc == 0)
+			break;
+		curl_easy_cleanup(c->rcurl);
+		c->rcurl = NULL;
+		cbc_buf_wipe(ans);
+		/* a kept-alive connection closed before any answer: once more, on a new one */
+		if (got || fresh || rc != CBC_E_CONNECT)
+			goto out;
+	}
+	if (rc != 0)
+		goto out;
+	if (!keep) {
+		curl_easy_cleanup(c->rcurl);
+		c->rcurl = NULL;
+	}
+	rc = cbc_answer_status(c, "POST", path, status, ans);
+out:
+	explicit_bzero(req, reqlen);	/* it holds the token */
+	free(req);
+	return rc;
+}
+
 int
 cbc_resolve(cbc_t *c, const char *token, const char *sandbox_id, const char *host, int port,
     const char *method, const char *path, struct cbc_resolved **out)
@@ -1263,7 +1651,7 @@ cbc_resolve(cbc_t *c, const char *token, const char *sandbox_id, const char *hos
 	    path, &body, &len)) != 0)
 		return rc == CBC_E_USAGE ? cbc_usage(c, "invalid resolve request (sandbox ID, "
 		    "host, port 1-65535, method and path required, valid UTF-8)") : rc;
-	rc = cbc_request(c, "POST", "/v1/resolve", body, len, &ans);
+	rc = cbc_resolve_request(c, body, len, &ans);
 	explicit_bzero(body, len);	/* it holds the token */
 	free(body);
 	if (rc != 0)
