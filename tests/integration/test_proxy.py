@@ -629,6 +629,24 @@ class ProxyTest(cbtest.TestCase):
         finally:
             self.assertEqual(p.stop(), 0, p.log()[-3000:])
 
+    def test_resolve_after_broker_restart(self):
+        # the workers keep their broker connections alive between resolves; a restart closes
+        # them under the workers: the next resolves reconnect and answer, none fails
+        p = Proxy(self.d, "restart", ["--upstream-ca", self.up_ca, "--allow-private",
+                                      "--sandbox-id", "sbx-a"], ["resolve_workers 2"])
+        try:
+            for phase in ("before", "after"):
+                if phase == "after":
+                    self.d.restart()
+                for i in range(6):
+                    st, _, body = self.get("/echo?%s=%d" % (phase, i),
+                                           [("Authorization", "Bearer " + self.token)], proxy=p)
+                    self.assertEqual(st, 200, (phase, i, body, p.log()[-2000:]))
+                    self.assert_one_real(body)
+            self.assertNotIn("broker resolve failed", p.log())
+        finally:
+            self.assertEqual(p.stop(), 0, p.log()[-3000:])
+
     def test_resolve_workers_bounds(self):
         conf = os.path.join(self.d.dir, "credproxy-badworkers.conf")
         with open(os.path.join(self.d.dir, "credproxy.conf")) as f:
