@@ -569,6 +569,43 @@ ctx_bad_body(struct grant_ctx *x, const char *code, const char *prefix, const ch
 	ctx_refuse(x, 400, code, field);
 }
 
+/*
+ * {"k1":"v1","k2":"v2","k3":"v3"} written directly (the bytes json_write_compact writes
+ * for the jansson object), for an answer of three strings: *out malloc'd, NUL-terminated,
+ * wiped by its owner (util_wipe_free(*out, *outlen + 1)).
+ */
+static int
+raw_strings(char **out, size_t *outlen, const char *k1, const char *v1, const char *k2,
+    const char *v2, const char *k3, const char *v3)
+{
+	const char *s[6] = { k1, v1, k2, v2, k3, v3 };
+	size_t n[6], len = 2, pos = 0, i;
+	char *buf;
+
+	*out = NULL;
+	*outlen = 0;
+	for (i = 0; i < 6; i++) {
+		/* Not UTF-8: what json_pack refused before. */
+		if ((n[i] = json_write_string(s[i], strlen(s[i]), NULL, 0)) == 0)
+			return CB_ERR_INVAL;
+		len += n[i] + 1;	/* and ':' or ',' */
+	}
+	len--;			/* no ',' after the last */
+	if ((buf = malloc(len + 1)) == NULL)
+		return CB_ERR_NOMEM;
+	buf[pos++] = '{';
+	for (i = 0; i < 6; i++) {
+		pos += json_write_string(s[i], strlen(s[i]), buf + pos, n[i]);
+		if (i < 5)
+			buf[pos++] = i % 2 == 0 ? ':' : ',';
+	}
+	buf[pos++] = '}';
+	buf[pos] = '\0';
+	*out = buf;	/* transferred */
+	*outlen = pos;
+	return 0;
+}
+
 /* When not even the context can be allocated: the request fails, unaudited. */
 static void
 reply_nomem(struct api_call *call)
@@ -767,12 +804,12 @@ grant_handle_mint(struct api_call *call)
 	util_strlcpy(x->kid, claims.kid, sizeof(x->kid));
 	x->g.kid = x->kid;
 	util_rfc3339(claims.exp, expires, sizeof(expires));
-	x->body = json_pack("{s:s, s:s, s:s}", "grant_id", x->grant_id, "token", tok,
+	/* Raw text, wiped after sending: the token is a bearer credential. */
+	rc = raw_strings(&x->raw, &x->rawlen, "grant_id", x->grant_id, "token", tok,
 	    "expires_at", expires);
 	util_wipe_str(tok);
-	if (x->body == NULL)
+	if (rc != 0)
 		goto internal;
-	x->sensitive = 1;	/* the token is a bearer credential */
 	x->status = 201;
 	x->op.fn = mint_fn;
 	ctx_submit(x);
