@@ -142,6 +142,8 @@ def chunked(status, total):
 
 OK, REFUSED, PROTOCOL, SERVER = 0, -1, -4, -5
 GRANT = '{"grant_id":"g","token":"cbt_x","expires_at":"t"}'
+RESOLVED = '{"headers":[{"name":"Authorization","value":"Bearer v"}],"expires_in":10}'
+RAW_200 = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 HOSTILE = [
     # (name, answer, call, expected rc)
     ("sane grant (the fake works)", http(201, GRANT), "mint", OK),
@@ -170,6 +172,26 @@ HOSTILE = [
     ("4xx without JSON", http(403, "forbidden"), "show", REFUSED),
     ("5xx", http(500, '{"error":"internal_error"}'), "put", SERVER),
     ("not HTTP at all", b"\x00\x01garbage\r\n\r\n", "health", PROTOCOL),
+    # cbc_resolve reads its answer itself (connect-only curl handle): HTTP/1.x with one
+    # Content-Length, bounded head and body
+    ("sane resolve (the fake works)", http(200, RESOLVED), "resolve", OK),
+    ("resolve refused", http(403, '{"error":"revoked"}'), "resolve", REFUSED),
+    ("chunked resolve", chunked(200, 100), "resolve", PROTOCOL),
+    ("resolve without Content-Length", RAW_200 + b"Connection: close\r\n\r\n" +
+     RESOLVED.encode(), "resolve", PROTOCOL),
+    ("resolve Content-Length not a number", RAW_200 + b"Content-Length: 2x\r\n\r\n" +
+     RESOLVED.encode(), "resolve", PROTOCOL),
+    ("resolve Content-Length negative", RAW_200 + b"Content-Length: -1\r\n\r\n" +
+     RESOLVED.encode(), "resolve", PROTOCOL),
+    ("resolve two different Content-Lengths", RAW_200 + b"Content-Length: %d\r\n"
+     b"Content-Length: 3\r\n\r\n%s" % (len(RESOLVED), RESOLVED.encode()), "resolve", PROTOCOL),
+    ("resolve head over 16 KiB", RAW_200 + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n",
+     "resolve", PROTOCOL),
+    ("resolve head never ends", RAW_200 + b"X-Pad: " + b"a" * 300000, "resolve", PROTOCOL),
+    ("resolve status line not HTTP/1.x", b"HTTP/2 200\r\nContent-Length: 2\r\n\r\n{}",
+     "resolve", PROTOCOL),
+    ("resolve status line garbage", b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}",
+     "resolve", PROTOCOL),
 ]
 
 
