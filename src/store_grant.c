@@ -284,8 +284,8 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 }
 
 /*
- * Binds ?1 to a text key that may be NULL (the start: "" sorts before every ID and
- * sandbox ID, which are never empty).
+ * Binds parameter i to a text key part that may be NULL (the start: "" sorts before
+ * every ID and sandbox ID, which are never empty).
  */
 static void
 bind_cursor_text(sqlite3_stmt *s, int i, const char *v)
@@ -293,15 +293,72 @@ bind_cursor_text(sqlite3_stmt *s, int i, const char *v)
 	sqlite3_bind_text(s, i, v != NULL ? v : "", -1, SQLITE_TRANSIENT);
 }
 
+/* A key of grants or of a lookup table; parts a table does not have stay NULL / 0. */
+struct gkey {
+	char *sandbox_id;
+	int64_t expires_at;
+	char *id;
+};
+
+static void
+gkey_clear(struct gkey *k)
+{
+	free(k->sandbox_id);
+	free(k->id);
+	memset(k, 0, sizeof(*k));
+}
+
+/*
+ * Steps s, a window's "the limit-th key after the cursor" SELECT, whose columns are
+ * named by cols ('s' sandbox_id, 'e' expires_at, 'i' id). Fills *k and sets *found,
+ * or leaves *found 0 when there are fewer rows than that (the window is the rest).
+ */
+static int
+window_end(struct store *st, sqlite3_stmt *s, const char *cols, struct gkey *k, int *found)
+{
+	int rc, i;
+
+	*found = 0;
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*found = 1;
+		for (i = 0, rc = 0; cols[i] != '\0' && rc == 0; i++) {
+			if (cols[i] == 'e')
+				k->expires_at = sqlite3_column_int64(s, i);
+			else
+				rc = store_col_text_dup(s, i, cols[i] == 's' ? &k->sandbox_id :
+				    &k->id);
+		}
+	} else if (rc == SQLITE_DONE)
+		rc = 0;
+	else
+		rc = store_err(st, rc, "purge window");
+	store_stmt_done(s);
+	return rc;
+}
+
+/* Runs a window's DELETE (bound by the caller) and counts it into *deleted. */
+static int
+window_delete(struct store *st, sqlite3_stmt *s, int64_t *deleted)
+{
+	int rc;
+
+	if (s == NULL)
+		return CB_ERR_DB;
+	if ((rc = store_step_done(st, s)) == 0)
+		*deleted = sqlite3_changes(st->db);
+	return rc;
+}
+
 int
 store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *deleted)
 {
+	struct gkey end;
 	sqlite3_stmt *s;
-	int64_t end_exp = 0;
-	char *end_id = NULL;
-	int rc, found = 0;
+	int rc, found;
 
 	*deleted = 0;
+	memset(&end, 0, sizeof(end));
 	if (limit < 1)
 		return CB_ERR_INVAL;
 	/*
@@ -315,17 +372,7 @@ store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *
 		return CB_ERR_DB;
 	sqlite3_bind_int64(s, 1, before);
 	sqlite3_bind_int(s, 2, limit - 1);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		found = 1;
-		end_exp = sqlite3_column_int64(s, 0);
-		rc = store_col_text_dup(s, 1, &end_id);
-	} else if (rc == SQLITE_DONE)
-		rc = 0;
-	else
-		rc = store_err(st, rc, "purge window");
-	store_stmt_done(s);
-	if (rc != 0)
+	if ((rc = window_end(st, s, "ei", &end, &found)) != 0)
 		goto out;
 	/*
 	 * The window's bound must be the primary key's range, the row value alone:
@@ -337,22 +384,17 @@ store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *
 		s = store_stmt(st, ST_GRANT_PURGE_WINDOW,
 		    "DELETE FROM grants WHERE (expires_at, id) <= (?1, ?2)");
 		if (s != NULL) {
-			sqlite3_bind_int64(s, 1, end_exp);
-			sqlite3_bind_text(s, 2, end_id, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 1, end.expires_at);
+			sqlite3_bind_text(s, 2, end.id, -1, SQLITE_STATIC);
 		}
 	} else {
 		s = store_stmt(st, ST_GRANT_PURGE_REST, "DELETE FROM grants WHERE expires_at < ?1");
 		if (s != NULL)
 			sqlite3_bind_int64(s, 1, before);
 	}
-	if (s == NULL) {
-		rc = CB_ERR_DB;
-		goto out;
-	}
-	if ((rc = store_step_done(st, s)) == 0)
-		*deleted = sqlite3_changes(st->db);
+	rc = window_delete(st, s, deleted);
  out:
-	free(end_id);
+	gkey_clear(&end);
 	return rc;
 }
 
@@ -369,50 +411,40 @@ static int
 sweep_ids(struct store *st, struct store_grant_sweep *sw, int64_t before, int limit,
     int64_t *deleted)
 {
+	struct gkey end;
 	sqlite3_stmt *s;
-	char *end = NULL;
-	int rc;
+	int rc, found;
 
+	memset(&end, 0, sizeof(end));
 	s = store_stmt(st, ST_GRANT_SWEEP_IDS_END,
 	    "SELECT id FROM grant_ids WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2");
 	if (s == NULL)
 		return CB_ERR_DB;
 	bind_cursor_text(s, 1, sw->id);
 	sqlite3_bind_int(s, 2, limit - 1);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		rc = store_col_text_dup(s, 0, &end);
-	else if (rc == SQLITE_DONE)
-		rc = 0;
-	else
-		rc = store_err(st, rc, "sweep window");
-	store_stmt_done(s);
-	if (rc != 0)
+	if ((rc = window_end(st, s, "i", &end, &found)) != 0)
 		goto out;
-	if (end != NULL)
+	if (found)
 		s = store_stmt(st, ST_GRANT_SWEEP_IDS_WINDOW,
 		    "DELETE FROM grant_ids WHERE id > ?1 AND id <= ?3 AND expires_at < ?2");
 	else
 		s = store_stmt(st, ST_GRANT_SWEEP_IDS_REST,
 		    "DELETE FROM grant_ids WHERE id > ?1 AND expires_at < ?2");
-	if (s == NULL) {
-		rc = CB_ERR_DB;
-		goto out;
+	if (s != NULL) {
+		bind_cursor_text(s, 1, sw->id);
+		sqlite3_bind_int64(s, 2, before);
+		if (found)
+			sqlite3_bind_text(s, 3, end.id, -1, SQLITE_STATIC);
 	}
-	bind_cursor_text(s, 1, sw->id);
-	sqlite3_bind_int64(s, 2, before);
-	if (end != NULL)
-		sqlite3_bind_text(s, 3, end, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(st, s)) != 0)
+	if ((rc = window_delete(st, s, deleted)) != 0)
 		goto out;
-	*deleted = sqlite3_changes(st->db);
 	free(sw->id);
-	sw->id = end;	/* transferred; NULL: this table is done */
-	end = NULL;
-	if (sw->id == NULL)
+	sw->id = end.id;	/* transferred; NULL: this table is done */
+	end.id = NULL;
+	if (!found)
 		sw->phase = STORE_SWEEP_SANDBOXES;
  out:
-	free(end);
+	gkey_clear(&end);
 	return rc;
 }
 
@@ -421,11 +453,12 @@ static int
 sweep_sandboxes(struct store *st, struct store_grant_sweep *sw, int64_t before, int limit,
     int64_t *deleted)
 {
+	struct gkey end;
 	sqlite3_stmt *s;
-	char *end_sbx = NULL, *end_id = NULL;
-	int64_t end_exp = 0;
-	int rc;
+	int64_t cur_exp = sw->sandbox_id != NULL ? sw->expires_at : INT64_MIN;
+	int rc, found;
 
+	memset(&end, 0, sizeof(end));
 	s = store_stmt(st, ST_GRANT_SWEEP_SBX_END,
 	    "SELECT sandbox_id, expires_at, id FROM grant_sandboxes"
 	    " WHERE (sandbox_id, expires_at, id) > (?1, ?2, ?3)"
@@ -433,22 +466,12 @@ sweep_sandboxes(struct store *st, struct store_grant_sweep *sw, int64_t before, 
 	if (s == NULL)
 		return CB_ERR_DB;
 	bind_cursor_text(s, 1, sw->sandbox_id);
-	sqlite3_bind_int64(s, 2, sw->sandbox_id != NULL ? sw->expires_at : INT64_MIN);
+	sqlite3_bind_int64(s, 2, cur_exp);
 	bind_cursor_text(s, 3, sw->id);
 	sqlite3_bind_int(s, 4, limit - 1);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
-		end_exp = sqlite3_column_int64(s, 1);
-		if ((rc = store_col_text_dup(s, 0, &end_sbx)) == 0)
-			rc = store_col_text_dup(s, 2, &end_id);
-	} else if (rc == SQLITE_DONE)
-		rc = 0;
-	else
-		rc = store_err(st, rc, "sweep window");
-	store_stmt_done(s);
-	if (rc != 0)
+	if ((rc = window_end(st, s, "sei", &end, &found)) != 0)
 		goto out;
-	if (end_sbx != NULL)
+	if (found)
 		s = store_stmt(st, ST_GRANT_SWEEP_SBX_WINDOW,
 		    "DELETE FROM grant_sandboxes WHERE (sandbox_id, expires_at, id) > (?1, ?2, ?3)"
 		    " AND (sandbox_id, expires_at, id) <= (?5, ?6, ?7) AND expires_at < ?4");
@@ -456,33 +479,29 @@ sweep_sandboxes(struct store *st, struct store_grant_sweep *sw, int64_t before, 
 		s = store_stmt(st, ST_GRANT_SWEEP_SBX_REST,
 		    "DELETE FROM grant_sandboxes WHERE (sandbox_id, expires_at, id) > (?1, ?2, ?3)"
 		    " AND expires_at < ?4");
-	if (s == NULL) {
-		rc = CB_ERR_DB;
-		goto out;
+	if (s != NULL) {
+		bind_cursor_text(s, 1, sw->sandbox_id);
+		sqlite3_bind_int64(s, 2, cur_exp);
+		bind_cursor_text(s, 3, sw->id);
+		sqlite3_bind_int64(s, 4, before);
+		if (found) {
+			sqlite3_bind_text(s, 5, end.sandbox_id, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(s, 6, end.expires_at);
+			sqlite3_bind_text(s, 7, end.id, -1, SQLITE_STATIC);
+		}
 	}
-	bind_cursor_text(s, 1, sw->sandbox_id);
-	sqlite3_bind_int64(s, 2, sw->sandbox_id != NULL ? sw->expires_at : INT64_MIN);
-	bind_cursor_text(s, 3, sw->id);
-	sqlite3_bind_int64(s, 4, before);
-	if (end_sbx != NULL) {
-		sqlite3_bind_text(s, 5, end_sbx, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 6, end_exp);
-		sqlite3_bind_text(s, 7, end_id, -1, SQLITE_STATIC);
-	}
-	if ((rc = store_step_done(st, s)) != 0)
+	if ((rc = window_delete(st, s, deleted)) != 0)
 		goto out;
-	*deleted = sqlite3_changes(st->db);
 	free(sw->sandbox_id);
 	free(sw->id);
-	sw->sandbox_id = end_sbx;	/* transferred; NULL: this table is done */
-	sw->id = end_id;
-	sw->expires_at = end_exp;
-	end_sbx = end_id = NULL;
-	if (sw->sandbox_id == NULL)
+	sw->sandbox_id = end.sandbox_id;	/* transferred; NULL: this table is done */
+	sw->expires_at = end.expires_at;
+	sw->id = end.id;
+	end.sandbox_id = end.id = NULL;
+	if (!found)
 		sw->phase = STORE_SWEEP_DONE;
  out:
-	free(end_sbx);
-	free(end_id);
+	gkey_clear(&end);
 	return rc;
 }
 
