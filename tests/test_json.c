@@ -13,6 +13,7 @@
 
 #include "err.h"
 #include "json.h"
+#include "json_ref.h"
 #include "util.h"
 
 int main(void);
@@ -521,56 +522,6 @@ test_write_random(void **state)
 	}
 }
 
-/* What json_parse_object answered when jansson parsed: the reference. */
-static json_t *
-ref_parse(const char *buf, size_t len, const char **code)
-{
-	json_error_t err;
-	json_t *root;
-	int depth, instr, esc;
-	size_t i;
-
-	*code = NULL;
-	/* The same bound on nesting before parsing (depth_ok in json.c). */
-	depth = instr = esc = 0;
-	for (i = 0; i < len; i++) {
-		if (instr) {
-			if (esc)
-				esc = 0;
-			else if (buf[i] == '\\')
-				esc = 1;
-			else if (buf[i] == '"')
-				instr = 0;
-			continue;
-		}
-		if (buf[i] == '"')
-			instr = 1;
-		else if (buf[i] == '{' || buf[i] == '[') {
-			if (++depth > 8) {
-				*code = JSON_E_BAD_JSON;
-				return NULL;
-			}
-		} else if (buf[i] == '}' || buf[i] == ']')
-			depth--;
-	}
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-	if (root == NULL) {
-		if (json_error_code(&err) == json_error_duplicate_key)
-			*code = JSON_E_DUPLICATE_KEY;
-		else if (json_error_code(&err) == json_error_numeric_overflow)
-			*code = JSON_E_INVALID_VALUE;
-		else
-			*code = JSON_E_BAD_JSON;
-		return NULL;
-	}
-	if (!json_is_object(root)) {
-		json_decref(root);
-		*code = JSON_E_NOT_OBJECT;
-		return NULL;
-	}
-	return root;
-}
-
 /* json_parse_object and jansson agree on buf: same code, or equal trees in equal order. */
 static void
 check_same_parse(const char *buf, size_t len)
@@ -580,7 +531,7 @@ check_same_parse(const char *buf, size_t len)
 	char *a, *b;
 	int rc;
 
-	want = ref_parse(buf, len, &want_code);
+	want = json_ref_parse(buf, len, &want_code);
 	rc = json_parse_object(buf, len, &got, &got_code);
 	if ((want == NULL) != (rc != 0) || (want_code == NULL) != (got_code == NULL) ||
 	    (want_code != NULL && strcmp(want_code, got_code) != 0)) {
