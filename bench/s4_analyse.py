@@ -4,7 +4,9 @@ The purge's duration comes from the broker's "purged N ... in B batches, T ms" l
 is when bench/run saw the line); if it did not finish, from the cohort counts polled each second.
 The sweep of the lookup tables that follows ("swept N stale lookup entries in B batches, T ms")
 is reported apart, and the window "during the purge" runs to its end when there is one.
-Resolve latencies (loadgen --samples) are split into during the purge and steady state before."""
+Resolve latencies (loadgen --samples) are split into during the purge and the steady state
+before it: the 15 s before the purge starts, not the restart's first seconds (start-up, new
+connections, the queue they leave) — the same load, connections and minute as "during"."""
 import json
 import re
 import sys
@@ -51,7 +53,7 @@ if start_t is not None:
 			t = int(t)
 			if s_ms <= t <= e_ms:
 				lat_in.append(int(lat))
-			elif 5000 < t < s_ms - 500:	# steady state before the purge
+			elif max(5000, s_ms - 15500) < t < s_ms - 500:	# steady state before it
 				lat_out.append(int(lat))
 
 
