@@ -1197,27 +1197,44 @@ resolve_body(json_t *headers, int64_t expires_in)
 	return o;
 }
 
+/*
+ * The header binding b sets: *name borrowed from b, *rendered the value with the
+ * secret in it (malloc'd, *rlen bytes and a NUL: the caller wipes it).
+ */
+static int
+render_binding(struct api_call *call, struct store *rst, json_t *b, const char **name,
+    char **rendered, size_t *rlen)
+{
+	const char *tmpl, *secret;
+	uint8_t *val = NULL;
+	size_t len = 0;
+	int rc;
+
+	*rendered = NULL;
+	*rlen = 0;
+	secret = json_string_value(json_object_get(b, "secret"));
+	*name = json_string_value(json_object_get(b, "header"));
+	tmpl = json_string_value(json_object_get(b, "template"));
+	if (secret == NULL || *name == NULL || tmpl == NULL)
+		return CB_ERR_CORRUPT;
+	if ((rc = secret_reveal(rst, call->b->vault, secret, &val, &len)) != 0)
+		return rc;
+	rc = grant_render(tmpl, val, len, rendered, rlen);
+	util_wipe_free(val, len + 1);
+	return rc;
+}
+
 /* Appends {"name", "value"} with the rendered binding b to headers. */
 static int
 add_header(struct api_call *call, struct store *rst, json_t *headers, json_t *b)
 {
-	const char *name, *tmpl, *secret;
-	uint8_t *val = NULL;
+	const char *name;
 	char *rendered = NULL;
-	size_t len = 0, rlen = 0;
+	size_t rlen = 0;
 	json_t *h;
 	int rc;
 
-	secret = json_string_value(json_object_get(b, "secret"));
-	name = json_string_value(json_object_get(b, "header"));
-	tmpl = json_string_value(json_object_get(b, "template"));
-	if (secret == NULL || name == NULL || tmpl == NULL)
-		return CB_ERR_CORRUPT;
-	if ((rc = secret_reveal(rst, call->b->vault, secret, &val, &len)) != 0)
-		return rc;
-	rc = grant_render(tmpl, val, len, &rendered, &rlen);
-	util_wipe_free(val, len + 1);
-	if (rc != 0)
+	if ((rc = render_binding(call, rst, b, &name, &rendered, &rlen)) != 0)
 		return rc;
 	h = json_pack("{s:s, s:s%}", "name", name, "value", rendered, rlen);
 	util_wipe_free(rendered, rlen + 1);
@@ -1243,24 +1260,14 @@ resolve_answer(struct api_call *call, struct store *rst, json_t *b, int64_t expi
 {
 	static const char p1[] = "{\"headers\":[{\"name\":", p2[] = ",\"value\":",
 	    p3[] = "}],\"expires_in\":";
-	const char *name, *tmpl, *secret;
-	uint8_t *val = NULL;
+	const char *name;
 	char *rendered = NULL, *buf, num[24];
-	size_t len = 0, rlen = 0, nl, vl, pos;
+	size_t len, rlen = 0, nl, vl, pos;
 	int n, rc;
 
 	*out = NULL;
 	*outlen = 0;
-	secret = json_string_value(json_object_get(b, "secret"));
-	name = json_string_value(json_object_get(b, "header"));
-	tmpl = json_string_value(json_object_get(b, "template"));
-	if (secret == NULL || name == NULL || tmpl == NULL)
-		return CB_ERR_CORRUPT;
-	if ((rc = secret_reveal(rst, call->b->vault, secret, &val, &len)) != 0)
-		return rc;
-	rc = grant_render(tmpl, val, len, &rendered, &rlen);
-	util_wipe_free(val, len + 1);
-	if (rc != 0)
+	if ((rc = render_binding(call, rst, b, &name, &rendered, &rlen)) != 0)
 		return rc;
 	n = snprintf(num, sizeof(num), "%lld", (long long)(expires_in < 0 ? 0 : expires_in));
 	nl = json_write_string(name, strlen(name), NULL, 0);
