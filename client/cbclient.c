@@ -805,32 +805,43 @@ out:
 
 /* ---- the connection ---------------------------------------------------------- */
 
+/* Room for at least need more bytes (and the NUL): grows by copying and wiping. */
+static int
+cbc_buf_reserve(struct cbc_buf *b, size_t need)
+{
+	size_t ncap;
+	char *np;
+
+	if (b->len + need + 1 <= b->cap)
+		return 0;
+	ncap = b->cap == 0 ? 4096 : b->cap;
+	while (ncap < b->len + need + 1)
+		ncap *= 2;
+	if ((np = malloc(ncap)) == NULL)
+		return CBC_E_NOMEM;
+	if (b->p != NULL) {
+		memcpy(np, b->p, b->len);
+		explicit_bzero(b->p, b->cap);
+		free(b->p);
+	}
+	b->p = np;
+	b->cap = ncap;
+	return 0;
+}
+
 size_t
 cbc_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct cbc_buf *b = arg;
-	size_t n = nmemb, ncap;
-	char *np;
+	size_t n = nmemb;
 
 	(void)size;	/* always 1 for a write callback */
 	if (n > CBC_ANSWER_MAX - b->len) {
 		b->over = 1;
 		return 0;	/* curl aborts with CURLE_WRITE_ERROR */
 	}
-	if (b->len + n + 1 > b->cap) {
-		ncap = b->cap == 0 ? 4096 : b->cap;
-		while (ncap < b->len + n + 1)
-			ncap *= 2;
-		if ((np = malloc(ncap)) == NULL)
-			return 0;
-		if (b->p != NULL) {
-			memcpy(np, b->p, b->len);
-			explicit_bzero(b->p, b->cap);
-			free(b->p);
-		}
-		b->p = np;
-		b->cap = ncap;
-	}
+	if (cbc_buf_reserve(b, n) != 0)
+		return 0;
 	memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -1320,30 +1331,6 @@ cbc_rwait(cbc_t *c, short ev, const struct timespec *deadline)
 		if (errno != EINTR)
 			return -1;
 	}
-}
-
-/* Room for at least need more bytes (and the NUL): grows by copying and wiping. */
-static int
-cbc_buf_reserve(struct cbc_buf *b, size_t need)
-{
-	size_t ncap;
-	char *np;
-
-	if (b->len + need + 1 <= b->cap)
-		return 0;
-	ncap = b->cap == 0 ? 4096 : b->cap;
-	while (ncap < b->len + need + 1)
-		ncap *= 2;
-	if ((np = malloc(ncap)) == NULL)
-		return CBC_E_NOMEM;
-	if (b->p != NULL) {
-		memcpy(np, b->p, b->len);
-		explicit_bzero(b->p, b->cap);
-		free(b->p);
-	}
-	b->p = np;
-	b->cap = ncap;
-	return 0;
 }
 
 /* Connects the resolve handle (a fresh connection); the message names what failed. */
