@@ -62,6 +62,7 @@ struct server {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
 	int inflight;		/* dispatched requests not yet completed */
+	int stopping;		/* server_stop has begun: dispatch no more (under lock) */
 	/* Between server_prepare and server_run: what was read and bound with privileges. */
 	int lfd;		/* the bound listening socket, -1 once MHD owns it */
 	unsigned int flags;
@@ -531,6 +532,20 @@ server_dispatch(struct server_req *q, const char *method)
 	const char *code = NULL;
 	enum MHD_Result ret;
 
+	/*
+	 * Once server_stop has begun nothing new is dispatched (a kept-alive connection
+	 * may still bring a request): after its drain saw nothing in flight, no connection
+	 * can be suspended any more, which MHD_stop_daemon would abort on.
+	 */
+	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return server_refuse_now(q, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable");
+	}
+	s->inflight++;
+	pthread_mutex_unlock(&s->lock);
+	q->dispatched = 1;
+
 	call->b = s->b;
 	call->who = q->conn->who;
 	call->peer = q->conn->peer;
@@ -550,11 +565,6 @@ server_dispatch(struct server_req *q, const char *method)
 	util_wipe_free(q->body, q->cap);
 	q->body = NULL;
 	q->len = q->cap = 0;
-
-	pthread_mutex_lock(&s->lock);
-	s->inflight++;
-	pthread_mutex_unlock(&s->lock);
-	q->dispatched = 1;
 
 	api_dispatch(call);
 
@@ -861,7 +871,10 @@ server_stop(struct server *s)
 	if (s == NULL)
 		return 0;
 	if (s->d != NULL) {
-		/* Stop accepting, then let in-flight calls finish (bounded). */
+		/* Stop accepting and dispatching, then let in-flight calls finish (bounded). */
+		pthread_mutex_lock(&s->lock);
+		s->stopping = 1;
+		pthread_mutex_unlock(&s->lock);
 		fd = MHD_quiesce_daemon(s->d);
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
