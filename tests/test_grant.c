@@ -716,41 +716,6 @@ test_resolve_row_cache(void **state)
 
 /* ----------------------------------------------------------- grant SQL */
 
-struct dbfix {
-	char dir[64];
-	char path[128];
-	struct store *st;
-};
-
-static int
-db_setup(void **state)
-{
-	struct dbfix *f = calloc(1, sizeof(*f));
-	char why[256];
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_grant.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
-	if (store_open(f->path, STORE_CREATE, &f->st, why, sizeof(why)) != 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-db_teardown(void **state)
-{
-	struct dbfix *f = *state;
-
-	store_close(f->st);
-	testutil_rm_dir(f->dir);
-	free(f);
-	return 0;
-}
-
 /* Inserts a grant "g<n>" (id padded to 32 hex digits) of sandbox sbx. */
 static void
 put_grant(struct store *st, int n, const char *sbx, const char *by, int64_t created,
@@ -787,7 +752,7 @@ gid(int n)
 static void
 test_store_use(void **state)
 {
-	struct dbfix *f = *state;
+	struct testutil_db *f = *state;
 	struct store_grant *g, dup;
 	int64_t now = 1000000;
 	int res;
@@ -827,7 +792,7 @@ test_store_use(void **state)
 static void
 test_store_revoke(void **state)
 {
-	struct dbfix *f = *state;
+	struct testutil_db *f = *state;
 	int64_t now = 1000000, n;
 	int changed;
 
@@ -864,7 +829,7 @@ collect(void *arg, const struct store_grant *g)
 static void
 test_store_sandbox_live(void **state)
 {
-	struct dbfix *f = *state;
+	struct testutil_db *f = *state;
 	int64_t now = 1000000;
 	char got[256] = "";
 
@@ -887,7 +852,7 @@ test_store_sandbox_live(void **state)
 static void
 test_store_purge(void **state)
 {
-	struct dbfix *f = *state;
+	struct testutil_db *f = *state;
 	int64_t now = 1000000, n, live;
 	int i;
 
@@ -938,7 +903,7 @@ test_store_purge(void **state)
 static void
 test_purge_thread(void **state)
 {
-	struct dbfix *f = *state;
+	struct testutil_db *f = *state;
 	struct broker_conf conf;
 	struct store_grant *g;
 	struct broker b;
@@ -998,11 +963,16 @@ main(void)
 		cmocka_unit_test(test_path_tricks_refused),
 		cmocka_unit_test(test_secret_cache),
 		cmocka_unit_test(test_resolve_row_cache),
-		cmocka_unit_test_setup_teardown(test_store_use, db_setup, db_teardown),
-		cmocka_unit_test_setup_teardown(test_store_revoke, db_setup, db_teardown),
-		cmocka_unit_test_setup_teardown(test_store_sandbox_live, db_setup, db_teardown),
-		cmocka_unit_test_setup_teardown(test_store_purge, db_setup, db_teardown),
-		cmocka_unit_test_setup_teardown(test_purge_thread, db_setup, db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_use, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_revoke, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_sandbox_live, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_store_purge, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_purge_thread, testutil_db_setup,
+		    testutil_db_teardown),
 	};
 
 	log_init("test_grant", LOG_LVL_ERR);

@@ -22,41 +22,6 @@
 #include "store.h"
 #include "testutil.h"
 
-struct fix {
-	char dir[64];
-	char path[96];
-	struct store *st;
-};
-
-static int
-setup(void **state)
-{
-	struct fix *f = calloc(1, sizeof(*f));
-	char why[256];
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_grant_purge.XXXXXX");
-	if (mkdtemp(f->dir) == NULL)
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
-	if (store_open(f->path, STORE_CREATE, &f->st, why, sizeof(why)) != 0)
-		return -1;
-	*state = f;
-	return 0;
-}
-
-static int
-teardown(void **state)
-{
-	struct fix *f = *state;
-
-	store_close(f->st);
-	testutil_rm_dir(f->dir);
-	free(f);
-	return 0;
-}
-
 /* One integer from a query on a separate connection (sees committed data). */
 static int64_t
 count(const char *path, const char *sql)
@@ -92,7 +57,7 @@ collect(void *arg, const struct store_grant *g)
 static void
 test_purge_and_sweep(void **state)
 {
-	struct fix *f = *state;
+	struct testutil_db *f = *state;
 	struct store_grant_sweep sw;
 	struct store_grant *g;
 	int64_t now = 1000000, n, total, cnt;
@@ -178,7 +143,7 @@ test_purge_and_sweep(void **state)
 static void
 test_purge_same_second(void **state)
 {
-	struct fix *f = *state;
+	struct testutil_db *f = *state;
 	int64_t now = 2000000, n, total = 0;
 	int i, rounds;
 
@@ -207,7 +172,7 @@ test_purge_same_second(void **state)
 static void
 test_unique_ids(void **state)
 {
-	struct fix *f = *state;
+	struct testutil_db *f = *state;
 	struct store_grant g;
 	char id[40];
 
@@ -230,7 +195,7 @@ test_unique_ids(void **state)
 static void
 test_migrate_v2(void **state)
 {
-	struct fix *f = *state;
+	struct testutil_db *f = *state;
 	struct store_grant *g;
 	struct store *st = NULL;
 	sqlite3 *db = NULL;
@@ -280,10 +245,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_purge_and_sweep, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_purge_same_second, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unique_ids, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_migrate_v2, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_purge_and_sweep, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_purge_same_second, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_unique_ids, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_migrate_v2, testutil_db_setup,
+		    testutil_db_teardown),
 	};
 
 	log_init("test_grant_purge", LOG_LVL_ERR);

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <setjmp.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,4 +65,38 @@ testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
 	g.revoked_at = revoked_at;
 	g.bindings = (char *)(uintptr_t)"[]";
 	assert_int_equal(store_grant_insert(st, &g), 0);
+}
+
+int
+testutil_db_setup(void **state)
+{
+	struct testutil_db *f = calloc(1, sizeof(*f));
+	char why[256];
+
+	if (f == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/cbtest-db.XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
+	if (store_open(f->path, STORE_CREATE, &f->st, why, sizeof(why)) != 0) {
+		testutil_rm_dir(f->dir);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+int
+testutil_db_teardown(void **state)
+{
+	struct testutil_db *f = *state;
+
+	store_close(f->st);
+	testutil_rm_dir(f->dir);
+	free(f);
+	return 0;
 }

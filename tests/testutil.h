@@ -11,6 +11,17 @@
 void testutil_rm_dir(const char *dir);
 
 struct store;
+
+/* A fresh database in a temporary directory: the cmocka state of testutil_db_setup. */
+struct testutil_db {
+	char dir[64];
+	char path[128];		/* dir/cb.db, created and migrated */
+	struct store *st;	/* open on path */
+};
+/* cmocka setup/teardown: *state is a struct testutil_db; teardown removes it all. */
+int testutil_db_setup(void **state);
+int testutil_db_teardown(void **state);
+
 /*
  * Inserts grant n (ID testutil_grant_id(n)) of sandbox sbx, minted by "h", created
  * and valid from created, expiring at expires, revoked at revoked_at (0: not),
