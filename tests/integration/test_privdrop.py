@@ -182,23 +182,7 @@ class PrivDropTest(cbtest.TestCase):
         self.assertEqual((sca.st_uid, sca.st_mode & 0o777), (0, 0o600))
 
     def through_proxy(self, d, p, token, up_port):
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(os.path.join(d.dir, "pki", "sandbox-ca.pem"))
-        c = http.client.HTTPSConnection("127.0.0.1", p.port, context=ctx,
-                                        timeout=test_proxy.TIMEOUT)
-        c.set_tunnel("localhost", up_port)
-        tid = os.urandom(8).hex()
-        try:
-            c.putrequest("GET", "/echo", skip_accept_encoding=True)
-            c.putheader("X-Test-Id", tid)
-            c.putheader("Authorization", "Bearer " + token)
-            c.endheaders()
-            r = c.getresponse()
-            return r.status, r.read(), echo_upstream.received(tid)
-        except (http.client.HTTPException, OSError):
-            return 0, b"", None
-        finally:
-            c.close()
+        return test_proxy.echo_through(d, p.port, up_port, token)
 
     def test_proxy_runs_as_nobody(self):
         uid, gid = str(self.pw.pw_uid), str(self.pw.pw_gid)

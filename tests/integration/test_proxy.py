@@ -42,6 +42,29 @@ VALGRIND = [os.path.join(cbtest.builddir(), "libtool"), "--mode=execute", "valgr
 SLOW = 10 if VALGRIND else 1
 
 
+
+def echo_through(d, proxy_port, up_port, token):
+    """GET /echo on the echo upstream (localhost:up_port) through credproxy's CONNECT tunnel
+    on proxy_port, trusting d's sandbox CA, with token as a Bearer credential. Returns
+    (status, body, headers the upstream received or None); (0, b"", None) when the
+    connection fails. Used by test_privdrop and test_seccomp."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(d.dir, "pki", "sandbox-ca.pem"))
+    c = http.client.HTTPSConnection("127.0.0.1", proxy_port, context=ctx, timeout=TIMEOUT)
+    c.set_tunnel("localhost", up_port)
+    tid = os.urandom(8).hex()
+    try:
+        c.putrequest("GET", "/echo", skip_accept_encoding=True)
+        c.putheader("X-Test-Id", tid)
+        c.putheader("Authorization", "Bearer " + token)
+        c.endheaders()
+        r = c.getresponse()
+        return r.status, r.read(), echo_upstream.received(tid)
+    except (http.client.HTTPException, OSError):
+        return 0, b"", None
+    finally:
+        c.close()
+
 class Proxy:
     """A running credproxy; stderr in DIR/credproxy-NAME.log."""
 

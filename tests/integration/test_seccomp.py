@@ -14,10 +14,8 @@ shown by tests/test_priv.c. valgrind 3.19 cannot run seccomp filters: under CB_V
 cbtest writes `seccomp no` into both configurations and the filter-on case is skipped.
 """
 
-import http.client
 import os
 import signal
-import ssl
 import sys
 import unittest
 
@@ -80,21 +78,7 @@ class SeccompTest(cbtest.TestCase):
     def through_proxy(self, p, token):
         """GET /echo on the upstream through the proxy's CONNECT tunnel with the token.
         Returns (status, body, headers the upstream received)."""
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.load_verify_locations(os.path.join(self.d.dir, "pki", "sandbox-ca.pem"))
-        c = http.client.HTTPSConnection("127.0.0.1", p.port, context=ctx,
-                                        timeout=test_proxy.TIMEOUT)
-        c.set_tunnel("localhost", self.up_port)
-        tid = os.urandom(8).hex()
-        try:
-            c.putrequest("GET", "/echo", skip_accept_encoding=True)
-            c.putheader("X-Test-Id", tid)
-            c.putheader("Authorization", "Bearer " + token)
-            c.endheaders()
-            r = c.getresponse()
-            return r.status, r.read(), echo_upstream.received(tid)
-        finally:
-            c.close()
+        return test_proxy.echo_through(self.d, p.port, self.up_port, token)
 
     def full_flow(self, d, p):
         g = d.mint(SANDBOX, "sc", "localhost", port=self.up_port)
