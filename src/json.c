@@ -15,6 +15,7 @@
 
 #include "err.h"
 #include "json.h"
+#include "util.h"
 
 /*
  * Depth of containers: nesting deeper than this is refused before jansson recurses.
@@ -901,19 +902,10 @@ jw_string(struct jw *w, const char *str, size_t n)
 static void
 jw_integer(struct jw *w, json_int_t v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp);
-	unsigned long long u;
+	char tmp[UTIL_LL_DIGITS];
+	const char *d = util_fmt_ll((long long)v, tmp);
 
-	/* Negated in unsigned arithmetic: LLONG_MIN too. */
-	u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-	do {
-		tmp[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0 && i > 1);
-	if (v < 0)
-		tmp[--i] = '-';
-	jw_put(w, tmp + i, sizeof(tmp) - i);
+	jw_put(w, d, (size_t)(tmp + sizeof(tmp) - 1 - d));
 }
 
 static int

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *log_prog = "credbroker";
 static int log_lvl = LOG_LVL_INFO;
@@ -103,18 +104,9 @@ log_put(char *line, size_t len, size_t *n, const char *s, size_t max)
 static void
 log_put_num(char *line, size_t len, size_t *n, long long v)
 {
-	char tmp[24];
-	size_t i = sizeof(tmp) - 1;
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+	char tmp[UTIL_LL_DIGITS];
 
-	tmp[i] = '\0';
-	do {
-		tmp[--i] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u != 0 && i > 1);
-	if (v < 0)
-		tmp[--i] = '-';
-	log_put(line, len, n, tmp + i, sizeof(tmp));
+	log_put(line, len, n, util_fmt_ll(v, tmp), sizeof(tmp));
 }
 
 void

@@ -332,3 +332,20 @@ util_strlcpy(char *dst, const char *src, size_t dstlen)
 	}
 	return n;
 }
+
+const char *
+util_fmt_ll(long long v, char out[UTIL_LL_DIGITS])
+{
+	size_t i = UTIL_LL_DIGITS - 1;
+	/* Negated in unsigned arithmetic: LLONG_MIN too. */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	out[i] = '\0';
+	do {
+		out[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0 && i > 1);
+	if (v < 0)
+		out[--i] = '-';
+	return out + i;
+}

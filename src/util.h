@@ -51,5 +51,12 @@ void util_rfc3339(int64_t t, char *out, size_t outlen);
 
 /* Copies src into dst of size dstlen, always NUL-terminating; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t dstlen);
+/* Room for any long long in decimal, sign and NUL included. */
+#define UTIL_LL_DIGITS	24
+/*
+ * v in decimal into out (NUL-terminated) without printf: returns where the digits start
+ * in out (they end at the NUL). LLONG_MIN included.
+ */
+const char *util_fmt_ll(long long v, char out[UTIL_LL_DIGITS]);
 
 #endif

@@ -716,38 +716,6 @@ test_resolve_row_cache(void **state)
 
 /* ----------------------------------------------------------- grant SQL */
 
-/* Inserts a grant "g<n>" (id padded to 32 hex digits) of sandbox sbx. */
-static void
-put_grant(struct store *st, int n, const char *sbx, const char *by, int64_t created,
-    int64_t expires, int64_t max_uses, int64_t uses, int64_t revoked_at)
-{
-	struct store_grant g;
-	char id[40];
-
-	snprintf(id, sizeof(id), "%032x", n);
-	memset(&g, 0, sizeof(g));
-	g.id = id;
-	g.sandbox_id = (char *)(uintptr_t)sbx;
-	g.minted_by = (char *)(uintptr_t)by;
-	g.kid = (char *)(uintptr_t)"k0000000000000001";
-	g.created_at = created;
-	g.not_before = created;
-	g.expires_at = expires;
-	g.max_uses = max_uses;
-	g.uses = uses;
-	g.revoked_at = revoked_at;
-	g.bindings = (char *)(uintptr_t)"[]";
-	assert_int_equal(store_grant_insert(st, &g), 0);
-}
-
-static const char *
-gid(int n)
-{
-	static char id[40];
-
-	snprintf(id, sizeof(id), "%032x", n);
-	return id;
-}
 
 static void
 test_store_use(void **state)
@@ -757,35 +725,36 @@ test_store_use(void **state)
 	int64_t now = 1000000;
 	int res;
 
-	put_grant(f->st, 1, "s1", "h", now, now + 60, 2, 0, 0);	/* two uses */
-	put_grant(f->st, 2, "s1", "h", now, now + 60, 0, 0, 0);	/* unlimited */
-	put_grant(f->st, 3, "s1", "h", now, now + 60, 0, 0, now);	/* revoked */
-	put_grant(f->st, 4, "s1", "h", now - 100, now - 1, 0, 0, 0);	/* expired */
-	dup = (struct store_grant){ .id = (char *)(uintptr_t)gid(4), .sandbox_id = "s",
-	    .minted_by = "h", .kid = "k", .bindings = "[]" };
+	testutil_put_grant_full(f->st, 1, "s1", "h", now, now + 60, 2, 0, 0);	/* two uses */
+	testutil_put_grant_full(f->st, 2, "s1", "h", now, now + 60, 0, 0, 0);	/* unlimited */
+	testutil_put_grant_full(f->st, 3, "s1", "h", now, now + 60, 0, 0, now);	/* revoked */
+	/* expired */
+	testutil_put_grant_full(f->st, 4, "s1", "h", now - 100, now - 1, 0, 0, 0);
+	dup = (struct store_grant){ .id = (char *)(uintptr_t)testutil_grant_id(4),
+	    .sandbox_id = "s", .minted_by = "h", .kid = "k", .bindings = "[]" };
 	assert_int_equal(store_grant_insert(f->st, &dup), CB_ERR_EXISTS);
 
-	assert_int_equal(store_grant_use(f->st, gid(1), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, gid(1), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, gid(1), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED_UP);
-	assert_int_equal(store_grant_get(f->st, gid(1), &g), 0);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(1), &g), 0);
 	assert_int_equal(g->uses, 2);
 	assert_string_equal(g->sandbox_id, "s1");
 	assert_string_equal(g->bindings, "[]");
 	assert_int_equal(g->revoked_at, 0);
 	store_grant_free(g);
-	assert_int_equal(store_grant_use(f->st, gid(2), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(2), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, gid(3), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(3), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_REVOKED);
-	assert_int_equal(store_grant_use(f->st, gid(4), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(4), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_EXPIRED);
-	assert_int_equal(store_grant_use(f->st, gid(9), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(9), now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_GONE);
-	assert_int_equal(store_grant_get(f->st, gid(9), &g), CB_ERR_NOTFOUND);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(9), &g), CB_ERR_NOTFOUND);
 	assert_null(g);
 }
 
@@ -796,15 +765,15 @@ test_store_revoke(void **state)
 	int64_t now = 1000000, n;
 	int changed;
 
-	put_grant(f->st, 1, "s1", "h1", now, now + 60, 0, 0, 0);
-	put_grant(f->st, 2, "s1", "h2", now, now + 60, 0, 0, 0);
-	put_grant(f->st, 3, "s1", "h1", now, now + 60, 0, 0, 0);
-	put_grant(f->st, 4, "s2", "h1", now, now + 60, 0, 0, 0);
-	assert_int_equal(store_grant_revoke(f->st, gid(1), now, &changed), 0);
+	testutil_put_grant_full(f->st, 1, "s1", "h1", now, now + 60, 0, 0, 0);
+	testutil_put_grant_full(f->st, 2, "s1", "h2", now, now + 60, 0, 0, 0);
+	testutil_put_grant_full(f->st, 3, "s1", "h1", now, now + 60, 0, 0, 0);
+	testutil_put_grant_full(f->st, 4, "s2", "h1", now, now + 60, 0, 0, 0);
+	assert_int_equal(store_grant_revoke(f->st, testutil_grant_id(1), now, &changed), 0);
 	assert_int_equal(changed, 1);
-	assert_int_equal(store_grant_revoke(f->st, gid(1), now + 5, &changed), 0);
+	assert_int_equal(store_grant_revoke(f->st, testutil_grant_id(1), now + 5, &changed), 0);
 	assert_int_equal(changed, 0);	/* already revoked: revoked_at kept */
-	assert_int_equal(store_grant_revoke(f->st, gid(9), now, &changed), 0);
+	assert_int_equal(store_grant_revoke(f->st, testutil_grant_id(9), now, &changed), 0);
 	assert_int_equal(changed, 0);
 	/* h1 revokes sandbox s1: only its own live grant (3). */
 	assert_int_equal(store_grant_revoke_sandbox(f->st, "s1", "h1", now, &n), 0);
@@ -833,14 +802,19 @@ test_store_sandbox_live(void **state)
 	int64_t now = 1000000;
 	char got[256] = "";
 
-	put_grant(f->st, 3, "s1", "h", now - 3, now + 60, 0, 0, 0);	/* live */
-	put_grant(f->st, 1, "s1", "h", now - 5, now + 60, 0, 0, 0);	/* live, oldest */
-	put_grant(f->st, 2, "s1", "h", now - 4, now + 60, 1, 1, 0);	/* used up */
-	put_grant(f->st, 4, "s1", "h", now - 4, now + 60, 0, 0, now);	/* revoked */
-	put_grant(f->st, 5, "s1", "h", now - 9, now, 0, 0, 0);	/* expired */
-	put_grant(f->st, 6, "s2", "h", now - 9, now + 60, 0, 0, 0);	/* other sandbox */
-	put_grant(f->st, 7, "s1", "h", now + 10, now + 60, 0, 0, 0);	/* not yet */
-	put_grant(f->st, 8, "s1", "h", now - 1, now + 60, 5, 4, 0);	/* live */
+	testutil_put_grant_full(f->st, 3, "s1", "h", now - 3, now + 60, 0, 0, 0);	/* live */
+	/* live, oldest */
+	testutil_put_grant_full(f->st, 1, "s1", "h", now - 5, now + 60, 0, 0, 0);
+	/* used up */
+	testutil_put_grant_full(f->st, 2, "s1", "h", now - 4, now + 60, 1, 1, 0);
+	/* revoked */
+	testutil_put_grant_full(f->st, 4, "s1", "h", now - 4, now + 60, 0, 0, now);
+	testutil_put_grant_full(f->st, 5, "s1", "h", now - 9, now, 0, 0, 0);	/* expired */
+	/* other sandbox */
+	testutil_put_grant_full(f->st, 6, "s2", "h", now - 9, now + 60, 0, 0, 0);
+	/* not yet */
+	testutil_put_grant_full(f->st, 7, "s1", "h", now + 10, now + 60, 0, 0, 0);
+	testutil_put_grant_full(f->st, 8, "s1", "h", now - 1, now + 60, 5, 4, 0);	/* live */
 	assert_int_equal(store_grant_sandbox_live(f->st, "s1", now, 100, collect, got), 0);
 	assert_string_equal(got, "138");
 	got[0] = '\0';
@@ -857,12 +831,14 @@ test_store_purge(void **state)
 	int i;
 
 	for (i = 1; i <= 7; i++)	/* expired long ago */
-		put_grant(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
+		testutil_put_grant_full(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
 	for (i = 8; i <= 10; i++)	/* revoked long ago */
-		put_grant(f->st, i, "s", "h", now - 1000, now + 500, 0, 0, now - 500);
-	put_grant(f->st, 11, "s", "h", now - 10, now - 5, 0, 0, 0);	/* within grace */
-	put_grant(f->st, 12, "s", "h", now - 10, now + 500, 0, 0, now - 5);	/* grace */
-	put_grant(f->st, 13, "s", "h", now - 10, now + 500, 0, 0, 0);	/* live */
+		testutil_put_grant_full(f->st, i, "s", "h", now - 1000, now + 500, 0, 0, now - 500);
+	/* within grace */
+	testutil_put_grant_full(f->st, 11, "s", "h", now - 10, now - 5, 0, 0, 0);
+	/* grace */
+	testutil_put_grant_full(f->st, 12, "s", "h", now - 10, now + 500, 0, 0, now - 5);
+	testutil_put_grant_full(f->st, 13, "s", "h", now - 10, now + 500, 0, 0, 0);	/* live */
 	assert_int_equal(store_grant_purge_expired(f->st, now - 60, 4, &n), 0);
 	assert_int_equal(n, 4);
 	assert_int_equal(store_grant_purge_expired(f->st, now - 60, 4, &n), 0);
@@ -872,7 +848,7 @@ test_store_purge(void **state)
 	for (i = 8; i <= 10; i++) {	/* the expired purge left the revoked ones */
 		struct store_grant *g;
 
-		assert_int_equal(store_grant_get(f->st, gid(i), &g), 0);
+		assert_int_equal(store_grant_get(f->st, testutil_grant_id(i), &g), 0);
 		store_grant_free(g);
 	}
 	/* Revoked: through the partial index, at most limit a batch. */
@@ -887,14 +863,14 @@ test_store_purge(void **state)
 	for (i = 8; i <= 10; i++) {
 		struct store_grant *g;
 
-		assert_int_equal(store_grant_get(f->st, gid(i), &g), CB_ERR_NOTFOUND);
+		assert_int_equal(store_grant_get(f->st, testutil_grant_id(i), &g), CB_ERR_NOTFOUND);
 	}
 	assert_int_equal(store_grant_count_live(f->st, now, &live), 0);
 	assert_int_equal(live, 1);
 	for (i = 11; i <= 13; i++) {
 		struct store_grant *g;
 
-		assert_int_equal(store_grant_get(f->st, gid(i), &g), 0);
+		assert_int_equal(store_grant_get(f->st, testutil_grant_id(i), &g), 0);
 		store_grant_free(g);
 	}
 }
@@ -911,11 +887,11 @@ test_purge_thread(void **state)
 	int i, tries, left = -1, rc;
 
 	for (i = 1; i <= 25; i++)
-		put_grant(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
+		testutil_put_grant_full(f->st, i, "s", "h", now - 1000, now - 500, 0, 0, 0);
 	for (i = 26; i <= 28; i++)
-		put_grant(f->st, i, "s", "h", now, now + 600, 0, 0, 0);
+		testutil_put_grant_full(f->st, i, "s", "h", now, now + 600, 0, 0, 0);
 	for (i = 29; i <= 35; i++)	/* revoked before this start-up: found by one walk */
-		put_grant(f->st, i, "s", "h", now - 1000, now + 600, 0, 0, now - 500);
+		testutil_put_grant_full(f->st, i, "s", "h", now - 1000, now + 600, 0, 0, now - 500);
 	memset(&conf, 0, sizeof(conf));
 	conf.purge_interval_s = 1;
 	conf.purge_batch = 4;
@@ -929,7 +905,7 @@ test_purge_thread(void **state)
 		assert_int_equal(store_grant_count_live(f->st, now - 10000, &n), 0);
 		left = 0;
 		for (i = 29; i <= 35; i++) {
-			rc = store_grant_get(f->st, gid(i), &g);
+			rc = store_grant_get(f->st, testutil_grant_id(i), &g);
 			store_grant_free(g);
 			left += rc == 0;
 		}

@@ -1,6 +1,7 @@
 /* test_json.c: strict request-body JSON (duplicates, depth, types, fields, NUL). */
 #include "config.h"
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,22 @@
 #include "json.h"
 #include "json_ref.h"
 #include "util.h"
+
+/* util_fmt_ll (json_write_compact's and the log line's integers) is printf's %lld. */
+static void
+test_fmt_ll(void **state)
+{
+	static const long long v[] = { 0, 1, -1, 9, 10, -10, 1234567890123LL, LLONG_MAX,
+	    LLONG_MIN, LLONG_MIN + 1 };
+	char out[UTIL_LL_DIGITS], want[32];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < UTIL_ARRAY_LEN(v); i++) {
+		snprintf(want, sizeof(want), "%lld", v[i]);
+		assert_string_equal(util_fmt_ll(v[i], out), want);
+	}
+}
 
 int main(void);
 
@@ -677,6 +694,7 @@ main(void)
 		cmocka_unit_test(test_parse_mutations),
 		cmocka_unit_test(test_write_compact),
 		cmocka_unit_test(test_write_random),
+		cmocka_unit_test(test_fmt_ll),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -47,8 +47,8 @@ testutil_grant_id(int n)
 }
 
 void
-testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
-    int64_t expires, int64_t revoked_at)
+testutil_put_grant_full(struct store *st, int n, const char *sbx, const char *by,
+    int64_t created, int64_t expires, int64_t max_uses, int64_t uses, int64_t revoked_at)
 {
 	struct store_grant g;
 	char id[40];
@@ -57,14 +57,23 @@ testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
 	memset(&g, 0, sizeof(g));
 	g.id = id;
 	g.sandbox_id = (char *)(uintptr_t)sbx;
-	g.minted_by = (char *)(uintptr_t)"h";
+	g.minted_by = (char *)(uintptr_t)by;
 	g.kid = (char *)(uintptr_t)"k0000000000000001";
 	g.created_at = created;
 	g.not_before = created;
 	g.expires_at = expires;
+	g.max_uses = max_uses;
+	g.uses = uses;
 	g.revoked_at = revoked_at;
 	g.bindings = (char *)(uintptr_t)"[]";
 	assert_int_equal(store_grant_insert(st, &g), 0);
+}
+
+void
+testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
+    int64_t expires, int64_t revoked_at)
+{
+	testutil_put_grant_full(st, n, sbx, "h", created, expires, 0, 0, revoked_at);
 }
 
 int

@@ -23,10 +23,13 @@ int testutil_db_setup(void **state);
 int testutil_db_teardown(void **state);
 
 /*
- * Inserts grant n (ID testutil_grant_id(n)) of sandbox sbx, minted by "h", created
- * and valid from created, expiring at expires, revoked at revoked_at (0: not),
- * unlimited, no bindings; fails the test when the insert fails.
+ * Inserts grant n (ID testutil_grant_id(n)) of sandbox sbx, minted by by, created and
+ * valid from created, expiring at expires, with max_uses (0: unlimited) and uses,
+ * revoked at revoked_at (0: not), no bindings; fails the test when the insert fails.
  */
+void testutil_put_grant_full(struct store *st, int n, const char *sbx, const char *by,
+    int64_t created, int64_t expires, int64_t max_uses, int64_t uses, int64_t revoked_at);
+/* The same, minted by "h", unlimited. */
 void testutil_put_grant(struct store *st, int n, const char *sbx, int64_t created,
     int64_t expires, int64_t revoked_at);
 /* Grant n's ID: n in 32 hex digits (a static buffer: copy it to keep it). */
