@@ -55,8 +55,11 @@ struct api_call {
 	void *server_ctx;		/* owned by server.c */
 
 	/*
-	 * A non-JSON answer (GET /metrics): a handler sets raw_body (malloc'd, transferred
-	 * to the server) and content_type, then calls reply(call, status, NULL, 0).
+	 * An answer given as text: GET /metrics, and the JSON a token resolve or a mint
+	 * writes directly (grant.c). A handler sets raw_body (malloc'd, transferred to the
+	 * server), raw_len and content_type, then calls reply(call, status, NULL,
+	 * sensitive); a sensitive raw body is wiped after sending (and any raw body the
+	 * server still holds is wiped when the request is freed).
 	 */
 	char *raw_body;
 	size_t raw_len;

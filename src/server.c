@@ -480,7 +480,7 @@ server_req_free(struct server_req *q)
 		server_json_wipe(q->call.body, 0);
 		json_decref(q->call.body);
 	}
-	free(q->call.raw_body);
+	util_wipe_free(q->call.raw_body, q->call.raw_len);	/* may be a resolve's answer */
 	free(q->path);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
