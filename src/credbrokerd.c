@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "priv.h"
+#include "secret.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -223,6 +224,7 @@ daemon_stop(struct daemon *d)
 	d->metrics = NULL;
 	vault_free(d->vault);
 	d->vault = NULL;
+	secret_cache_clear();	/* the decrypted values the resolves kept */
 	store_close(d->st);
 	d->st = NULL;
 }

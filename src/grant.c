@@ -986,9 +986,13 @@ grant_handle_revoke_sandbox(struct api_call *call)
  * thread keeps its last BCACHE_SLOTS parsings, keyed by grant ID and checked against
  * the row's text byte for byte, so an entry is only ever used for the very text it
  * was parsed from. Bindings hold no secret (names, hosts, templates). A thread's
- * entries are freed when it exits.
+ * entries are freed when it exits. Sized for the grants in use at once, since every
+ * thread sees all of them: with 1,024 slots and 2,000 grants resolving in turn (bench/,
+ * scenario 1) most lookups missed (docs/performance.md, D10). A slot is ~256 bytes
+ * (calloc'ed, touched as used) plus its text and parsed bindings (~1 KiB for one
+ * binding): ~10 MiB per thread when every slot is used.
  */
-#define BCACHE_SLOTS	1024
+#define BCACHE_SLOTS	8192
 #define BCACHE_TEXT_MAX	2048	/* longer bindings are parsed every time */
 
 struct bcache_slot {

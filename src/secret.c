@@ -24,20 +24,26 @@
 #define SECRET_TTL_MAX		(366LL * 24 * 3600)
 
 /*
- * Decrypted values, per server thread. Every resolve read the secret's row and its
- * current version's row and decrypted it (~28 k instructions of ~255 k) although a
- * value changes only when an admin puts a new version or deletes the secret. Each
- * thread keeps SCACHE_SLOTS values of at most SCACHE_VALUE_MAX bytes (longer ones are
- * decrypted every time) in one mapping from crypto_secure_alloc: mlock'ed where the
- * system allows, excluded from core dumps, wiped and unmapped when the thread exits.
+ * Decrypted values, shared by the server threads. Every resolve read the secret's row
+ * and its current version's row and decrypted it (~28 k instructions of ~255 k)
+ * although a value changes only when an admin puts a new version or deletes the
+ * secret. The cache holds SCACHE_SETS x SCACHE_WAYS values of at most SCACHE_VALUE_MAX
+ * bytes (longer ones are decrypted every time) in one mapping from crypto_secure_alloc,
+ * made on first use: mlock'ed where the system allows, excluded from core dumps. One
+ * copy per process: a per-thread cache held a copy of each value per thread, missed once
+ * per thread, and with 1,000 secrets in use missed most of the time (docs/performance.md,
+ * D10). Each set has its own mutex, held only to copy a value in or out.
  * Validity: a process-wide generation, bumped by secret_cache_invalidate() after every
- * committed secret write (api.c) and by secret_put/secret_delete themselves. A thread
- * reads the generation before it reads the store and files what it read under that
- * generation; on its next lookup under a newer one it wipes every entry. An entry also
- * expires SCACHE_AGE_US after it was read (wiped when found stale), so a value does
- * not stay in memory long after its last use, nor past a write made by another process.
+ * committed secret write (api.c) and by secret_put/secret_delete themselves; each bump
+ * also wipes every set at once (writes are rare). A reader reads the generation before
+ * it reads the store and files what it read under that generation. Each set records the
+ * generation of its entries: a lookup under a newer one wipes the set first, and a value
+ * read under an older one than the set's is not filed. An entry also expires
+ * SCACHE_AGE_US after it was read (wiped when its set is next used), so a value does not
+ * stay long after its last use, nor past a write made by another process.
  */
-#define SCACHE_SLOTS		128
+#define SCACHE_WAYS		2	/* two slots per set: one collision does not thrash */
+#define SCACHE_SETS		(SECRET_CACHE_MAX / SCACHE_WAYS)
 #define SCACHE_VALUE_MAX	256
 #define SCACHE_AGE_US		(30 * 1000000LL)
 
@@ -48,65 +54,76 @@ struct scache_slot {
 	uint8_t value[SCACHE_VALUE_MAX + 1];
 };
 
-struct scache {
-	uint64_t gen;			/* the generation every entry was read under */
-	struct scache_slot slot[SCACHE_SLOTS];
+struct scache_set {
+	pthread_mutex_t mu;
+	uint64_t gen;			/* the generation its entries were read under */
+	struct scache_slot slot[SCACHE_WAYS];
 };
 
 static _Atomic uint64_t scache_gen = 1;
-static pthread_key_t scache_key;
+static struct scache_set *scache;	/* SCACHE_SETS sets; NULL: could not be made */
 static pthread_once_t scache_once = PTHREAD_ONCE_INIT;
-static int scache_ok;
-
-static void
-scache_free(void *p)
-{
-	crypto_secure_free(p, sizeof(struct scache));	/* wipes */
-}
 
 static void
 scache_init(void)
 {
-	scache_ok = pthread_key_create(&scache_key, scache_free) == 0;
+	struct scache_set *c;
+	size_t i;
+
+	if ((c = crypto_secure_alloc(SCACHE_SETS * sizeof(*c))) == NULL)
+		return;
+	for (i = 0; i < SCACHE_SETS; i++) {
+		if (pthread_mutex_init(&c[i].mu, NULL) != 0) {
+			while (i-- > 0)
+				pthread_mutex_destroy(&c[i].mu);
+			crypto_secure_free(c, SCACHE_SETS * sizeof(*c));
+			return;
+		}
+	}
+	scache = c;
 }
 
-/* This thread's cache (allocated on first use), or NULL. */
-static struct scache *
+/* The cache, or NULL when it could not be made (every reveal then decrypts). */
+static struct scache_set *
 scache_get(void)
 {
-	struct scache *t;
-
 	pthread_once(&scache_once, scache_init);
-	if (!scache_ok)
-		return NULL;
-	if ((t = pthread_getspecific(scache_key)) != NULL)
-		return t;
-	if ((t = crypto_secure_alloc(sizeof(*t))) == NULL)
-		return NULL;
-	if (pthread_setspecific(scache_key, t) != 0) {
-		crypto_secure_free(t, sizeof(*t));
-		return NULL;
-	}
-	return t;
+	return scache;
 }
 
-#define SCACHE_WAYS		2	/* two slots per set: one collision does not thrash */
-
-/*
- * The slot holding name (fresh, else wiped), or when none does the one to fill: an
- * empty slot of its set, else the one read longest ago.
- */
-static struct scache_slot *
-scache_slot_of(struct scache *t, const char *name, int64_t now, int *hit)
+/* The set of name in c. */
+static struct scache_set *
+scache_set_of(struct scache_set *c, const char *name)
 {
-	struct scache_slot *set, *victim = NULL;
 	uint64_t h = 14695981039346656037ULL;
 	size_t i;
 
-	*hit = 0;
 	for (i = 0; name[i] != '\0'; i++)
 		h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
-	set = &t->slot[(h % (SCACHE_SLOTS / SCACHE_WAYS)) * SCACHE_WAYS];
+	return &c[h % SCACHE_SETS];
+}
+
+/* Set s (its mutex held) moves to generation gen if it is older: its entries are wiped. */
+static void
+scache_set_renew(struct scache_set *s, uint64_t gen)
+{
+	if (s->gen < gen) {
+		explicit_bzero(s->slot, sizeof(s->slot));
+		s->gen = gen;
+	}
+}
+
+/*
+ * In set s (its mutex held), the slot holding name (fresh, else wiped), or when none
+ * does the one to fill: an empty slot, else the one read longest ago.
+ */
+static struct scache_slot *
+scache_slot_of(struct scache_set *s, const char *name, int64_t now, int *hit)
+{
+	struct scache_slot *set = s->slot, *victim = NULL;
+	size_t i;
+
+	*hit = 0;
 	for (i = 0; i < SCACHE_WAYS; i++) {
 		if (set[i].len > 0 && now - set[i].at_us > SCACHE_AGE_US)
 			explicit_bzero(&set[i], sizeof(set[i]));
@@ -120,6 +137,27 @@ scache_slot_of(struct scache *t, const char *name, int64_t now, int *hit)
 		    (victim->len > 0 && set[i].at_us < victim->at_us))
 			victim = &set[i];
 	return victim;
+}
+
+/* Files name's value, read under generation gen at now, in set s, unless s is newer. */
+static void
+scache_file(struct scache_set *s, uint64_t gen, const char *name, const uint8_t *value,
+    size_t len, int64_t now)
+{
+	struct scache_slot *sl;
+	int hit;
+
+	pthread_mutex_lock(&s->mu);
+	scache_set_renew(s, gen);
+	if (s->gen == gen) {
+		sl = scache_slot_of(s, name, now, &hit);
+		explicit_bzero(sl, sizeof(*sl));
+		util_strlcpy(sl->name, name, sizeof(sl->name));
+		memcpy(sl->value, value, len);
+		sl->len = len;
+		sl->at_us = now;
+	}
+	pthread_mutex_unlock(&s->mu);
 }
 
 /*
@@ -220,20 +258,33 @@ nomem:
 void
 secret_cache_invalidate(void)
 {
-	atomic_fetch_add(&scache_gen, 1);
+	struct scache_set *c;
+	uint64_t gen;
+	size_t i;
+
+	gen = atomic_fetch_add(&scache_gen, 1) + 1;
+	if ((c = scache_get()) == NULL)
+		return;
+	for (i = 0; i < SCACHE_SETS; i++) {
+		pthread_mutex_lock(&c[i].mu);
+		scache_set_renew(&c[i], gen);
+		pthread_mutex_unlock(&c[i].mu);
+	}
 }
 
 void
 secret_cache_clear(void)
 {
-	struct scache *t;
-
+	struct scache_set *c;
 	struct mcache *mt;
+	size_t i;
 
-	pthread_once(&scache_once, scache_init);
-	if (scache_ok && (t = pthread_getspecific(scache_key)) != NULL) {
-		pthread_setspecific(scache_key, NULL);
-		scache_free(t);
+	if ((c = scache_get()) != NULL) {
+		for (i = 0; i < SCACHE_SETS; i++) {
+			pthread_mutex_lock(&c[i].mu);
+			explicit_bzero(c[i].slot, sizeof(c[i].slot));
+			pthread_mutex_unlock(&c[i].mu);
+		}
 	}
 	pthread_once(&mcache_once, mcache_init);
 	if (mcache_ok && (mt = pthread_getspecific(mcache_key)) != NULL) {
@@ -245,15 +296,18 @@ secret_cache_clear(void)
 size_t
 secret_cache_count(void)
 {
-	struct scache *t;
-	size_t i, n = 0;
+	struct scache_set *c;
+	size_t i, j, n = 0;
 
-	pthread_once(&scache_once, scache_init);
-	if (!scache_ok || (t = pthread_getspecific(scache_key)) == NULL)
+	if ((c = scache_get()) == NULL)
 		return 0;
-	for (i = 0; i < SCACHE_SLOTS; i++)
-		if (t->slot[i].len > 0)
-			n++;
+	for (i = 0; i < SCACHE_SETS; i++) {
+		pthread_mutex_lock(&c[i].mu);
+		for (j = 0; j < SCACHE_WAYS; j++)
+			if (c[i].slot[j].len > 0)
+				n++;
+		pthread_mutex_unlock(&c[i].mu);
+	}
 	return n;
 }
 
@@ -561,8 +615,8 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
     size_t *len)
 {
 	struct store_secret *row = NULL;
-	struct scache_slot *sl = NULL;
-	struct scache *t;
+	struct scache_set *c, *set = NULL;
+	struct scache_slot *sl;
 	uint8_t *ct = NULL;
 	size_t ctlen = 0;
 	int64_t key_id, now = 0;
@@ -575,21 +629,24 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
 		return CB_ERR_NOTFOUND;
 	/* Before the store is read: what is filed below is no newer than this. */
 	gen = atomic_load(&scache_gen);
-	if ((t = scache_get()) != NULL) {
-		if (t->gen != gen) {
-			explicit_bzero(t->slot, sizeof(t->slot));
-			t->gen = gen;
-		}
+	if ((c = scache_get()) != NULL) {
+		set = scache_set_of(c, name);
 		now = util_mono_us();
-		sl = scache_slot_of(t, name, now, &hit);
+		pthread_mutex_lock(&set->mu);
+		scache_set_renew(set, gen);
+		sl = scache_slot_of(set, name, now, &hit);
 		if (hit) {
-			if ((*value = malloc(sl->len + 1)) == NULL)
-				return CB_ERR_NOMEM;
-			memcpy(*value, sl->value, sl->len);
-			(*value)[sl->len] = '\0';
-			*len = sl->len;
-			return 0;
+			rc = CB_ERR_NOMEM;
+			if ((*value = malloc(sl->len + 1)) != NULL) {
+				memcpy(*value, sl->value, sl->len);
+				(*value)[sl->len] = '\0';
+				*len = sl->len;
+				rc = 0;
+			}
+			pthread_mutex_unlock(&set->mu);
+			return rc;
 		}
+		pthread_mutex_unlock(&set->mu);
 	}
 	if ((rc = store_secret_get(st, name, &row)) != 0)
 		return rc;
@@ -605,14 +662,9 @@ secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **val
 		goto out;
 	}
 	rc = vault_secret_open(v, name, row->current_version, key_id, ct, ctlen, value, len);
-	if (rc == 0 && sl != NULL && *len > 0 && *len <= SCACHE_VALUE_MAX &&
-	    strlen(name) <= SECRET_NAME_MAX) {
-		explicit_bzero(sl, sizeof(*sl));
-		util_strlcpy(sl->name, name, sizeof(sl->name));
-		memcpy(sl->value, *value, *len);
-		sl->len = *len;
-		sl->at_us = now;
-	}
+	if (rc == 0 && set != NULL && *len > 0 && *len <= SCACHE_VALUE_MAX &&
+	    strlen(name) <= SECRET_NAME_MAX)
+		scache_file(set, gen, name, *value, *len, now);
 out:
 	free(ct);
 	store_secret_free(row);

@@ -58,12 +58,14 @@ int secret_host_allowed(const struct secret_meta *m, const char *host);
 int secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t **value,
     size_t *len) __attribute__((warn_unused_result));
 /*
- * secret_reveal keeps each thread's recently decrypted values (bounded, locked memory,
- * wiped; see secret.c), secret_get its recently read metadata. secret_cache_invalidate:
- * every thread drops both at its next call; called after any committed secret write.
- * secret_cache_clear: this thread's caches wiped and freed now. secret_cache_count:
- * values this thread holds.
+ * secret_reveal keeps recently decrypted values in one cache shared by all threads
+ * (bounded: SECRET_CACHE_MAX values, locked memory, wiped; see secret.c), secret_get
+ * each thread's recently read metadata. secret_cache_invalidate: every value is wiped
+ * now and each thread drops its metadata at its next call; called after any committed
+ * secret write. secret_cache_clear: every value wiped and this thread's metadata freed
+ * now. secret_cache_count: values the cache holds.
  */
+#define SECRET_CACHE_MAX	2048
 void secret_cache_invalidate(void);
 void secret_cache_clear(void);
 size_t secret_cache_count(void);

@@ -360,6 +360,7 @@ sc_reveal(struct scfix *f, const char *name, const char *want)
 	return rc;
 }
 
+/* Another thread: the count it sees, then whether it reveals "a" as "value-four". */
 static void *
 sc_thread(void *arg)
 {
@@ -369,22 +370,40 @@ sc_thread(void *arg)
 
 	if (n == NULL)
 		return NULL;
-	n[0] = secret_cache_count();	/* a thread starts with none */
+	n[0] = secret_cache_count();
+	n[1] = 0;
 	if (secret_reveal(f->st, f->v, "a", &val, &len) == 0) {
-		n[1] = secret_cache_count();
+		n[1] = len == strlen("value-four") && memcmp(val, "value-four", len) == 0;
 		util_wipe_free(val, len + 1);
-	} else
-		n[1] = 99;
-	return n;	/* this thread's cache is wiped and freed as it exits */
+	}
+	return n;
+}
+
+/* Puts n secrets named sNNNN, each its own name as value, in one transaction. */
+static void
+sc_put_many(struct scfix *f, int n)
+{
+	char *hosts[] = { "api.example.com" };
+	char name[32];
+	int64_t ver = 0;
+	int i;
+
+	assert_int_equal(store_begin(f->st), 0);
+	for (i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "s%04d", i);
+		assert_int_equal(secret_put(f->st, f->v, name, (const uint8_t *)name,
+		    strlen(name), hosts, 1, 3600, 1000, &ver), 0);
+	}
+	assert_int_equal(store_commit(f->st), 0);
 }
 
 /*
- * secret_reveal's per-thread cache (and secret_get's, of metadata): a hit does not read
- * the store (a row deleted behind its back is still served), an invalidation wipes every
- * entry (the deleted secret is then not found), a new version or new metadata is seen at
- * once (secret_put invalidates),
- * at most 128 values are held, values over 256 bytes are not held, each thread has
- * its own, and secret_cache_clear empties this thread's.
+ * secret_reveal's cache (and secret_get's per-thread one, of metadata): a hit does not
+ * read the store (a row deleted behind its back is still served), an invalidation wipes
+ * every entry (the deleted secret is then not found), a new version or new metadata is
+ * seen at once (secret_put invalidates), at most SECRET_CACHE_MAX values are held, values
+ * over 256 bytes are not held, every thread shares it (a value one thread decrypted is a
+ * hit in another), and secret_cache_clear empties it.
  */
 static void
 test_secret_cache(void **state)
@@ -454,19 +473,16 @@ test_secret_cache(void **state)
 	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(sc_reveal(f, "a", NULL), CB_ERR_NOTFOUND);
 
-	/* Bounded: 300 secrets revealed, at most 128 held; each still right. */
-	for (i = 0; i < 300; i++) {
-		snprintf(name, sizeof(name), "s%03d", i);
-		sc_put(f, name, name);
-	}
-	for (i = 0; i < 300; i++) {
-		snprintf(name, sizeof(name), "s%03d", i);
+	/* Bounded: more secrets revealed than it holds, each still right. */
+	sc_put_many(f, SECRET_CACHE_MAX + 100);
+	for (i = 0; i < SECRET_CACHE_MAX + 100; i++) {
+		snprintf(name, sizeof(name), "s%04d", i);
 		assert_int_equal(sc_reveal(f, name, name), 0);
 	}
-	assert_true(secret_cache_count() > 0);
-	assert_true(secret_cache_count() <= 128);
-	for (i = 299; i >= 0; i--) {
-		snprintf(name, sizeof(name), "s%03d", i);
+	assert_true(secret_cache_count() > SECRET_CACHE_MAX / 2);
+	assert_true(secret_cache_count() <= SECRET_CACHE_MAX);
+	for (i = SECRET_CACHE_MAX + 99; i >= 0; i--) {
+		snprintf(name, sizeof(name), "s%04d", i);
 		assert_int_equal(sc_reveal(f, name, name), 0);
 	}
 	/* A value over 256 bytes is revealed but not held. */
@@ -477,18 +493,24 @@ test_secret_cache(void **state)
 	assert_int_equal(sc_reveal(f, "big", big), 0);
 	assert_int_equal(secret_cache_count(), 0);
 
-	/* Another thread has its own (empty, then one value), freed when it exits. */
+	/*
+	 * Another thread sees what this one filed: "a" deleted behind the cache's back is
+	 * still revealed there (a hit, not a store read).
+	 */
+	secret_cache_clear();
 	sc_put(f, "a", "value-four");
 	assert_int_equal(sc_reveal(f, "a", "value-four"), 0);
+	assert_int_equal(store_secret_delete(f->st, "a"), 0);
 	assert_int_equal(pthread_create(&th, NULL, sc_thread, f), 0);
 	assert_int_equal(pthread_join(th, &ret), 0);
 	assert_non_null(n = ret);
-	assert_int_equal(n[0], 0);
+	assert_int_equal(n[0], 1);
 	assert_int_equal(n[1], 1);
 	free(n);
 	assert_int_equal(secret_cache_count(), 1);
 	secret_cache_clear();
 	assert_int_equal(secret_cache_count(), 0);
+	assert_int_equal(sc_reveal(f, "a", NULL), CB_ERR_NOTFOUND);
 
 	vault_free(f->v);
 	store_close(f->st);
