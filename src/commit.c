@@ -33,6 +33,13 @@
  * batch, as SQLite would.
  */
 #define CKPT_FRAMES		1000
+/*
+ * The writer's page cache. It stays valid across its own transactions, unlike a
+ * reader's, so it keeps the pages every op looks up (a grant's key in grant_ids, its
+ * row, its uses): with SQLite's default 2 MiB, 2,000 grants in use re-read ~2,300
+ * pages a second from the file (bench/, scenario 1; docs/performance.md D10).
+ */
+#define WRITER_CACHE_KIB	16384
 #define CKPT_HARD_FRAMES	16000
 
 enum op_state {
@@ -256,7 +263,8 @@ commit_open(const char *db_path, struct commit **out)
 		log_warnx("checkpointer: %s", why);
 		goto out;
 	}
-	if ((rc = store_wal_manual(c->wst)) != 0)
+	if ((rc = store_wal_manual(c->wst)) != 0 ||
+	    (rc = store_cache_kib(c->wst, WRITER_CACHE_KIB)) != 0)
 		goto out;
 	rc = CB_ERR_NOMEM;
 	if (pthread_mutex_init(&c->mu, NULL) != 0)

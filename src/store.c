@@ -461,6 +461,15 @@ store_wal_manual(struct store *st)
 }
 
 int
+store_cache_kib(struct store *st, int kib)
+{
+	char sql[64];
+
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", kib > 0 ? kib : 1);
+	return store_exec(st, sql);
+}
+
+int
 store_wal_frames(const struct store *st)
 {
 	return st->wal_frames;

@@ -54,6 +54,8 @@ int store_savepoint_rollback(struct store *st);
  * WAL's size after each commit is kept for store_wal_frames. Returns 0 or CB_ERR_DB.
  */
 int store_wal_manual(struct store *st);
+/* This connection's page cache: at most kib KiB (PRAGMA cache_size). 0 or CB_ERR_DB. */
+int store_cache_kib(struct store *st, int kib);
 /* Frames in the WAL after the last commit of a store_wal_manual connection. */
 int store_wal_frames(const struct store *st);
 /*

@@ -32,17 +32,27 @@ enum {
 	ST_GRANT_SWEEP_SBX_WINDOW,
 	ST_GRANT_SWEEP_SBX_REST,
 	ST_GRANT_DELETE_KEY,
+	ST_GRANT_USES_PURGE_WINDOW,
+	ST_GRANT_USES_PURGE_REST,
+	ST_GRANT_USES_DELETE_KEY,
 };
 
 #define PURGE_KEYS_MAX	256	/* revoked grants deleted per call, at most */
 
 #define GRANT_COLS "id, sandbox_id, minted_by, kid, created_at, not_before, expires_at," \
 	" max_uses, uses, revoked_at, has_inject, bindings"
-/* The same columns of grants as g (schema/003: grants g JOIN grant_ids i). */
+/*
+ * The same columns of grants g LEFT JOIN grant_uses u (GRANT_USES_JOIN), uses counted
+ * in both (schema/004).
+ */
 #define GRANT_COLS_G "g.id, g.sandbox_id, g.minted_by, g.kid, g.created_at, g.not_before," \
-	" g.expires_at, g.max_uses, g.uses, g.revoked_at, g.has_inject, g.bindings"
+	" g.expires_at, g.max_uses, g.uses + IFNULL(u.uses, 0) AS uses, g.revoked_at," \
+	" g.has_inject, g.bindings"
+#define GRANT_USES_JOIN " LEFT JOIN grant_uses u ON u.expires_at = g.expires_at AND u.id = g.id"
 /* The key of grant ?1 in grants: a lookup through grant_ids (schema/003). */
 #define GRANT_KEY "expires_at = (SELECT expires_at FROM grant_ids WHERE id = ?1) AND id = ?1"
+/* The same, for grants g. */
+#define GRANT_KEY_G "g.expires_at = (SELECT expires_at FROM grant_ids WHERE id = ?1) AND g.id = ?1"
 
 void
 store_grant_free(struct store_grant *g)
@@ -112,7 +122,8 @@ store_grant_get(struct store *st, const char *id, struct store_grant **out)
 	int rc;
 
 	*out = NULL;
-	s = store_stmt(st, ST_GRANT_GET, "SELECT " GRANT_COLS " FROM grants WHERE " GRANT_KEY);
+	s = store_stmt(st, ST_GRANT_GET,
+	    "SELECT " GRANT_COLS_G " FROM grants g" GRANT_USES_JOIN " WHERE " GRANT_KEY_G);
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -150,44 +161,47 @@ int
 store_grant_use(struct store *st, const char *id, int64_t now, int *result)
 {
 	sqlite3_stmt *s;
+	int64_t exp = 0;
 	int rc;
 
 	*result = STORE_GRANT_GONE;
-	s = store_stmt(st, ST_GRANT_USE,
-	    "UPDATE grants SET uses = uses + 1 WHERE " GRANT_KEY " AND"
-	    " (max_uses = 0 OR uses < max_uses) AND revoked_at IS NULL AND expires_at > ?2");
-	if (s == NULL)
-		return CB_ERR_DB;
-	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, now);
-	if ((rc = store_step_done(st, s)) != 0)
-		return rc;
-	if (sqlite3_changes(st->db) == 1) {
-		*result = STORE_GRANT_USED;
-		return 0;
-	}
-	/* Nothing changed: say why, in the order resolve reports refusals. */
+	/* The grant's state, then the use counted in grant_uses (schema/004). */
 	s = store_stmt(st, ST_GRANT_STATE,
-	    "SELECT revoked_at IS NOT NULL, expires_at <= ?2, max_uses > 0 AND uses >= max_uses"
-	    " FROM grants WHERE " GRANT_KEY);
+	    "SELECT g.expires_at, g.revoked_at IS NOT NULL, g.expires_at <= ?2,"
+	    " g.max_uses > 0 AND g.uses + IFNULL(u.uses, 0) >= g.max_uses"
+	    " FROM grants g" GRANT_USES_JOIN " WHERE " GRANT_KEY_G);
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		if (sqlite3_column_int(s, 0))
+		exp = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_int(s, 1))
 			*result = STORE_GRANT_REVOKED;
-		else if (sqlite3_column_int(s, 1))
+		else if (sqlite3_column_int(s, 2))
 			*result = STORE_GRANT_EXPIRED;
-		else
+		else if (sqlite3_column_int(s, 3))
 			*result = STORE_GRANT_USED_UP;
+		else
+			*result = STORE_GRANT_USED;
 		rc = 0;
 	} else if (rc == SQLITE_DONE)
 		rc = 0;
 	else
 		rc = store_err(st, rc, "grant state");
 	store_stmt_done(s);
+	if (rc != 0 || *result != STORE_GRANT_USED)
+		return rc;
+	s = store_stmt(st, ST_GRANT_USE,
+	    "INSERT INTO grant_uses (expires_at, id, uses) VALUES (?1, ?2, 1)"
+	    " ON CONFLICT (expires_at, id) DO UPDATE SET uses = uses + 1");
+	if (s == NULL)
+		return CB_ERR_DB;
+	sqlite3_bind_int64(s, 1, exp);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if ((rc = store_step_done(st, s)) != 0)
+		*result = STORE_GRANT_GONE;
 	return rc;
 }
 
@@ -253,10 +267,10 @@ store_grant_sandbox_live(struct store *st, const char *sandbox_id, int64_t now, 
 	s = store_stmt(st, ST_GRANT_SBX_LIVE,
 	    /* the newest limit grants, handed over oldest first (the oldest binding wins) */
 	    "SELECT " GRANT_COLS " FROM (SELECT " GRANT_COLS_G " FROM grant_sandboxes s"
-	    " JOIN grants g ON g.expires_at = s.expires_at AND g.id = s.id"
+	    " JOIN grants g ON g.expires_at = s.expires_at AND g.id = s.id" GRANT_USES_JOIN
 	    " WHERE s.sandbox_id = ?1 AND s.expires_at > ?2 AND g.sandbox_id = ?1"
 	    " AND g.not_before <= ?2 AND g.revoked_at IS NULL"
-	    " AND (g.max_uses = 0 OR g.uses < g.max_uses)"
+	    " AND (g.max_uses = 0 OR g.uses + IFNULL(u.uses, 0) < g.max_uses)"
 	    " ORDER BY g.created_at DESC, g.id DESC LIMIT ?3) ORDER BY created_at, id");
 	if (s == NULL)
 		return CB_ERR_DB;
@@ -379,7 +393,23 @@ store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *
 	 * "expires_at < ?1 AND (expires_at, id) <= (...)" would walk every expired row
 	 * when many expire in the same second (test_grant_purge checks the steps).
 	 * Without a limit-th expired row, every expired row: fewer than limit.
+	 * First the same range of grant_uses (schema/004, keyed as grants), then grants.
 	 */
+	if (found) {
+		s = store_stmt(st, ST_GRANT_USES_PURGE_WINDOW,
+		    "DELETE FROM grant_uses WHERE (expires_at, id) <= (?1, ?2)");
+		if (s != NULL) {
+			sqlite3_bind_int64(s, 1, end.expires_at);
+			sqlite3_bind_text(s, 2, end.id, -1, SQLITE_STATIC);
+		}
+	} else {
+		s = store_stmt(st, ST_GRANT_USES_PURGE_REST,
+		    "DELETE FROM grant_uses WHERE expires_at < ?1");
+		if (s != NULL)
+			sqlite3_bind_int64(s, 1, before);
+	}
+	if ((rc = s == NULL ? CB_ERR_DB : store_step_done(st, s)) != 0)
+		goto out;
 	if (found) {
 		s = store_stmt(st, ST_GRANT_PURGE_WINDOW,
 		    "DELETE FROM grants WHERE (expires_at, id) <= (?1, ?2)");
@@ -563,8 +593,18 @@ store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
 		}
 		sqlite3_bind_int64(s, 1, keys[i].exp);
 		sqlite3_bind_text(s, 2, keys[i].id, -1, SQLITE_STATIC);
-		if ((rc = store_step_done(st, s)) == 0)
-			*deleted += sqlite3_changes(st->db);
+		if ((rc = store_step_done(st, s)) != 0)
+			break;
+		*deleted += sqlite3_changes(st->db);
+		s = store_stmt(st, ST_GRANT_USES_DELETE_KEY,
+		    "DELETE FROM grant_uses WHERE expires_at = ?1 AND id = ?2");
+		if (s == NULL) {
+			rc = CB_ERR_DB;
+			break;
+		}
+		sqlite3_bind_int64(s, 1, keys[i].exp);
+		sqlite3_bind_text(s, 2, keys[i].id, -1, SQLITE_STATIC);
+		rc = store_step_done(st, s);
 	}
 	for (i = 0; i < n; i++)
 		free(keys[i].id);

@@ -42,9 +42,10 @@ enum store_grant_use_result {
 	STORE_GRANT_GONE = 4,		/* no such grant (purged) */
 };
 /*
- * Counts one use atomically (writer connection, inside the batch):
- * UPDATE ... SET uses = uses + 1 WHERE id = ? AND (max_uses = 0 OR uses < max_uses)
- * AND revoked_at IS NULL AND expires_at > now; when no row changed, *result says why.
+ * Counts one use (writer connection, inside the batch, so nothing writes in between):
+ * when the grant exists, is not revoked, expires after now and its uses are below
+ * max_uses (0: unlimited), adds one to its row of grant_uses (schema/004) and sets
+ * *result to STORE_GRANT_USED; otherwise *result says why not.
  */
 int store_grant_use(struct store *st, const char *id, int64_t now, int *result);
 

@@ -778,6 +778,15 @@ test_store_use(void **state)
 	assert_int_equal(res, STORE_GRANT_GONE);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(9), &g), CB_ERR_NOTFOUND);
 	assert_null(g);
+	/* Uses stored with the grant (as before schema/004) count with those counted since. */
+	testutil_put_grant_full(f->st, 5, "s1", "h", now, now + 60, 3, 2, 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(5), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_USED);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(5), now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_USED_UP);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(5), &g), 0);
+	assert_int_equal(g->uses, 3);
+	store_grant_free(g);
 }
 
 static void

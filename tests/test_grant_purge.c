@@ -1,7 +1,8 @@
 /*
  * test_grant_purge.c: the grants table clustered by expiry (schema/003): lookups
  * through grant_ids and grant_sandboxes, the range purge of expired grants, the sweep
- * of stale lookup entries, and the migration of a version-2 database.
+ * of stale lookup entries, the uses counted in grant_uses (schema/004) and purged with
+ * their grants, and the migration of a version-2 database.
  */
 #include "config.h"
 
@@ -168,6 +169,58 @@ test_purge_same_second(void **state)
 	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 1);
 }
 
+/*
+ * Uses counted in grant_uses (schema/004) go with their grants: the expired ones with
+ * the range purge, a revoked one with the purge of revoked grants; a live grant keeps
+ * its count, and every read sees it.
+ */
+static void
+test_purge_uses(void **state)
+{
+	struct testutil_db *f = *state;
+	struct store_grant *g;
+	int64_t now = 3000000, n, total = 0;
+	int i, j, res, rounds, seen = 0;
+
+	for (i = 0; i < 30; i++)	/* expired, each used i % 3 + 1 times while live */
+		testutil_put_grant(f->st, i, "sx", now - 1000, now - 500 + i % 4, 0);
+	for (i = 30; i < 33; i++)
+		testutil_put_grant(f->st, i, "sy", now - 10, now + 500, 0);
+	for (i = 0; i < 33; i++) {
+		for (j = 0; j < i % 3 + 1; j++) {
+			assert_int_equal(store_grant_use(f->st, testutil_grant_id(i),
+			    i < 30 ? now - 900 : now, &res), 0);
+			assert_int_equal(res, STORE_GRANT_USED);
+		}
+	}
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 33);
+	assert_int_equal(count(f->path, "SELECT sum(uses) FROM grant_uses"), 66);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(31), &g), 0);
+	assert_int_equal(g->uses, 2);
+	store_grant_free(g);
+	assert_int_equal(store_grant_revoke(f->st, testutil_grant_id(32), now - 100, &i), 0);
+	assert_int_equal(i, 1);
+
+	for (rounds = 0; rounds < 10; rounds++) {
+		assert_int_equal(store_grant_purge_expired(f->st, now - 60, 8, &n), 0);
+		total += n;
+		if (n < 8)
+			break;
+	}
+	assert_int_equal(total, 30);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 3);
+	assert_int_equal(store_grant_purge_revoked_indexed(f->st, now - 60, 10, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 2);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses u JOIN grants g"
+	    " ON g.expires_at = u.expires_at AND g.id = u.id"), 2);
+	assert_int_equal(store_grant_sandbox_live(f->st, "sy", now, 100, collect, &seen), 0);
+	assert_int_equal(seen, 2);
+	assert_int_equal(store_grant_get(f->st, testutil_grant_id(30), &g), 0);
+	assert_int_equal(g->uses, 1);
+	store_grant_free(g);
+}
+
 /* IDs stay unique (grant_ids' primary key), whatever the expiry. */
 static void
 test_unique_ids(void **state)
@@ -221,7 +274,7 @@ test_migrate_v2(void **state)
 	sqlite3_close(db);
 	assert_int_equal(store_open(path, 0, &st, why, sizeof(why)), 0);
 	assert_int_equal(store_schema_version(st, &i), 0);
-	assert_int_equal(i, 3);
+	assert_int_equal(i, schema_migrations[schema_migration_count - 1].version);
 	for (i = 0; i < 5; i++) {
 		assert_int_equal(store_grant_get(st, testutil_grant_id(i), &g), 0);
 		assert_string_equal(g->sandbox_id, "old");
@@ -248,6 +301,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_purge_and_sweep, testutil_db_setup,
 		    testutil_db_teardown),
 		cmocka_unit_test_setup_teardown(test_purge_same_second, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_purge_uses, testutil_db_setup,
 		    testutil_db_teardown),
 		cmocka_unit_test_setup_teardown(test_unique_ids, testutil_db_setup,
 		    testutil_db_teardown),

@@ -97,6 +97,22 @@ raw_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
+/* store_cache_kib sets this connection's page cache, in KiB (commit.c's writer). */
+static void
+test_cache_kib(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3_stmt *s = NULL;
+
+	open_new(f);
+	assert_int_equal(store_cache_kib(f->st, 16384), 0);
+	assert_int_equal(sqlite3_prepare_v2(f->st->db, "PRAGMA cache_size", -1, &s, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(s, 0), -16384);
+	sqlite3_finalize(s);
+}
+
 static void
 test_open_migrates(void **state)
 {
@@ -558,6 +574,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_kib, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_without_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
