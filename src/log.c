@@ -101,6 +101,40 @@ log_put(char *line, size_t len, size_t *n, const char *s, size_t max)
 	*n += k;
 }
 
+/*
+ * Appends field s (at most max bytes of it) as log_put does, with every byte that could
+ * forge or break a line or a field written as \xNN: control bytes, bytes over 0x7e,
+ * '"' and '\\', and a space unless the field is quoted. A client certificate's identity
+ * is the client's text.
+ */
+static void
+log_put_field(char *line, size_t len, size_t *n, const char *s, size_t max, int quoted)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char c;
+	size_t i;
+
+	for (i = 0; i < max && s[i] != '\0'; i++) {
+		c = (unsigned char)s[i];
+		if (c > 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			if (*n + 1 > len - 1)
+				return;
+			line[(*n)++] = (char)c;
+		} else if (c == ' ' && quoted) {
+			if (*n + 1 > len - 1)
+				return;
+			line[(*n)++] = ' ';
+		} else {
+			if (*n + 4 > len - 1)
+				return;
+			line[(*n)++] = '\\';
+			line[(*n)++] = 'x';
+			line[(*n)++] = hex[c >> 4];
+			line[(*n)++] = hex[c & 0xf];
+		}
+	}
+}
+
 static void
 log_put_num(char *line, size_t len, size_t *n, long long v)
 {
@@ -122,15 +156,15 @@ log_request(const char *func, const char *peer, const char *identity, const char
 	/* What log_info with the format in log.h writes, without printf. */
 	n = (size_t)log_head(line, sizeof(line), LOG_LVL_INFO, func);
 	log_put(line, sizeof(line), &n, "peer=", 5);
-	log_put(line, sizeof(line), &n, peer, 64);
+	log_put_field(line, sizeof(line), &n, peer, 64, 0);
 	log_put(line, sizeof(line), &n, " identity=", 10);
-	log_put(line, sizeof(line), &n, identity, 256);
+	log_put_field(line, sizeof(line), &n, identity, 256, 0);
 	log_put(line, sizeof(line), &n, " route=\"", 8);
-	log_put(line, sizeof(line), &n, route, 128);
+	log_put_field(line, sizeof(line), &n, route, 128, 1);
 	log_put(line, sizeof(line), &n, "\" status=", 9);
 	log_put_num(line, sizeof(line), &n, status);
 	log_put(line, sizeof(line), &n, " grant_id=", 10);
-	log_put(line, sizeof(line), &n, grant_id, 64);
+	log_put_field(line, sizeof(line), &n, grant_id, 64, 0);
 	log_put(line, sizeof(line), &n, " latency_us=", 12);
 	log_put_num(line, sizeof(line), &n, latency_us);
 	line[n++] = '\n';

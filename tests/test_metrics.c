@@ -205,6 +205,13 @@ log_both(void)
 }
 
 static void
+log_hostile(void)
+{
+	log_request(__func__, "127.0.0.1:1", "spiffe://x/a b\nstatus=200 \"q\"\\\x7f\xc3\xa9",
+	    "POST /v1/x\r\ny", 403u, "g\001", 5LL);
+}
+
+static void
 log_two_seconds(void)
 {
 	struct timespec ts = { 1, 100000000 };
@@ -243,6 +250,13 @@ test_request_log_line(void **state)
 	assert_string_equal(a[0], a[1]);
 	assert_string_equal(a[2], a[3]);
 	assert_non_null(strstr(a[3], "latency_us=-7"));
+	/* A client's text cannot forge a line or a field: one line, the bytes escaped. */
+	out = capture(log_hostile);
+	assert_non_null(nl = strchr(out, '\n'));
+	assert_int_equal(nl[1], '\0');
+	assert_non_null(strstr(out, " identity=spiffe://x/a\\x20b\\x0astatus=200\\x20\\x22q\\x22"
+	    "\\x5c\\x7f\\xc3\\xa9 route=\"POST /v1/x\\x0d\\x0ay\" status=403 grant_id=g\\x01 "
+	    "latency_us=5"));
 
 	t0 = time(NULL);
 	out = capture(log_two_seconds);
