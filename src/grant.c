@@ -68,6 +68,7 @@ struct grant_ctx {
 	int64_t revoked;
 	/* resolve: grants whose use is counted in the transaction */
 	char use_ids[USES_MAX][GRANT_ID_LEN + 1];
+	int64_t use_exp[USES_MAX];	/* their expires_at: with the ID, the key in grants */
 	int nuse;
 };
 
@@ -1154,7 +1155,7 @@ resolve_fn(struct store *wst, struct commit_op *op)
 	int i, res, rc;
 
 	for (i = 0; i < x->nuse; i++) {
-		if ((rc = store_grant_use(wst, x->use_ids[i], x->now, &res)) != 0)
+		if ((rc = store_grant_use(wst, x->use_ids[i], x->use_exp[i], x->now, &res)) != 0)
 			return rc;
 		switch (res) {
 		case STORE_GRANT_USED:
@@ -1404,6 +1405,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 		goto out;
 	}
 	util_strlcpy(x->use_ids[0], g->id, sizeof(x->use_ids[0]));
+	x->use_exp[0] = g->expires_at;
 	x->nuse = 1;
  out:
 	explicit_bzero(&c, sizeof(c));
@@ -1472,6 +1474,7 @@ tokenless_grant(void *arg, const struct store_grant *g)
 		}
 		if (!added) {
 			util_strlcpy(x->use_ids[x->nuse], g->id, sizeof(x->use_ids[0]));
+			x->use_exp[x->nuse] = g->expires_at;
 			x->nuse++;
 			added = 1;
 		}

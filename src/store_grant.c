@@ -158,7 +158,8 @@ store_grant_get(struct store *st, const char *id, struct store_grant **out)
 }
 
 int
-store_grant_use(struct store *st, const char *id, int64_t now, int *result)
+store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t now,
+    int *result)
 {
 	sqlite3_stmt *s;
 	int64_t exp = 0;
@@ -169,11 +170,12 @@ store_grant_use(struct store *st, const char *id, int64_t now, int *result)
 	s = store_stmt(st, ST_GRANT_STATE,
 	    "SELECT g.expires_at, g.revoked_at IS NOT NULL, g.expires_at <= ?2,"
 	    " g.max_uses > 0 AND g.uses + IFNULL(u.uses, 0) >= g.max_uses"
-	    " FROM grants g" GRANT_USES_JOIN " WHERE " GRANT_KEY_G);
+	    " FROM grants g" GRANT_USES_JOIN " WHERE g.expires_at = ?3 AND g.id = ?1");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_int64(s, 3, expires_at);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		exp = sqlite3_column_int64(s, 0);
@@ -364,6 +366,26 @@ window_delete(struct store *st, sqlite3_stmt *s, int64_t *deleted)
 	return rc;
 }
 
+/*
+ * A purge window's DELETE from a table keyed (expires_at, id), bound: up to and
+ * including end, or without an end every row that expired before before.
+ */
+static sqlite3_stmt *
+window_stmt(struct store *st, const struct gkey *end, int64_t before, int win_id,
+    const char *win_sql, int rest_id, const char *rest_sql)
+{
+	sqlite3_stmt *s;
+
+	if (end != NULL) {
+		if ((s = store_stmt(st, win_id, win_sql)) != NULL) {
+			sqlite3_bind_int64(s, 1, end->expires_at);
+			sqlite3_bind_text(s, 2, end->id, -1, SQLITE_STATIC);
+		}
+	} else if ((s = store_stmt(st, rest_id, rest_sql)) != NULL)
+		sqlite3_bind_int64(s, 1, before);
+	return s;
+}
+
 int
 store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *deleted)
 {
@@ -395,33 +417,14 @@ store_grant_purge_expired(struct store *st, int64_t before, int limit, int64_t *
 	 * Without a limit-th expired row, every expired row: fewer than limit.
 	 * First the same range of grant_uses (schema/004, keyed as grants), then grants.
 	 */
-	if (found) {
-		s = store_stmt(st, ST_GRANT_USES_PURGE_WINDOW,
-		    "DELETE FROM grant_uses WHERE (expires_at, id) <= (?1, ?2)");
-		if (s != NULL) {
-			sqlite3_bind_int64(s, 1, end.expires_at);
-			sqlite3_bind_text(s, 2, end.id, -1, SQLITE_STATIC);
-		}
-	} else {
-		s = store_stmt(st, ST_GRANT_USES_PURGE_REST,
-		    "DELETE FROM grant_uses WHERE expires_at < ?1");
-		if (s != NULL)
-			sqlite3_bind_int64(s, 1, before);
-	}
+	s = window_stmt(st, found ? &end : NULL, before, ST_GRANT_USES_PURGE_WINDOW,
+	    "DELETE FROM grant_uses WHERE (expires_at, id) <= (?1, ?2)",
+	    ST_GRANT_USES_PURGE_REST, "DELETE FROM grant_uses WHERE expires_at < ?1");
 	if ((rc = s == NULL ? CB_ERR_DB : store_step_done(st, s)) != 0)
 		goto out;
-	if (found) {
-		s = store_stmt(st, ST_GRANT_PURGE_WINDOW,
-		    "DELETE FROM grants WHERE (expires_at, id) <= (?1, ?2)");
-		if (s != NULL) {
-			sqlite3_bind_int64(s, 1, end.expires_at);
-			sqlite3_bind_text(s, 2, end.id, -1, SQLITE_STATIC);
-		}
-	} else {
-		s = store_stmt(st, ST_GRANT_PURGE_REST, "DELETE FROM grants WHERE expires_at < ?1");
-		if (s != NULL)
-			sqlite3_bind_int64(s, 1, before);
-	}
+	s = window_stmt(st, found ? &end : NULL, before, ST_GRANT_PURGE_WINDOW,
+	    "DELETE FROM grants WHERE (expires_at, id) <= (?1, ?2)",
+	    ST_GRANT_PURGE_REST, "DELETE FROM grants WHERE expires_at < ?1");
 	rc = window_delete(st, s, deleted);
  out:
 	gkey_clear(&end);

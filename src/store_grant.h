@@ -42,12 +42,15 @@ enum store_grant_use_result {
 	STORE_GRANT_GONE = 4,		/* no such grant (purged) */
 };
 /*
- * Counts one use (writer connection, inside the batch, so nothing writes in between):
- * when the grant exists, is not revoked, expires after now and its uses are below
- * max_uses (0: unlimited), adds one to its row of grant_uses (schema/004) and sets
- * *result to STORE_GRANT_USED; otherwise *result says why not.
+ * Counts one use (writer connection, inside the batch, so nothing writes in between) of
+ * the grant keyed (expires_at, id) in grants (the resolve read expires_at from its row:
+ * the key, without a lookup in grant_ids): when it exists, is not revoked, expires after
+ * now and its uses are below max_uses (0: unlimited), adds one to its row of grant_uses
+ * (schema/004) and sets *result to STORE_GRANT_USED; otherwise *result says why not
+ * (STORE_GRANT_GONE when no grant has that key).
  */
-int store_grant_use(struct store *st, const char *id, int64_t now, int *result);
+int store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t now,
+    int *result);
 
 /*
  * Revokes one grant (revoked_at = now where still NULL). *changed is 1 when it was

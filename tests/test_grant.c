@@ -756,11 +756,11 @@ test_store_use(void **state)
 	    .sandbox_id = "s", .minted_by = "h", .kid = "k", .bindings = "[]" };
 	assert_int_equal(store_grant_insert(f->st, &dup), CB_ERR_EXISTS);
 
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(1), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED_UP);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(1), &g), 0);
 	assert_int_equal(g->uses, 2);
@@ -768,21 +768,24 @@ test_store_use(void **state)
 	assert_string_equal(g->bindings, "[]");
 	assert_int_equal(g->revoked_at, 0);
 	store_grant_free(g);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(2), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(2), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(3), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(3), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_REVOKED);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(4), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(4), now - 1, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_EXPIRED);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(9), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(9), now + 60, now, &res), 0);
+	assert_int_equal(res, STORE_GRANT_GONE);
+	/* The key is (expires_at, id): the right ID with another expiry is no grant. */
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(2), now + 61, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_GONE);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(9), &g), CB_ERR_NOTFOUND);
 	assert_null(g);
 	/* Uses stored with the grant (as before schema/004) count with those counted since. */
 	testutil_put_grant_full(f->st, 5, "s1", "h", now, now + 60, 3, 2, 0);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(5), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(5), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED);
-	assert_int_equal(store_grant_use(f->st, testutil_grant_id(5), now, &res), 0);
+	assert_int_equal(store_grant_use(f->st, testutil_grant_id(5), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_USED_UP);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(5), &g), 0);
 	assert_int_equal(g->uses, 3);

@@ -189,7 +189,7 @@ test_purge_uses(void **state)
 	for (i = 0; i < 33; i++) {
 		for (j = 0; j < i % 3 + 1; j++) {
 			assert_int_equal(store_grant_use(f->st, testutil_grant_id(i),
-			    i < 30 ? now - 900 : now, &res), 0);
+			    i < 30 ? now - 500 + i % 4 : now + 500, i < 30 ? now - 900 : now, &res), 0);
 			assert_int_equal(res, STORE_GRANT_USED);
 		}
 	}
