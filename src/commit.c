@@ -35,9 +35,10 @@
 #define CKPT_FRAMES		1000
 /*
  * The writer's page cache. It stays valid across its own transactions, unlike a
- * reader's, so it keeps the pages every op looks up (a grant's key in grant_ids, its
- * row, its uses): with SQLite's default 2 MiB, 2,000 grants in use re-read ~2,300
- * pages a second from the file (bench/, scenario 1; docs/performance.md D10).
+ * reader's, so it keeps the pages the ops keep touching (the rows and uses of the
+ * grants in use, the lookup tables' leaves): with SQLite's default 2 MiB, 2,000 grants
+ * in use re-read ~2,300 pages a second from the file (bench/, scenario 1;
+ * docs/performance.md D10).
  */
 #define WRITER_CACHE_KIB	16384
 #define CKPT_HARD_FRAMES	16000

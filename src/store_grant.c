@@ -162,13 +162,12 @@ store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t no
     int *result)
 {
 	sqlite3_stmt *s;
-	int64_t exp = 0;
 	int rc;
 
 	*result = STORE_GRANT_GONE;
 	/* The grant's state, then the use counted in grant_uses (schema/004). */
 	s = store_stmt(st, ST_GRANT_STATE,
-	    "SELECT g.expires_at, g.revoked_at IS NOT NULL, g.expires_at <= ?2,"
+	    "SELECT g.revoked_at IS NOT NULL, g.expires_at <= ?2,"
 	    " g.max_uses > 0 AND g.uses + IFNULL(u.uses, 0) >= g.max_uses"
 	    " FROM grants g" GRANT_USES_JOIN " WHERE g.expires_at = ?3 AND g.id = ?1");
 	if (s == NULL)
@@ -178,12 +177,11 @@ store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t no
 	sqlite3_bind_int64(s, 3, expires_at);
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
-		exp = sqlite3_column_int64(s, 0);
-		if (sqlite3_column_int(s, 1))
+		if (sqlite3_column_int(s, 0))
 			*result = STORE_GRANT_REVOKED;
-		else if (sqlite3_column_int(s, 2))
+		else if (sqlite3_column_int(s, 1))
 			*result = STORE_GRANT_EXPIRED;
-		else if (sqlite3_column_int(s, 3))
+		else if (sqlite3_column_int(s, 2))
 			*result = STORE_GRANT_USED_UP;
 		else
 			*result = STORE_GRANT_USED;
@@ -200,7 +198,7 @@ store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t no
 	    " ON CONFLICT (expires_at, id) DO UPDATE SET uses = uses + 1");
 	if (s == NULL)
 		return CB_ERR_DB;
-	sqlite3_bind_int64(s, 1, exp);
+	sqlite3_bind_int64(s, 1, expires_at);
 	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
 	if ((rc = store_step_done(st, s)) != 0)
 		*result = STORE_GRANT_GONE;
