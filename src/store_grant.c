@@ -553,6 +553,23 @@ store_grant_sweep(struct store *st, struct store_grant_sweep *sw, int64_t before
 	}
 }
 
+/* Runs sql, a DELETE by key (expires_at ?1, id ?2); adds the rows deleted to *count. */
+static int
+delete_key(struct store *st, int stmt_id, const char *sql, int64_t exp, const char *id,
+    int64_t *count)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = store_stmt(st, stmt_id, sql)) == NULL)
+		return CB_ERR_DB;
+	sqlite3_bind_int64(s, 1, exp);
+	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+	if ((rc = store_step_done(st, s)) == 0 && count != NULL)
+		*count += sqlite3_changes(st->db);
+	return rc;
+}
+
 int
 store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
     int64_t *deleted)
@@ -586,26 +603,12 @@ store_grant_purge_revoked_indexed(struct store *st, int64_t before, int limit,
 	store_stmt_done(s);
 	/* Then each by its key (revocations are few: their rows are wherever they are). */
 	for (i = 0; i < n && rc == 0; i++) {
-		s = store_stmt(st, ST_GRANT_DELETE_KEY,
-		    "DELETE FROM grants WHERE expires_at = ?1 AND id = ?2");
-		if (s == NULL) {
-			rc = CB_ERR_DB;
-			break;
-		}
-		sqlite3_bind_int64(s, 1, keys[i].exp);
-		sqlite3_bind_text(s, 2, keys[i].id, -1, SQLITE_STATIC);
-		if ((rc = store_step_done(st, s)) != 0)
-			break;
-		*deleted += sqlite3_changes(st->db);
-		s = store_stmt(st, ST_GRANT_USES_DELETE_KEY,
-		    "DELETE FROM grant_uses WHERE expires_at = ?1 AND id = ?2");
-		if (s == NULL) {
-			rc = CB_ERR_DB;
-			break;
-		}
-		sqlite3_bind_int64(s, 1, keys[i].exp);
-		sqlite3_bind_text(s, 2, keys[i].id, -1, SQLITE_STATIC);
-		rc = store_step_done(st, s);
+		if ((rc = delete_key(st, ST_GRANT_DELETE_KEY,
+		    "DELETE FROM grants WHERE expires_at = ?1 AND id = ?2",
+		    keys[i].exp, keys[i].id, deleted)) == 0)
+			rc = delete_key(st, ST_GRANT_USES_DELETE_KEY,
+			    "DELETE FROM grant_uses WHERE expires_at = ?1 AND id = ?2",
+			    keys[i].exp, keys[i].id, NULL);
 	}
 	for (i = 0; i < n; i++)
 		free(keys[i].id);

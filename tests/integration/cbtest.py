@@ -111,6 +111,27 @@ def free_port():
         s.close()
 
 
+def read_head(s, max_head=1000):
+    """An HTTP answer's head read from socket s, byte by byte (so nothing after it is
+    consumed), at most max_head bytes."""
+    head = b""
+    for _ in range(max_head):
+        b = s.recv(1)
+        if not b:
+            break
+        head += b
+        if head.endswith(b"\r\n\r\n"):
+            break
+    return head
+
+
+def connect_tunnel(s, host, port, max_head=200):
+    """Sends CONNECT host:port on socket s; returns the answer's head."""
+    s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (
+        host.encode(), port, host.encode(), port))
+    return read_head(s, max_head)
+
+
 def parse_json(raw):
     """Parsed JSON of raw bytes, or None."""
     if not raw:

@@ -365,16 +365,7 @@ class ProxyHostileTest(cbtest.TestCase):
         return st
 
     def tunnel(self, s):
-        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (
-            HOST.encode(), self.up.port, HOST.encode(), self.up.port))
-        head = b""
-        for _ in range(200):
-            b = s.recv(1)
-            if not b:
-                break
-            head += b
-            if head.endswith(b"\r\n\r\n"):
-                break
+        head = cbtest.connect_tunnel(s, HOST, self.up.port)
         if not head.startswith(b"HTTP/1.1 200"):
             raise OSError("CONNECT refused: %r" % head[:100])
         return s

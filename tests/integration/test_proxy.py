@@ -252,16 +252,7 @@ class ProxyTest(cbtest.TestCase):
         port = port or self.up_port
         s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10,
                                      source_address=(src, 0))
-        s.sendall(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n" % (host.encode(), port,
-                                                                     host.encode(), port))
-        head = b""
-        for _ in range(100):
-            b = s.recv(1)
-            if not b:
-                break
-            head += b
-            if head.endswith(b"\r\n\r\n"):
-                break
+        head = cbtest.connect_tunnel(s, host, port)
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
         ctx = self.sandbox_ctx()
         ctx.check_hostname = False
@@ -705,14 +696,7 @@ class ProxyTest(cbtest.TestCase):
                   b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
                   % (self.up_port, self.token.encode()))
-        head = b""
-        for _ in range(1000):
-            b = s.recv(1)
-            if not b:
-                break
-            head += b
-            if head.endswith(b"\r\n\r\n"):
-                break
+        head = cbtest.read_head(s)
         self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
         self.assertIn(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", head)
         s.sendall(b"ping-frame-bytes")
