@@ -103,12 +103,26 @@ scache_set_of(struct scache_set *c, const char *name)
 	return &c[h % SCACHE_SETS];
 }
 
+/*
+ * Wipes the entries of set s (its mutex held). A slot is either holding a value or
+ * wholly zero (every path that empties one wipes all of it), so empty slots are skipped.
+ */
+static void
+scache_set_wipe(struct scache_set *s)
+{
+	size_t i;
+
+	for (i = 0; i < SCACHE_WAYS; i++)
+		if (s->slot[i].len > 0)
+			explicit_bzero(&s->slot[i], sizeof(s->slot[i]));
+}
+
 /* Set s (its mutex held) moves to generation gen if it is older: its entries are wiped. */
 static void
 scache_set_renew(struct scache_set *s, uint64_t gen)
 {
 	if (s->gen < gen) {
-		explicit_bzero(s->slot, sizeof(s->slot));
+		scache_set_wipe(s);
 		s->gen = gen;
 	}
 }
@@ -282,7 +296,7 @@ secret_cache_clear(void)
 	if ((c = scache_get()) != NULL) {
 		for (i = 0; i < SCACHE_SETS; i++) {
 			pthread_mutex_lock(&c[i].mu);
-			explicit_bzero(c[i].slot, sizeof(c[i].slot));
+			scache_set_wipe(&c[i]);
 			pthread_mutex_unlock(&c[i].mu);
 		}
 	}
