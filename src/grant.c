@@ -1265,24 +1265,25 @@ resolve_answer(struct api_call *call, struct store *rst, json_t *b, int64_t expi
 {
 	static const char p1[] = "{\"headers\":[{\"name\":", p2[] = ",\"value\":",
 	    p3[] = "}],\"expires_in\":";
-	const char *name;
-	char *rendered = NULL, *buf, num[24];
-	size_t len, rlen = 0, nl, vl, pos;
-	int n, rc;
+	const char *name, *num;
+	char *rendered = NULL, *buf, digits[UTIL_LL_DIGITS];
+	size_t len, rlen = 0, nl, vl, n, pos;
+	int rc;
 
 	*out = NULL;
 	*outlen = 0;
 	if ((rc = render_binding(call, rst, b, &name, &rendered, &rlen)) != 0)
 		return rc;
-	n = snprintf(num, sizeof(num), "%lld", (long long)(expires_in < 0 ? 0 : expires_in));
+	num = util_fmt_ll((long long)(expires_in < 0 ? 0 : expires_in), digits);
+	n = strlen(num);
 	nl = json_write_string(name, strlen(name), NULL, 0);
 	vl = json_write_string(rendered, rlen, NULL, 0);
 	/* Not UTF-8: what json_pack refused before (an internal error). */
-	if (n <= 0 || (size_t)n >= sizeof(num) || nl == 0 || vl == 0) {
-		rc = CB_ERR_NOMEM;
+	if (nl == 0 || vl == 0) {
+		rc = CB_ERR_INVAL;
 		goto out;
 	}
-	len = sizeof(p1) - 1 + nl + sizeof(p2) - 1 + vl + sizeof(p3) - 1 + (size_t)n + 1;
+	len = sizeof(p1) - 1 + nl + sizeof(p2) - 1 + vl + sizeof(p3) - 1 + n + 1;
 	if ((buf = malloc(len + 1)) == NULL) {
 		rc = CB_ERR_NOMEM;
 		goto out;
@@ -1296,8 +1297,8 @@ resolve_answer(struct api_call *call, struct store *rst, json_t *b, int64_t expi
 	pos += json_write_string(rendered, rlen, buf + pos, vl);
 	memcpy(buf + pos, p3, sizeof(p3) - 1);
 	pos += sizeof(p3) - 1;
-	memcpy(buf + pos, num, (size_t)n);
-	pos += (size_t)n;
+	memcpy(buf + pos, num, n);
+	pos += n;
 	buf[pos++] = '}';
 	buf[pos] = '\0';
 	*out = buf;	/* transferred */
