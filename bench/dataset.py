@@ -176,10 +176,14 @@ def cmd_sql(a):
 	now = int(time.time())
 
 	def rows(n, prefix, expires):
+		# grant IDs as the broker makes them (token.h): the mint time in milliseconds, in 12
+		# hex digits, then 128 random bits; here 1 ms apart, up to their created_at
+		t0 = (now - 600) * 1000 - n
 		for i in range(n):
 			b = [dict(x) for x in tmpl]
 			b[0]["secret"] = "s-%04d" % (i % 1000)
-			yield (os.urandom(16).hex(), "%s-%06d" % (prefix, i // 10), minted_by, kid,
+			yield ("%012x%s" % (t0 + i, os.urandom(16).hex()), "%s-%06d" % (prefix, i // 10),
+			    minted_by, kid,
 			    now - 600, now - 600, expires, 0, 0, None, 0,
 			    json.dumps(b, separators=(",", ":")))
 

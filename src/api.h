@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "token.h"
 
 struct vault;
 struct commit;
@@ -43,7 +44,7 @@ struct api_call {
 	json_t *body;			/* parsed JSON object for POST/PUT, or NULL */
 	const char *body_error;		/* set by server.c when the body did not parse (json.h code) */
 	const char *route;		/* route label for metrics and logs ("POST /v1/grants") */
-	char grant_id[33];		/* set by handlers for the request log; "" when none */
+	char grant_id[GRANT_ID_LEN + 1];	/* set by handlers for the request log; "" when none */
 	int64_t start_us;		/* monotonic start, for latency */
 
 	/*

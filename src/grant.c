@@ -356,18 +356,11 @@ sandbox_valid(const char *s)
 	return 1;
 }
 
-/* Grant IDs: exactly GRANT_ID_LEN lower-case hex characters. */
+/* Grant IDs: lower-case hex of either format (token.h). */
 static int
 grant_id_valid(const char *s)
 {
-	size_t i;
-
-	if (s == NULL || strlen(s) != GRANT_ID_LEN)
-		return 0;
-	for (i = 0; i < GRANT_ID_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
+	return s != NULL && token_grant_id_valid(s, strlen(s));
 }
 
 /* Wipes every string inside v in place (bounded depth). */

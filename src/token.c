@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <jwt.h>
@@ -258,10 +259,11 @@ kid_valid(const char *kid)
 	return kid[0] == 'k' && strlen(kid) == 1 + KID_HEX && is_lower_hex(kid + 1, KID_HEX);
 }
 
-static int
-jti_valid(const char *jti)
+int
+token_grant_id_valid(const char *s, size_t len)
 {
-	return strnlen(jti, GRANT_ID_LEN + 1) == GRANT_ID_LEN && is_lower_hex(jti, GRANT_ID_LEN);
+	return (len == GRANT_ID_LEN || len == GRANT_ID_LEN_V1) && strnlen(s, len + 1) == len &&
+	    is_lower_hex(s, len);
 }
 
 /* A sandbox ID: 1..128 printable ASCII characters. */
@@ -282,12 +284,19 @@ sub_valid(const char *sub, size_t len)
 int
 token_new_grant_id(char id[GRANT_ID_LEN + 1])
 {
-	uint8_t rnd[GRANT_ID_LEN / 2];
+	uint8_t b[GRANT_ID_LEN / 2];
+	struct timespec ts;
+	uint64_t ms;
+	int i;
 
 	id[0] = '\0';
-	if (crypto_random(rnd, sizeof(rnd)) != 0)
+	if (crypto_random(b + GRANT_ID_TIME_LEN / 2, sizeof(b) - GRANT_ID_TIME_LEN / 2) != 0)
 		return CB_ERR_CRYPTO;
-	util_hex(rnd, sizeof(rnd), id);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+	for (i = GRANT_ID_TIME_LEN / 2 - 1; i >= 0; i--, ms >>= 8)
+		b[i] = (uint8_t)ms;
+	util_hex(b, sizeof(b), id);
 	return 0;
 }
 
@@ -336,7 +345,7 @@ token_mint(struct vault *v, struct token_claims *c, char **out)
 	*out = NULL;
 	kid[0] = '\0';
 	if (c == NULL || !sub_valid(c->sub, strnlen(c->sub, sizeof(c->sub))) ||
-	    !jti_valid(c->jti) || c->iat < 0 || c->nbf < 0 || c->exp <= c->nbf) {
+	    !token_grant_id_valid(c->jti, strnlen(c->jti, sizeof(c->jti))) || c->iat < 0 || c->nbf < 0 || c->exp <= c->nbf) {
 		rc = CB_ERR_INVAL;
 		goto out;
 	}
@@ -486,10 +495,10 @@ check_payload(const uint8_t *buf, size_t len, struct token_claims *c)
 			memcpy(c->sub, json_string_value(m), json_string_length(m) + 1);
 		} else if (strcmp(k, "jti") == 0) {
 			bit = 8;
-			if (!json_is_string(m) || json_string_length(m) != GRANT_ID_LEN ||
-			    !jti_valid(json_string_value(m)))
+			if (!json_is_string(m) ||
+			    !token_grant_id_valid(json_string_value(m), json_string_length(m)))
 				goto out;
-			memcpy(c->jti, json_string_value(m), GRANT_ID_LEN + 1);
+			memcpy(c->jti, json_string_value(m), json_string_length(m) + 1);
 		} else if (strcmp(k, "iat") == 0) {
 			bit = 16;
 			if (!claim_int(m, &c->iat))

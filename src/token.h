@@ -18,7 +18,16 @@ struct vault;
 #define TOKEN_MAX	2048	/* longer strings are refused before any parsing */
 #define TOKEN_ISS	"credbroker"
 #define TOKEN_AUD	"credproxy"
-#define GRANT_ID_LEN	32	/* hex characters (128 random bits) */
+/*
+ * Grant IDs (the token's jti) are lower-case hex: GRANT_ID_TIME_LEN characters of the mint
+ * time in milliseconds since the epoch, then 32 random ones (128 bits). The time first makes
+ * new grants sort after the ones before them, so a mint appends to the tables keyed by the
+ * ID instead of dirtying a random page of each (docs/performance.md, D11). IDs of the first
+ * format, GRANT_ID_LEN_V1 random characters, are still accepted.
+ */
+#define GRANT_ID_TIME_LEN	12
+#define GRANT_ID_LEN		(GRANT_ID_TIME_LEN + 32)
+#define GRANT_ID_LEN_V1		32
 
 struct token_claims {
 	char sub[129];			/* sandbox ID */
@@ -60,5 +69,7 @@ void token_cache_clear(void);
 const char *token_reason(enum token_result r);
 /* Fills id with a fresh grant ID (GRANT_ID_LEN hex chars + NUL). */
 int token_new_grant_id(char id[GRANT_ID_LEN + 1]);
+/* Whether s (len bytes) is a grant ID: GRANT_ID_LEN or GRANT_ID_LEN_V1 lower-case hex. */
+int token_grant_id_valid(const char *s, size_t len);
 
 #endif

@@ -654,7 +654,7 @@ test_resolve_row_cache(void **state)
 	struct identity harness, proxy;
 	struct broker_conf conf;
 	struct broker b;
-	char why[512], tok[1024], id[64], tok2[1024], id2[64], val[256];
+	char why[512], tok[1024], id[64], tok2[1024], id2[64], val[256], bad[64];
 	json_t *out = NULL;
 	int changed = 0, i;
 
@@ -726,6 +726,31 @@ test_resolve_row_cache(void **state)
 	assert_int_equal(resolve_once(&b, &proxy, tok, "s5", val, sizeof(val)), 200);
 	assert_int_equal(resolve_once(&b, &proxy, tok, "s6", val, sizeof(val)), 403);
 	assert_string_equal(val, "sandbox_mismatch");
+
+	/* Grant IDs in a path: the current format and the first (32 hex) are found... */
+	assert_int_equal(strlen(id), GRANT_ID_LEN);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_show, NULL, id, &out), 200);
+	assert_string_equal(body_str(out, "grant_id"), id);
+	json_decref(out);
+	testutil_put_grant_full(f->st, 7, "s7", harness.id, util_now(), util_now() + 60, 0, 0, 0);
+	assert_int_equal(strlen(testutil_grant_id(7)), GRANT_ID_LEN_V1);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_show, NULL, testutil_grant_id(7),
+	    &out), 200);
+	json_decref(out);
+	/* ...any other length or upper case is not. */
+	snprintf(bad, sizeof(bad), "%s0", testutil_grant_id(7));
+	assert_int_equal(run_handler(&b, &harness, grant_handle_show, NULL, bad, &out), 404);
+	json_decref(out);
+	snprintf(bad, sizeof(bad), "%.*s", GRANT_ID_LEN - 1, id);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke, NULL, bad, &out), 404);
+	json_decref(out);
+	snprintf(bad, sizeof(bad), "%s0", id);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_show, NULL, bad, &out), 404);
+	json_decref(out);
+	snprintf(bad, sizeof(bad), "%s", id);
+	bad[GRANT_ID_LEN - 1] = 'A';
+	assert_int_equal(run_handler(&b, &harness, grant_handle_show, NULL, bad, &out), 404);
+	json_decref(out);
 
 	commit_close(b.commit);
 	store_pool_free(b.readers);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -86,7 +87,8 @@ group_teardown(void **state)
 }
 
 #define NOW	1800000000LL
-#define JTI	"0123456789abcdef0123456789abcdef"
+#define JTI	"0192f3a4b5c60123456789abcdef0123456789abcdef"	/* time + 128 bits */
+#define JTI_V1	"0123456789abcdef0123456789abcdef"		/* the first format */
 
 static const char b64chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -423,6 +425,14 @@ static const struct forge_case forge_cases[] = {
 	    "," NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "jti long", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\"" JTI "0\"," IAT "," NBF ","
 	    EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "jti between the formats", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\"" JTI_V1 "0\","
+	    IAT "," NBF "," EXP), key_act, SIG_HS256, TOKEN_MALFORMED },
+	{ "jti one short", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\""
+	    "0192f3a4b5c60123456789abcdef0123456789abcde\"," IAT "," NBF "," EXP), key_act,
+	    SIG_HS256, TOKEN_MALFORMED },
+	{ "jti with NUL", HDR_OK, P(ISS "," AUD "," SUB ",\"jti\":\""
+	    "0123456789abcdef0123456789abcde\\u0000\"," IAT "," NBF "," EXP), key_act,
+	    SIG_HS256, TOKEN_MALFORMED },
 	{ "payload not JSON", HDR_OK, "{\"iss\":", key_act, SIG_HS256, TOKEN_MALFORMED },
 	{ "payload trailing garbage", HDR_OK, P(ISS "," AUD "," SUB "," JTIM "," IAT "," NBF
 	    "," EXP) "x", key_act, SIG_HS256, TOKEN_MALFORMED },
@@ -648,6 +658,7 @@ static void
 test_reason_grant_id(void **state)
 {
 	char a[GRANT_ID_LEN + 1], b[GRANT_ID_LEN + 1];
+	uint64_t t0, t1, ms;
 	size_t i;
 
 	assert_string_equal(token_reason(TOKEN_MALFORMED), "invalid_token");
@@ -659,12 +670,56 @@ test_reason_grant_id(void **state)
 	assert_string_equal(token_reason(TOKEN_INTERNAL), "internal");
 	assert_string_equal(token_reason((enum token_result)-99), "internal");
 
+	t0 = (uint64_t)time(NULL) * 1000u;
 	assert_int_equal(token_new_grant_id(a), 0);
 	assert_int_equal(token_new_grant_id(b), 0);
+	t1 = (uint64_t)time(NULL) * 1000u + 1000u;
 	assert_int_equal(strlen(a), GRANT_ID_LEN);
+	assert_int_equal(strlen(b), GRANT_ID_LEN);
 	for (i = 0; i < GRANT_ID_LEN; i++)
 		assert_non_null(strchr("0123456789abcdef", a[i]));
-	assert_string_not_equal(a, b);
+	assert_true(token_grant_id_valid(a, strlen(a)));
+	/* The mint time in milliseconds comes first, so later IDs sort after earlier ones... */
+	ms = 0;
+	for (i = 0; i < GRANT_ID_TIME_LEN; i++)
+		ms = ms * 16 + (uint64_t)(strchr("0123456789abcdef", a[i]) - "0123456789abcdef");
+	assert_true(ms >= t0 && ms <= t1);
+	assert_true(memcmp(a, b, GRANT_ID_TIME_LEN) <= 0);
+	/* ...and 128 random bits follow. */
+	assert_memory_not_equal(a + GRANT_ID_TIME_LEN, b + GRANT_ID_TIME_LEN, 32);
+	for (i = 0; i < 1000; i++) {
+		memcpy(a, b, sizeof(a));
+		assert_int_equal(token_new_grant_id(b), 0);
+		assert_true(strcmp(a, b) != 0 && memcmp(a, b, GRANT_ID_TIME_LEN) <= 0);
+	}
+
+	assert_true(token_grant_id_valid(JTI, strlen(JTI)));
+	assert_true(token_grant_id_valid(JTI_V1, strlen(JTI_V1)));
+	assert_false(token_grant_id_valid(JTI, strlen(JTI) - 1));
+	assert_false(token_grant_id_valid(JTI "0", strlen(JTI) + 1));
+	assert_false(token_grant_id_valid(JTI_V1 "0", strlen(JTI_V1) + 1));
+	assert_false(token_grant_id_valid("", 0));
+	assert_false(token_grant_id_valid("0123456789ABCDEF0123456789abcdef", 32));
+	assert_false(token_grant_id_valid("0123456789abcdef0123456789abcde\0", 32));
+}
+
+/* A token whose jti is of the first format (32 random hex) still verifies. */
+static void
+test_grant_id_v1(void **state)
+{
+	struct token_claims c;
+	char *tok;
+
+	memset(&c, 0, sizeof(c));
+	util_strlcpy(c.sub, "sbx-42", sizeof(c.sub));
+	util_strlcpy(c.jti, JTI_V1, sizeof(c.jti));
+	c.iat = c.nbf = NOW - 10;
+	c.exp = NOW + 600;
+	assert_int_equal(token_mint(vault, &c, &tok), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(verify(tok, &c), TOKEN_OK);
+	assert_string_equal(c.jti, JTI_V1);
+	util_wipe_str(tok);
 }
 
 int
@@ -679,6 +734,7 @@ main(void)
 		cmocka_unit_test(test_every_byte),
 		cmocka_unit_test(test_mint_refuses),
 		cmocka_unit_test(test_reason_grant_id),
+		cmocka_unit_test(test_grant_id_v1),
 		cmocka_unit_test(test_key_lifecycle),	/* last: it rotates the active key */
 	};
 

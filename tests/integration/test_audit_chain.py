@@ -114,7 +114,7 @@ class AuditChain(cbtest.TestCase):
             # Identities and grant IDs are there.
             ok_resolve = [r for r in recs if r["action"] == "grant.resolve" and r["outcome"] == "ok"]
             self.assertEqual(ok_resolve[0]["actor"], PROXY)
-            self.assertRegex(ok_resolve[0]["grant_id"], "^[0-9a-f]{32}$")
+            self.assertRegex(ok_resolve[0]["grant_id"], "^[0-9a-f]{44}$")
             self.assertEqual(recs[0]["actor"], HARNESS)
 
             st, js, _ = d.request("admin", "GET", "/v1/audit/verify")

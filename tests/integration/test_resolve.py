@@ -102,8 +102,15 @@ class Resolve(cbtest.TestCase):
     # --- mint -----------------------------------------------------------------------------
     def test_mint_answer(self):
         s = self.sbx()
+        t0 = int(time.time() * 1000)
         g = self.mint_repo(s)
-        self.assertRegex(g["grant_id"], "^[0-9a-f]{32}$")
+        # 12 hex digits of the mint time in milliseconds, then 128 random bits
+        self.assertRegex(g["grant_id"], "^[0-9a-f]{44}$")
+        self.assertTrue(t0 - 1000 <= int(g["grant_id"][:12], 16) <= int(time.time() * 1000) + 1000)
+        later = [self.mint_repo(s)["grant_id"] for _ in range(3)]
+        self.assertEqual([x[:12] for x in later], sorted(x[:12] for x in later))
+        self.assertLessEqual(g["grant_id"][:12], later[0][:12])
+        self.assertEqual(len({x[12:] for x in [g["grant_id"]] + later}), 4)
         self.assertTrue(g["token"].startswith("cbt_"))
         self.assertRegex(g["expires_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         self.assertNotIn(SECRET, json.dumps(g))
