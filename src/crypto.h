@@ -11,7 +11,7 @@
 #define CRYPTO_SEAL_OVERHEAD	(CRYPTO_NONCE_LEN + CRYPTO_TAG_LEN)
 #define CRYPTO_HASH_LEN		32	/* SHA-256 */
 
-/* Fills buf with len random bytes (RAND_bytes); returns 0 or CB_ERR_CRYPTO. */
+/* Fills buf with len random bytes (getrandom(2)); returns 0, CB_ERR_INVAL or CB_ERR_CRYPTO. */
 int crypto_random(void *buf, size_t len) __attribute__((warn_unused_result));
 
 /*

@@ -1,6 +1,7 @@
 /* test_crypto.c: AES-256-GCM seal/open, tampering, HMAC and SHA-256 vectors, secure memory. */
 #include "config.h"
 
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -218,13 +219,19 @@ test_secure_alloc(void **state)
 static void
 test_random(void **state)
 {
-	uint8_t a[32], b[32];
+	uint8_t a[32], b[32], big[65536], zero[32];
 
 	(void)state;
 	assert_int_equal(crypto_random(a, sizeof(a)), 0);
 	assert_int_equal(crypto_random(b, sizeof(b)), 0);
 	assert_memory_not_equal(a, b, sizeof(a));
 	assert_int_equal(crypto_random(a, 0), 0);
+	/* Filled to the end, in however many parts getrandom gives. */
+	memset(big, 0, sizeof(big));
+	memset(zero, 0, sizeof(zero));
+	assert_int_equal(crypto_random(big, sizeof(big)), 0);
+	assert_memory_not_equal(big + sizeof(big) - sizeof(zero), zero, sizeof(zero));
+	assert_int_equal(crypto_random(big, (size_t)INT_MAX + 1), CB_ERR_INVAL);
 }
 
 int
