@@ -982,11 +982,15 @@ grant_handle_revoke_sandbox(struct api_call *call)
  * was parsed from. Bindings hold no secret (names, hosts, templates). A thread's
  * entries are freed when it exits. Sized for the grants in use at once, since every
  * thread sees all of them: with 1,024 slots and 2,000 grants resolving in turn (bench/,
- * scenario 1) most lookups missed (docs/performance.md, D10). A slot is ~256 bytes
- * (calloc'ed, touched as used) plus its text and parsed bindings (~1 KiB for one
- * binding): ~10 MiB per thread when every slot is used.
+ * scenario 1) most lookups missed (docs/performance.md, D10). Sets of BCACHE_WAYS slots,
+ * the least recently used one replaced: with one slot per grant ID, ~20 % of 2,000 grants
+ * in 8,192 slots shared theirs with another grant in use, and the two evicted each other
+ * at every turn; with sets of 2, the ~9 % in sets of three or more still did (D11). A
+ * slot is ~256 bytes (calloc'ed, touched as used) plus its text and parsed bindings
+ * (~1 KiB for one binding): ~10 MiB per thread when every slot is used.
  */
 #define BCACHE_SLOTS	8192
+#define BCACHE_WAYS	4
 #define BCACHE_TEXT_MAX	2048	/* longer bindings are parsed every time */
 
 struct bcache_slot {
@@ -1003,7 +1007,10 @@ struct bcache_slot {
 	int64_t expires_at;
 	char sandbox_id[GRANT_SANDBOX_ID_MAX + 1];
 	char kid[40];
+	uint64_t used;		/* this thread's bcache_tick at its last use; 0: empty */
 };
+
+static __thread uint64_t bcache_tick;
 
 
 static pthread_key_t bcache_key;
@@ -1049,19 +1056,44 @@ bcache_get(void)
 	return t;
 }
 
-/* The slot of grant id in this thread's cache, or NULL. */
-static struct bcache_slot *
-bcache_slot(const char *id)
+unsigned int
+grant_bcache_set(const char *id)
 {
-	struct bcache_slot *t;
 	uint64_t h = 14695981039346656037ULL;
 	size_t i;
 
-	if (strlen(id) > GRANT_ID_LEN || (t = bcache_get()) == NULL)
-		return NULL;
 	for (i = 0; id[i] != '\0'; i++)
 		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-	return &t[h % BCACHE_SLOTS];
+	return (unsigned int)(h % (BCACHE_SLOTS / BCACHE_WAYS));
+}
+
+/*
+ * The slot holding grant id in this thread's cache, marked used; NULL when none does.
+ * With fill, a slot of id's set to take it instead of NULL: an empty one or the least
+ * recently used (its contents are the caller's to replace).
+ */
+static struct bcache_slot *
+bcache_slot(const char *id, int fill)
+{
+	struct bcache_slot *t, *set, *old;
+	size_t w;
+
+	if (strlen(id) > GRANT_ID_LEN || (t = bcache_get()) == NULL)
+		return NULL;
+	set = &t[(size_t)grant_bcache_set(id) * BCACHE_WAYS];
+	old = &set[0];
+	for (w = 0; w < BCACHE_WAYS; w++) {
+		if (set[w].used != 0 && strcmp(set[w].id, id) == 0) {
+			set[w].used = ++bcache_tick;
+			return &set[w];
+		}
+		if (set[w].used < old->used)
+			old = &set[w];
+	}
+	if (!fill)
+		return NULL;
+	old->used = ++bcache_tick;
+	return old;
 }
 
 /* A new reference to g's bindings, parsed; NULL when they do not parse. */
@@ -1074,13 +1106,14 @@ bindings_of(const struct store_grant *g)
 	char *text;
 
 	len = strlen(g->bindings);
-	if (len <= BCACHE_TEXT_MAX && (sl = bcache_slot(g->id)) != NULL) {
-		if (sl->parsed != NULL && strcmp(sl->id, g->id) == 0 && sl->len == len &&
-		    memcmp(sl->text, g->bindings, len) == 0)
+	if (len <= BCACHE_TEXT_MAX && (sl = bcache_slot(g->id, 0)) != NULL) {
+		if (sl->parsed != NULL && sl->len == len && memcmp(sl->text, g->bindings, len) == 0)
 			return json_incref(sl->parsed);
 	}
 	b = json_loads(g->bindings, 0, NULL);
-	if (sl == NULL || b == NULL || !json_is_array(b) || (text = strdup(g->bindings)) == NULL)
+	if (len > BCACHE_TEXT_MAX || b == NULL || !json_is_array(b) ||
+	    (sl == NULL && (sl = bcache_slot(g->id, 1)) == NULL) ||
+	    (text = strdup(g->bindings)) == NULL)
 		return b;
 	json_decref(sl->parsed);
 	free(sl->text);
@@ -1102,7 +1135,7 @@ grant_row_cached(const char *id, uint64_t gen, int64_t now_us, struct store_gran
 {
 	struct bcache_slot *sl;
 
-	if ((sl = bcache_slot(id)) == NULL || sl->row_gen != gen || sl->parsed == NULL ||
+	if ((sl = bcache_slot(id, 0)) == NULL || sl->row_gen != gen || sl->parsed == NULL ||
 	    strcmp(sl->id, id) != 0 || now_us - sl->row_at_us > GRANT_ROW_AGE_US)
 		return CB_ERR_NOTFOUND;
 	memset(g, 0, sizeof(*g));
@@ -1122,7 +1155,7 @@ grant_row_file(const struct store_grant *g, uint64_t gen, int64_t now_us)
 
 	if (g->revoked_at != 0 || g->max_uses != 0 || g->kid == NULL ||
 	    strlen(g->kid) >= sizeof(sl->kid) || strlen(g->sandbox_id) > GRANT_SANDBOX_ID_MAX ||
-	    (sl = bcache_slot(g->id)) == NULL || sl->parsed == NULL || strcmp(sl->id, g->id) != 0 ||
+	    (sl = bcache_slot(g->id, 0)) == NULL || sl->parsed == NULL || strcmp(sl->id, g->id) != 0 ||
 	    strcmp(sl->text, g->bindings) != 0)
 		return;
 	util_strlcpy(sl->sandbox_id, g->sandbox_id, sizeof(sl->sandbox_id));

@@ -73,6 +73,8 @@ void grant_handle_revoke(struct api_call *call);
 void grant_handle_revoke_sandbox(struct api_call *call);
 /* POST /v1/resolve (proxy): 200 {"headers":[{"name","value"}],"expires_in"} or 403 {"error"}. */
 void grant_handle_resolve(struct api_call *call);
+/* The set of grant id in a server thread's cache of grant rows and bindings (for tests). */
+unsigned int grant_bcache_set(const char *id);
 
 /* Starts the background purge of expired and revoked grants (bounded batches). */
 int grant_purge_start(struct broker *b);

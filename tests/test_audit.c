@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "audit.h"
 #include "err.h"
@@ -104,13 +103,7 @@ append_n(struct fixture *f, int n)
 static void
 tamper(struct fixture *f, const char *sql)
 {
-	sqlite3 *db;
-	char *err = NULL;
-
-	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
-		fail_msg("tamper: %s: %s", sql, err != NULL ? err : "?");
-	sqlite3_close(db);
+	testutil_sql(f->path, sql);
 }
 
 static void

@@ -647,6 +647,8 @@ mint_one(struct broker *b, const struct identity *harness, const char *sbx, int 
  * back still fails the resolve (the use counted in the transaction reads the row); a
  * use limit is enforced; a filed row still refuses another sandbox.
  */
+#define WAYS_MINTS	400	/* mints to find two IDs of one set (of 2,048): fails with odds ~e^-39 */
+
 static void
 test_resolve_row_cache(void **state)
 {
@@ -654,9 +656,10 @@ test_resolve_row_cache(void **state)
 	struct identity harness, proxy;
 	struct broker_conf conf;
 	struct broker b;
-	char why[512], tok[1024], id[64], tok2[1024], id2[64], val[256], bad[64];
+	char why[512], tok[1024], id[64], tok2[1024], id2[64], val[256], bad[64], sql[512];
+	struct { char tok[1024], id[64]; } *ways, *w[2];
 	json_t *out = NULL;
-	int changed = 0, i;
+	int changed = 0, i, n;
 
 	(void)state;
 	memset(f, 0, sizeof(*f));
@@ -751,6 +754,40 @@ test_resolve_row_cache(void **state)
 	bad[GRANT_ID_LEN - 1] = 'A';
 	assert_int_equal(run_handler(&b, &harness, grant_handle_show, NULL, bad, &out), 404);
 	json_decref(out);
+
+	/*
+	 * Two grants whose IDs share a set of the cache both stay filed: mint until two do
+	 * (bounded), resolve both, then change the first's destination behind the broker's
+	 * back. Its filed row still answers; once a revocation moves the generation, the
+	 * row is read again and the new destination refuses it.
+	 */
+	ways = calloc(WAYS_MINTS, sizeof(*ways));
+	assert_non_null(ways);
+	for (i = 0, n = -1; i < WAYS_MINTS && n < 0; i++) {
+		mint_one(&b, &harness, "s8", 0, ways[i].tok, sizeof(ways[i].tok), ways[i].id,
+		    sizeof(ways[i].id));
+		for (n = i - 1; n >= 0; n--)
+			if (grant_bcache_set(ways[n].id) == grant_bcache_set(ways[i].id))
+				break;
+	}
+	assert_true(n >= 0);
+	w[0] = &ways[n];
+	w[1] = &ways[i - 1];
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(resolve_once(&b, &proxy, w[i]->tok, "s8", val, sizeof(val)), 200);
+		assert_string_equal(val, "Bearer ghp_value");
+	}
+	snprintf(sql, sizeof(sql), "UPDATE grants SET bindings = replace(bindings,"
+	    " 'api.example.com', 'elsewhere.example') WHERE id = '%s'", w[0]->id);
+	testutil_sql(f->db, sql);
+	assert_int_equal(resolve_once(&b, &proxy, w[0]->tok, "s8", val, sizeof(val)), 200);
+	assert_int_equal(resolve_once(&b, &proxy, w[1]->tok, "s8", val, sizeof(val)), 200);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke, NULL, id, &out), 200);
+	json_decref(out);
+	assert_int_equal(resolve_once(&b, &proxy, w[0]->tok, "s8", val, sizeof(val)), 403);
+	assert_string_equal(val, "destination_mismatch");
+	assert_int_equal(resolve_once(&b, &proxy, w[1]->tok, "s8", val, sizeof(val)), 200);
+	free(ways);
 
 	commit_close(b.commit);
 	store_pool_free(b.readers);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "store.h"
 #include "testutil.h"
@@ -108,4 +109,17 @@ testutil_db_teardown(void **state)
 	testutil_rm_dir(f->dir);
 	free(f);
 	return 0;
+}
+
+void
+testutil_sql(const char *path, const char *sql)
+{
+	sqlite3 *db;
+	char *err = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+		fail_msg("testutil_sql: %s: %s", sql, err != NULL ? err : "?");
+	sqlite3_close(db);
 }

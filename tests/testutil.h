@@ -34,5 +34,7 @@ void testutil_put_grant(struct store *st, int n, const char *sbx, int64_t create
     int64_t expires, int64_t revoked_at);
 /* Grant n's ID: n in 32 hex digits (a static buffer: copy it to keep it). */
 const char *testutil_grant_id(int n);
+/* Runs SQL on the database file through a connection of its own (behind the store's back). */
+void testutil_sql(const char *path, const char *sql);
 
 #endif
