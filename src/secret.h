@@ -65,7 +65,7 @@ int secret_reveal(struct store *st, struct vault *v, const char *name, uint8_t *
  * secret write. secret_cache_clear: every value wiped and this thread's metadata freed
  * now. secret_cache_count: values the cache holds.
  */
-#define SECRET_CACHE_MAX	2048
+#define SECRET_CACHE_MAX	4096
 void secret_cache_invalidate(void);
 void secret_cache_clear(void);
 size_t secret_cache_count(void);
