@@ -65,6 +65,8 @@ enum token_result token_verify(struct vault *v, const char *tok, size_t len, int
  * byte, until its exp, so that presenting it again skips the parsing and the MACs).
  */
 void token_cache_clear(void);
+/* Tokens the verified-token cache holds. */
+size_t token_cache_count(void);
 /* The stable API error code of a result ("invalid_token", "expired", ...). */
 const char *token_reason(enum token_result r);
 /* Fills id with a fresh grant ID (GRANT_ID_LEN hex chars + NUL). */
