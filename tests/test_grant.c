@@ -817,7 +817,7 @@ test_store_use(void **state)
 	struct testutil_db *f = *state;
 	struct store_grant *g, dup;
 	int64_t now = 1000000;
-	int res;
+	int res, n;
 
 	testutil_put_grant_full(f->st, 1, "s1", "h", now, now + 60, 2, 0, 0);	/* two uses */
 	testutil_put_grant_full(f->st, 2, "s1", "h", now, now + 60, 0, 0, 0);	/* unlimited */
@@ -846,6 +846,12 @@ test_store_use(void **state)
 	assert_int_equal(res, STORE_GRANT_REVOKED);
 	assert_int_equal(store_grant_use(f->st, testutil_grant_id(4), now - 1, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_EXPIRED);
+	/* A refused use is not counted; an unlimited grant's is. */
+	for (n = 2; n <= 4; n++) {
+		assert_int_equal(store_grant_get(f->st, testutil_grant_id(n), &g), 0);
+		assert_int_equal(g->uses, n == 2 ? 1 : 0);
+		store_grant_free(g);
+	}
 	assert_int_equal(store_grant_use(f->st, testutil_grant_id(9), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_GONE);
 	/* The key is (expires_at, id): the right ID with another expiry is no grant. */
