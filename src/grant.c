@@ -1012,7 +1012,6 @@ struct bcache_slot {
 
 static __thread uint64_t bcache_tick;
 
-
 static pthread_key_t bcache_key;
 static pthread_once_t bcache_once = PTHREAD_ONCE_INIT;
 static int bcache_ok;
