@@ -1135,7 +1135,7 @@ grant_row_cached(const char *id, uint64_t gen, int64_t now_us, struct store_gran
 	struct bcache_slot *sl;
 
 	if ((sl = bcache_slot(id, 0)) == NULL || sl->row_gen != gen || sl->parsed == NULL ||
-	    strcmp(sl->id, id) != 0 || now_us - sl->row_at_us > GRANT_ROW_AGE_US)
+	    now_us - sl->row_at_us > GRANT_ROW_AGE_US)
 		return CB_ERR_NOTFOUND;
 	memset(g, 0, sizeof(*g));
 	g->id = sl->id;
@@ -1154,7 +1154,7 @@ grant_row_file(const struct store_grant *g, uint64_t gen, int64_t now_us)
 
 	if (g->revoked_at != 0 || g->max_uses != 0 || g->kid == NULL ||
 	    strlen(g->kid) >= sizeof(sl->kid) || strlen(g->sandbox_id) > GRANT_SANDBOX_ID_MAX ||
-	    (sl = bcache_slot(g->id, 0)) == NULL || sl->parsed == NULL || strcmp(sl->id, g->id) != 0 ||
+	    (sl = bcache_slot(g->id, 0)) == NULL || sl->parsed == NULL ||
 	    strcmp(sl->text, g->bindings) != 0)
 		return;
 	util_strlcpy(sl->sandbox_id, g->sandbox_id, sizeof(sl->sandbox_id));
