@@ -20,6 +20,9 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
   /gzip-echo                       the Authorization value in a gzip body, always
   /short-idle                      the JSON above; the connection then closes when idle 0.3 s
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
+  /git/...                         git's smart HTTP (git http-backend as a CGI) over the bare
+                                   repositories in serve(git_root=DIR); without an
+                                   Authorization header, 401 with WWW-Authenticate: Basic
 In-process, received(id) returns the headers of the request that carried X-Test-Id: id:
 what the upstream really got, whatever the proxy did to the response.
 
@@ -42,6 +45,7 @@ import threading
 import urllib.parse
 
 MAX_BODY = 1 << 30
+MAX_GIT_BODY = 64 << 20
 _conn_ids = itertools.count(1)
 # In-process use (tests): what the upstream received, by the request's X-Test-Id header.
 _received = {}
@@ -167,9 +171,74 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 break
             self.connection.sendall(b)
 
+    def read_body_bytes(self, limit):
+        """The request body itself (Content-Length or chunked), at most limit bytes."""
+        out = bytearray()
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                size = int(self.rfile.readline(1024).split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                if len(out) + size > limit:
+                    raise ValueError("body too large")
+                out += self.rfile.read(size)
+                self.rfile.readline(16)
+        else:
+            n = int(self.headers.get("Content-Length", "0") or "0")
+            if n > limit:
+                raise ValueError("body too large")
+            out += self.rfile.read(n)
+        return bytes(out)
+
+    def handle_git(self, u):
+        """git's smart HTTP through `git http-backend` (CGI), the answer sent with a length."""
+        body = self.read_body_bytes(MAX_GIT_BODY)
+        tid = self.headers.get("X-Test-Id")
+        if tid:
+            with _received_lock:
+                _received.setdefault(tid, []).append([[k, v] for k, v in self.headers.items()])
+        auth = self.headers.get("Authorization", "")
+        if not auth:
+            self.send_body(401, b"credentials needed\n", "text/plain",
+                           [("WWW-Authenticate", 'Basic realm="git"')])
+            return
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": self.server.git_root,
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": u.path[len("/git"):],
+            "QUERY_STRING": u.query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_USER": "sandbox",
+            "REMOTE_ADDR": self.client_address[0],
+        }
+        for h in ("Content-Encoding", "Git-Protocol"):
+            if self.headers.get(h):
+                env["HTTP_" + h.upper().replace("-", "_")] = self.headers[h]
+        r = subprocess.run(["git", "http-backend"], input=body, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=60)
+        head, _, out = r.stdout.partition(b"\r\n\r\n")
+        status, extra, ctype = 200, [], "application/octet-stream"
+        for line in head.decode("latin-1").split("\r\n"):
+            k, _, v = line.partition(":")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k.lower() == "content-type":
+                ctype = v.strip()
+            elif k:
+                extra.append((k, v.strip()))
+        self.send_body(status, out, ctype, extra)
+
     def handle_any(self):
         self.conn_requests += 1
         u = urllib.parse.urlsplit(self.path)
+        if u.path.startswith("/git/") and self.server.git_root:
+            self.handle_git(u)
+            return
         q = urllib.parse.parse_qs(u.query)
         # modes go by the last path segment, so /api/echo-credential-header works too
         mode = "/" + u.path.rsplit("/", 1)[-1]
@@ -252,12 +321,14 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     received_log = None
+    git_root = None
 
 
-def serve(cert, key, listen="127.0.0.1", port=0, plain=False, received_log=None):
+def serve(cert, key, listen="127.0.0.1", port=0, plain=False, received_log=None, git_root=None):
     """Starts a server in a background thread; returns (server, port)."""
     srv = Server((listen, port), Handler)
     srv.received_log = received_log
+    srv.git_root = git_root
     if not plain:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)

@@ -1,5 +1,5 @@
 """credproxy end to end (issue 5): a real broker, real credproxy processes, a real local
-TLS upstream (echo_upstream.py) and real clients (http.client, raw sockets, curl).
+TLS upstream (echo_upstream.py) and real clients (http.client, raw sockets, curl, urllib, git).
 
 Proxies started here:
   shared   a source-address map: 127.0.0.2 -> sbx-a, 127.0.0.3 -> sbx-b (127.0.0.1 unknown),
@@ -8,6 +8,7 @@ Proxies started here:
   injector --sandbox-id sbx-inj
   strict   --sandbox-id sbx-a without --allow-private
   notrust  --sandbox-id sbx-a without --upstream-ca (the system store)
+  clients  --sandbox-id sbx-cli, for git and urllib (they cannot pick a source address)
 """
 
 import base64
@@ -128,7 +129,8 @@ class ProxyTest(cbtest.TestCase):
         d = cls.d
         updir = os.path.join(d.tmp, "upstream")
         cls.up_ca, up_crt, up_key = echo_upstream.make_certs(updir)
-        cls.up_srv, cls.up_port = echo_upstream.serve(up_crt, up_key)
+        cls.git_root = os.path.join(d.tmp, "git")
+        cls.up_srv, cls.up_port = echo_upstream.serve(up_crt, up_key, git_root=cls.git_root)
         cls.plain_srv, cls.plain_port = echo_upstream.serve(None, None, plain=True)
         cls.sandbox_ca = os.path.join(d.dir, "pki", "sandbox-ca.pem")
         cls.real = "ghp_REAL" + os.urandom(12).hex()
@@ -148,6 +150,9 @@ class ProxyTest(cbtest.TestCase):
                                                          "sbx-inj"])
         cls.strict = cls._proxy("strict", common + ["--sandbox-id", "sbx-a"])
         cls.notrust = cls._proxy("notrust", ["--allow-private", "--sandbox-id", "sbx-a"])
+        # real clients (git, urllib) cannot choose their source address: a sidecar of their own
+        cls.clients = cls._proxy("clients", common + ["--allow-private", "--sandbox-id", "sbx-cli"])
+        cls.cli_token = d.mint("sbx-cli", "gh", "localhost", port=cls.up_port)["token"]
 
     @classmethod
     def _proxy(cls, name, args, conf_extra=()):
@@ -370,6 +375,117 @@ class ProxyTest(cbtest.TestCase):
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assert_one_real(r.stdout, test_id=tid)
+
+    def git(self, *args, cwd=None, proxy=None, extra=()):
+        """git with the sandbox's proxy settings; returns the CompletedProcess (never raises)."""
+        env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1",
+                   HOME=self.d.tmp, GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
+                   GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
+        for k in ("http_proxy", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY"):
+            env.pop(k, None)
+        opts = []
+        if proxy is not None:
+            opts = ["-c", "http.proxy=http://127.0.0.1:%d" % proxy.port]
+            # the environment's GIT_SSL_CAINFO (set on some machines) overrides http.sslCAInfo
+            env["GIT_SSL_CAINFO"] = self.sandbox_ca
+        for e in extra:
+            opts += ["-c", e]
+        return subprocess.run(["git"] + opts + list(args), cwd=cwd, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=TIMEOUT * SLOW)
+
+    def git_ok(self, *args, **kw):
+        r = self.git(*args, **kw)
+        self.assertEqual(r.returncode, 0, r.stderr.decode(errors="replace"))
+        return r
+
+    def test_git_clone_and_push(self):
+        """git over smart HTTP through credproxy, the two ways a sandbox holds its token: an
+        extra Authorization header (what CI checkouts do), and the password in the URL (git
+        asks anonymously first, so the host must be on the allowlist for that probe). The
+        upstream (git http-backend) only ever sees the real credential, git only the token."""
+        if shutil.which("git") is None:
+            self.skipTest("no git")
+        work = os.path.join(self.d.tmp, "git-work-" + uuid.uuid4().hex[:8])
+        os.makedirs(self.git_root, exist_ok=True)
+        bare = os.path.join(self.git_root, os.path.basename(work) + ".git")
+        self.git_ok("init", "-q", "--bare", bare)
+        self.git_ok("config", "http.receivepack", "true", cwd=bare)
+        seed = os.path.join(work, "seed")
+        self.git_ok("init", "-q", seed)
+        with open(os.path.join(seed, "README"), "w") as f:
+            f.write("seed\n")
+        self.git_ok("add", "README", cwd=seed)
+        self.git_ok("commit", "-q", "-m", "seed", cwd=seed)
+        self.git_ok("push", "-q", bare, "HEAD:refs/heads/main", cwd=seed)
+        url = "https://localhost:%d/git/%s" % (self.up_port, os.path.basename(bare))
+        proxy, token = self.clients, self.cli_token
+        basic = base64.b64encode(("x-access-token:" + token).encode()).decode()
+        ways = {
+            "header": (url, ["http.extraHeader=Authorization: Basic " + basic]),
+            "url": (url.replace("https://", "https://x-access-token:%s@" % token), []),
+        }
+        for way, (u, extra) in ways.items():
+            tid = "git-%s-%s" % (way, uuid.uuid4().hex)
+            extra = extra + ["http.extraHeader=X-Test-Id: " + tid]
+            clone = os.path.join(work, way)
+            r = self.git_ok("clone", "-q", "--branch", "main", u, clone, proxy=proxy, extra=extra)
+            self.assert_clean(r.stdout, r.stderr)
+            with open(os.path.join(clone, "README")) as f:
+                self.assertEqual(f.read(), "seed\n")
+            with open(os.path.join(clone, way), "w") as f:
+                f.write(way + "\n")
+            # 3 MiB that do not compress: the pack goes up chunked (above http.postBuffer)
+            with open(os.path.join(clone, way + ".bin"), "wb") as f:
+                f.write(os.urandom(3 << 20))
+            self.git_ok("add", way, way + ".bin", cwd=clone)
+            self.git_ok("commit", "-q", "-m", way, cwd=clone)
+            r = self.git_ok("push", "-q", "origin", "HEAD:main", cwd=clone, proxy=proxy,
+                            extra=extra)
+            self.assert_clean(r.stdout, r.stderr)
+            # the commit is in the upstream's repository
+            r = self.git_ok("log", "--format=%s", "-1", "main", cwd=bare)
+            self.assertEqual(r.stdout.decode().strip(), way)
+            r = self.git_ok("cat-file", "-s", "main:" + way + ".bin", cwd=bare)
+            self.assertEqual(int(r.stdout), 3 << 20)
+            # every request the upstream served carried the real credential, never the token
+            seen = echo_upstream.received(tid)
+            self.assertIsNotNone(seen, way)
+            auths = [[v for k, v in h if k.lower() == "authorization"] for h in seen]
+            served = [a for a in auths if a]
+            self.assertGreaterEqual(len(served), 4, (way, auths))	# refs + pack, both ways
+            for a in served:
+                self.assertEqual(a, ["Bearer " + self.real])
+            self.assertNotIn(token, json.dumps(seen))
+            if way == "url":
+                self.assertEqual(auths[0], [], "git's first, anonymous probe")
+            self.assertIn(["Transfer-Encoding", "chunked"], [kv for h in seen for kv in h])
+            # the working copy's config keeps what the sandbox gave git: the token only
+            with open(os.path.join(clone, ".git", "config")) as f:
+                self.assert_clean(f.read().encode())
+
+    def test_python_urllib(self):
+        """Python's urllib as a sandbox would run it: the proxy and the CA from the
+        environment (HTTPS_PROXY, SSL_CERT_FILE), the token in the Authorization header."""
+        tid = "urllib-" + uuid.uuid4().hex
+        prog = ("import json, sys, urllib.request\n"
+                "r = urllib.request.Request(sys.argv[1], headers={'Authorization': 'Bearer ' + "
+                "sys.argv[2], 'X-Test-Id': sys.argv[3]}, data=b'{\"q\": 1}', method='POST')\n"
+                "with urllib.request.urlopen(r, timeout=30) as a:\n"
+                "    sys.stdout.write('%d ' % a.status + a.read().decode())\n")
+        env = dict(os.environ, HTTPS_PROXY="http://127.0.0.1:%d" % self.clients.port,
+                   SSL_CERT_FILE=self.sandbox_ca)
+        for k in ("https_proxy", "no_proxy", "NO_PROXY"):
+            env.pop(k, None)
+        r = subprocess.run([sys.executable, "-c", prog,
+                            "https://localhost:%d/v1/echo" % self.up_port, self.cli_token, tid],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=TIMEOUT * SLOW)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        st, _, body = r.stdout.partition(b" ")
+        self.assertEqual(st, b"200", r.stdout)
+        self.assertEqual(json.loads(body)["method"], "POST")
+        self.assert_one_real(body, test_id=tid)
+        self.assertNotIn(self.cli_token, json.dumps(self.received(tid)))
 
     # --- refusals -------------------------------------------------------------------------
     def assert_refused(self, st, body, status=403, code=None):
