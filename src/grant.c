@@ -1058,12 +1058,7 @@ bcache_get(void)
 unsigned int
 grant_bcache_set(const char *id)
 {
-	uint64_t h = 14695981039346656037ULL;
-	size_t i;
-
-	for (i = 0; id[i] != '\0'; i++)
-		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-	return (unsigned int)(h % (BCACHE_SLOTS / BCACHE_WAYS));
+	return (unsigned int)(util_hash(id, strlen(id)) % (BCACHE_SLOTS / BCACHE_WAYS));
 }
 
 /*

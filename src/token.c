@@ -88,15 +88,10 @@ cache_lock_of(const struct cache_set *set)
 static struct cache_set *
 cache_set_of(const char *tok, size_t len)
 {
-	uint64_t h = 14695981039346656037ULL;
-	size_t i;
-
 	pthread_once(&cache_once, cache_init);
 	if (cache == NULL || len > CACHE_TOK_MAX || len < 16)
 		return NULL;
-	for (i = len - 16; i < len; i++)
-		h = (h ^ (unsigned char)tok[i]) * 1099511628211ULL;
-	return &cache[h % CACHE_SETS];
+	return &cache[util_hash(tok + len - 16, 16) % CACHE_SETS];
 }
 
 /* 1 and *c filled when exactly these bytes were verified before under v. */

@@ -320,6 +320,18 @@ util_rfc3339(int64_t t, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+uint64_t
+util_hash(const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
+
 size_t
 util_strlcpy(char *dst, const char *src, size_t dstlen)
 {

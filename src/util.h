@@ -51,6 +51,8 @@ void util_rfc3339(int64_t t, char *out, size_t outlen);
 
 /* Copies src into dst of size dstlen, always NUL-terminating; returns strlen(src). */
 size_t util_strlcpy(char *dst, const char *src, size_t dstlen);
+/* FNV-1a over len bytes: the caches' set index (not for anything an attacker must not steer). */
+uint64_t util_hash(const void *p, size_t len);
 /* Room for any long long in decimal, sign and NUL included. */
 #define UTIL_LL_DIGITS	24
 /*
