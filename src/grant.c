@@ -73,22 +73,34 @@ struct grant_ctx {
 };
 
 /*
- * Revocation generation: bumped by every revocation, inside its transaction and again
- * once it is durable (ctx_done), before its answer. A token resolve reads it before it
- * reads a grant's row and files the row under it; a filed row is used only while the
- * generation has not moved, so a revocation answered before a resolve began is always
- * seen by it. Nothing else changes a grant row that a resolve checks: ids, sandbox,
- * kid, expiry and bindings never change, rows with a use limit are never filed (their
- * count is read every time), and the purge deletes only expired or revoked grants.
- * A filed row is also dropped after GRANT_ROW_AGE_US.
+ * Revocation generations, one per set of sandboxes (by a hash of the sandbox ID): a
+ * revocation, of one grant or of a whole sandbox, bumps its sandbox's generation inside
+ * its transaction and again once it is durable (ctx_done), before its answer. A token
+ * resolve reads the generation of its token's sandbox (the sub claim: only a row of that
+ * sandbox passes the checks and is filed) before it reads the grant's row, and files the
+ * row under it; a filed row is used only while that generation has not moved, so a
+ * revocation answered before a resolve began is always seen by it. Nothing else changes
+ * a grant row that a resolve checks: ids, sandbox, kid, expiry and bindings never change,
+ * rows with a use limit are never filed (their count is read every time), and the purge
+ * deletes only expired or revoked grants. A filed row is also dropped after
+ * GRANT_ROW_AGE_US. With one generation for every sandbox, each sandbox that ended
+ * dropped every filed row of every thread: 50 a second cost resolve ~25 % of its rate
+ * (docs/performance.md, D12).
  */
 #define GRANT_ROW_AGE_US	(10 * 1000000LL)
-static _Atomic uint64_t grant_row_gen = 1;
+#define ROW_GEN_SETS		4096
+static _Atomic uint64_t grant_row_gen[ROW_GEN_SETS];
+
+static _Atomic uint64_t *
+row_gen_of(const char *sandbox_id)
+{
+	return &grant_row_gen[util_hash(sandbox_id, strlen(sandbox_id)) % ROW_GEN_SETS];
+}
 
 static void
-grant_rows_invalidate(void)
+grant_rows_invalidate(const char *sandbox_id)
 {
-	atomic_fetch_add(&grant_row_gen, 1);
+	atomic_fetch_add(row_gen_of(sandbox_id), 1);
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -486,7 +498,7 @@ ctx_done(struct commit_op *op, int rc)
 
 	/* Committed or not, before anyone hears of it: no resolve uses a filed row now. */
 	if (x->kind == K_REVOKE || x->kind == K_REVOKE_SBX)
-		grant_rows_invalidate();
+		grant_rows_invalidate(x->sandbox_id);
 	if (rc == 0) {
 		if (x->kind == K_REVOKE_SBX && x->body == NULL && x->status == 200) {
 			b = json_pack("{s:s, s:I}", "sandbox_id", x->sandbox_id, "revoked",
@@ -907,7 +919,7 @@ revoke_fn(struct store *wst, struct commit_op *op)
 	struct grant_ctx *x = op->arg;
 	int changed, rc;
 
-	grant_rows_invalidate();	/* again in ctx_done once durable */
+	grant_rows_invalidate(x->sandbox_id);	/* again in ctx_done once durable */
 	rc = store_grant_revoke(wst, x->grant_id, x->now, &changed);
 	if (rc == 0 && changed)
 		grant_note_revocation(x->now);
@@ -942,7 +954,7 @@ revoke_sbx_fn(struct store *wst, struct commit_op *op)
 	struct grant_ctx *x = op->arg;
 	int rc;
 
-	grant_rows_invalidate();	/* again in ctx_done once durable */
+	grant_rows_invalidate(x->sandbox_id);	/* again in ctx_done once durable */
 	rc = store_grant_revoke_sandbox(wst, x->sandbox_id, x->revoke_by, x->now, &x->revoked);
 	if (rc == 0)
 		snprintf(x->detail, sizeof(x->detail), "revoked=%lld", (long long)x->revoked);
@@ -1000,7 +1012,7 @@ struct bcache_slot {
 	json_t *parsed;
 	/*
 	 * The grant's row as a token resolve checks it (see grant_row_cached), valid while
-	 * row_gen is the current revocation generation; row_gen 0: none.
+	 * row_gen - 1 is its sandbox's current revocation generation; row_gen 0: none.
 	 */
 	uint64_t row_gen;
 	int64_t row_at_us;
@@ -1129,7 +1141,7 @@ grant_row_cached(const char *id, uint64_t gen, int64_t now_us, struct store_gran
 {
 	struct bcache_slot *sl;
 
-	if ((sl = bcache_slot(id, 0)) == NULL || sl->row_gen != gen || sl->parsed == NULL ||
+	if ((sl = bcache_slot(id, 0)) == NULL || sl->row_gen != gen + 1 || sl->parsed == NULL ||
 	    now_us - sl->row_at_us > GRANT_ROW_AGE_US)
 		return CB_ERR_NOTFOUND;
 	memset(g, 0, sizeof(*g));
@@ -1156,7 +1168,7 @@ grant_row_file(const struct store_grant *g, uint64_t gen, int64_t now_us)
 	util_strlcpy(sl->kid, g->kid, sizeof(sl->kid));
 	sl->expires_at = g->expires_at;
 	sl->row_at_us = now_us;
-	sl->row_gen = gen;
+	sl->row_gen = gen + 1;
 }
 
 struct resolve_req {
@@ -1357,7 +1369,7 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 	}
 	set_grant_id(x, c.jti);
 	/* Before the row is read: see grant_row_gen. */
-	gen = atomic_load(&grant_row_gen);
+	gen = atomic_load(row_gen_of(c.sub));
 	now_us = util_mono_us();
 	if (grant_row_cached(c.jti, gen, now_us, &view) == 0) {
 		g = &view;

@@ -790,8 +790,9 @@ test_resolve_row_cache(void **state)
 	/*
 	 * Two grants whose IDs share a set of the cache both stay filed: mint until two do
 	 * (bounded), resolve both, then change the first's destination behind the broker's
-	 * back. Its filed row still answers; once a revocation moves the generation, the
-	 * row is read again and the new destination refuses it.
+	 * back. Its filed row still answers, also after revocations in other sandboxes; once
+	 * a revocation in its own sandbox moves its generation, the row is read again and
+	 * the new destination refuses it.
 	 */
 	ways = calloc(WAYS_MINTS, sizeof(*ways));
 	assert_non_null(ways);
@@ -814,7 +815,16 @@ test_resolve_row_cache(void **state)
 	testutil_sql(f->db, sql);
 	assert_int_equal(resolve_once(&b, &proxy, w[0]->tok, "s8", val, sizeof(val)), 200);
 	assert_int_equal(resolve_once(&b, &proxy, w[1]->tok, "s8", val, sizeof(val)), 200);
+	/* A revocation in another sandbox (s5's grant, s3 as a whole) leaves them filed... */
 	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke, NULL, id, &out), 200);
+	json_decref(out);
+	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke_sandbox, NULL, "s3", &out),
+	    200);
+	json_decref(out);
+	assert_int_equal(resolve_once(&b, &proxy, w[0]->tok, "s8", val, sizeof(val)), 200);
+	/* ...one in theirs moves their generation: read again, the new destination refuses. */
+	mint_one(&b, &harness, "s8", 0, tok2, sizeof(tok2), id2, sizeof(id2));
+	assert_int_equal(run_handler(&b, &harness, grant_handle_revoke, NULL, id2, &out), 200);
 	json_decref(out);
 	assert_int_equal(resolve_once(&b, &proxy, w[0]->tok, "s8", val, sizeof(val)), 403);
 	assert_string_equal(val, "destination_mismatch");
