@@ -5,7 +5,12 @@
                  [--tokens 2000] [--proxy-sandbox ID --upstream-port PORT]
       Through the broker's API (mTLS, keep-alive, 8 connections): puts the secrets and mints
       real grants. Writes OUT/resolve.bodies (one resolve request body per line, each with its
-      own real token), OUT/mint.body, OUT/proxy.token and OUT/resolve.sample (one real answer).
+      own real token), OUT/mint.body, OUT/mint.bodies (one mint body per secret),
+      OUT/proxy.token and OUT/resolve.sample (one real answer).
+  dataset.py churn --url https://127.0.0.1:PORT --deploy DIR --rate 50 --seconds 20 --out FILE
+      While the broker runs: sandboxes ending, RATE a second for SECONDS (one connection): each
+      cycle mints a grant for a new sandbox and revokes the sandbox. Writes {"cycles", "bad"}
+      (answers other than 201 and 200) to FILE.
   dataset.py sql --db FILE --live 100000 --cohort 1000000 [--cohort-expires EPOCH]
       With the broker STOPPED: inserts live grants and the expiry cohort straight into the
       grants table, copying kid, minted_by and the bindings' shape from a grant minted through
@@ -152,6 +157,11 @@ def cmd_api(a):
 		json.dump({"sandbox_id": "sbx-mint", "ttl_s": 600, "bindings": [
 		    {"secret": "s-0001", "host": BENCH_HOST, "port": 443}]}, f,
 		    separators=(",", ":"))
+	with open(os.path.join(a.out, "mint.bodies"), "w") as f:
+		for i in range(a.secrets):
+			f.write(json.dumps({"sandbox_id": "sbx-mint", "ttl_s": 600, "bindings": [
+			    {"secret": "s-%04d" % i, "host": BENCH_HOST, "port": 443}]},
+			    separators=(",", ":")) + "\n")
 	if a.proxy_sandbox:
 		st, out = Client(a.url, harness).call("POST", "/v1/grants", {
 		    "sandbox_id": a.proxy_sandbox, "ttl_s": 3600,
@@ -214,6 +224,22 @@ def cmd_expire(a):
 	    time.time() - t0), file=sys.stderr)
 
 
+def cmd_churn(a):
+	c = Client(a.url, ctx_for(a.deploy, "harness"))
+	t0 = time.time()
+	n = bad = 0
+	while n < a.rate * a.seconds and time.time() - t0 < a.seconds:
+		sbx = "sbx-churn-%d-%d" % (int(t0), n)
+		st, _ = c.call("POST", "/v1/grants", {"sandbox_id": sbx, "ttl_s": 600, "bindings": [
+		    {"secret": "s-0001", "host": BENCH_HOST, "port": 443}]})
+		st2, _ = c.call("DELETE", "/v1/sandboxes/%s/grants" % sbx, {})
+		bad += (st != 201) + (st2 != 200)
+		n += 1
+		time.sleep(max(0.0, t0 + n / a.rate - time.time()))
+	with open(a.out, "w") as f:
+		json.dump({"cycles": n, "bad": bad, "seconds": round(time.time() - t0, 2)}, f)
+
+
 def cmd_count(a):
 	db = sqlite3.connect("file:%s?mode=ro" % a.db, uri=True, timeout=5)
 	print(db.execute("SELECT count(*) FROM grants").fetchone()[0])
@@ -255,6 +281,12 @@ def main():
 	s = sp.add_parser("expire")
 	s.add_argument("--db", required=True)
 	s.add_argument("--at", type=int, required=True)
+	s = sp.add_parser("churn")
+	s.add_argument("--url", required=True)
+	s.add_argument("--deploy", required=True)
+	s.add_argument("--rate", type=float, default=50)
+	s.add_argument("--seconds", type=float, default=20)
+	s.add_argument("--out", required=True)
 	s = sp.add_parser("count")
 	s.add_argument("--db", required=True)
 	s = sp.add_parser("poll")
@@ -265,7 +297,7 @@ def main():
 	s.add_argument("--max", type=int, default=600)
 	a = p.parse_args()
 	{"api": cmd_api, "sql": cmd_sql, "expire": cmd_expire, "count": cmd_count,
-	    "poll": cmd_poll}[a.cmd](a)
+	    "poll": cmd_poll, "churn": cmd_churn}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ s2, s2r = load("s2"), load("s2_ref")
 s3, s3d, s3m = load("s3"), load("s3_direct"), load("s3_mitm")
 s4, s4run = load("s4"), load("s4_run")
 s6, s6r, s6l = load("s6"), load("s6_ref"), load("s6_lgref")
+s1c, s1cc, s2b = load("s1c"), load("s1c_churn"), load("s2b")
 idle, b64, pidle, start = load("broker_idle"), load("broker_64"), load("proxy_idle"), load("startup")
 
 
@@ -122,6 +123,13 @@ rows.append(("6 new mTLS conns (-c 2)", f_rps(g(s6, "rps")), *lat(s6), "-",
     "no target"))
 rows.append(("6 same client to nginx", f_rps(g(s6l, "rps")), *lat(s6l), "-",
     "broker/nginx", f_ratio(ratio(g(s6, "rps"), g(s6l, "rps"))), "no target"))
+rows.append(("1c resolve, %s sandboxes end/s" % (
+    "-" if s1cc is None else "%.0f" % (s1cc["cycles"] / max(s1cc["seconds"], 1))),
+    f_rps(g(s1c, "rps")), *lat(s1c), "-", "scenario 1 " + f_rps(g(s1, "rps")),
+    f_ratio(ratio(g(s1c, "rps"), g(s1, "rps"))), "no target"))
+rows.append(("2b mint across 1000 secrets",
+    f_rps(g(s2b, "rps")), *lat(s2b), "-", "scenario 2 " + f_rps(g(s2, "rps")),
+    f_ratio(ratio(g(s2b, "rps"), g(s2, "rps"))), "no target"))
 
 hdr = ("scenario", "throughput", "p50", "p99", "p99.9", "peak RSS", "reference", "ratio",
     "target")
@@ -130,11 +138,15 @@ for r in [hdr] + rows:
 	print("  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)).rstrip())
 print()
 errs = {n: g(r, "errors") for n, r in (("s1", s1), ("s1b", s1b), ("s2", s2), ("s3", s3),
-    ("s3_direct", s3d), ("s3_mitm", s3m), ("s4", s4run), ("s6", s6)) if r is not None}
+    ("s3_direct", s3d), ("s3_mitm", s3m), ("s4", s4run), ("s6", s6), ("s1c", s1c),
+    ("s2b", s2b)) if r is not None}
+if s1cc is not None:
+	errs["s1c sandboxes"] = s1cc["bad"]
 print("errors (non-2xx or broken connections): " + ", ".join("%s %d" % (k, v or 0)
     for k, v in errs.items()))
-print("CPU per request (us, user+sys, all threads): broker resolve %s, mint %s; nginx %s" % (
-    cpu_per_req(s1), cpu_per_req(s2), cpu_per_req(s1r)))
+print("CPU per request (us, user+sys, all threads): broker resolve %s, mint %s; nginx %s; "
+    "resolve while sandboxes end %s, mint across secrets %s" % (
+    cpu_per_req(s1), cpu_per_req(s2), cpu_per_req(s1r), cpu_per_req(s1c), cpu_per_req(s2b)))
 if start:
 	print("broker start-up on the full data set: %.1f s (%s MiB database)" % (start["start_s"],
 	    start["db_mib"]))
