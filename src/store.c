@@ -278,6 +278,22 @@ fail:
 	return 0;
 }
 
+/*
+ * Once per process, before SQLite's first use: no memory statistics. With them (SQLite's
+ * default), every sqlite3_malloc and sqlite3_free of every connection takes one global
+ * mutex, which the server threads and the commit thread contended for (~4 % of a
+ * token-less resolve's CPU in lock calls alone, docs/performance.md D12). Nothing here
+ * reads the statistics or sets a heap limit. A process that used SQLite before (a test
+ * harness) keeps its configuration: sqlite3_config then refuses, harmlessly.
+ */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+
+static void
+sqlite_setup(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int
 store_open(const char *path, int flags, struct store **out, char *why, size_t whylen)
 {
@@ -285,6 +301,7 @@ store_open(const char *path, int flags, struct store **out, char *why, size_t wh
 	int exists, oflags, rc, ver, known = 0, i;
 	char dummy[1];
 
+	pthread_once(&sqlite_once, sqlite_setup);
 	*out = NULL;
 	if (why == NULL || whylen == 0) {
 		why = dummy;

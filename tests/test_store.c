@@ -113,6 +113,21 @@ test_cache_kib(void **state)
 	sqlite3_finalize(s);
 }
 
+/*
+ * SQLite runs without memory statistics (store_open configures it before SQLite's first
+ * use): with them, every allocation of every connection took one process-wide mutex.
+ * Without them SQLite counts nothing, so the memory in use reads 0 while a store is open.
+ */
+static void
+test_no_memstatus(void **state)
+{
+	struct fixture *f = *state;
+
+	open_new(f);
+	assert_int_equal(raw_int(f->st->db, "SELECT count(*) FROM grants"), 0);
+	assert_int_equal(sqlite3_memory_used(), 0);
+}
+
 static void
 test_open_migrates(void **state)
 {
@@ -574,6 +589,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_migrates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_memstatus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_kib, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_without_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
