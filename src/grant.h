@@ -79,6 +79,16 @@ unsigned int grant_bcache_set(const char *id);
 /* Starts the background purge of expired and revoked grants (bounded batches). */
 int grant_purge_start(struct broker *b);
 void grant_purge_stop(void);
+/*
+ * The purge's slow-down (grant_purge.c): its rest after a batch is slow times the batch's
+ * time, slow in 1..GRANT_PURGE_SLOW_MAX. Given the mean resolve latency before the pass
+ * (base_us) and over the n resolves since the last batch (mean_us), the next slow: doubled
+ * when mean_us is over twice the base (requests queue behind the purge), halved when back
+ * under 1.5 times, unchanged with fewer than GRANT_PURGE_PACE_MIN resolves to judge by.
+ */
+#define GRANT_PURGE_SLOW_MAX	8
+#define GRANT_PURGE_PACE_MIN	50
+int grant_purge_pace(int slow, int64_t base_us, int64_t mean_us, uint64_t n);
 /* Number of live grants (for /metrics); cached, refreshed by the purge thread. */
 int64_t grant_active_count(void);
 /* Tells the purge (grant_purge.c) that grants were revoked at now. */

@@ -17,6 +17,7 @@
 #include "err.h"
 #include "grant.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -25,6 +26,7 @@
 #define PURGE_BATCH_MIN		16	/* rows per purge batch, at least */
 #define PURGE_TARGET_US		5000	/* writer time a purge batch should take */
 #define PURGE_PAUSE_MAX_US	200000	/* the longest rest between two purge batches */
+#define PURGE_BASE_MIN_US	1000	/* a base latency below this counts as this */
 #define SWEEP_MIN		1000	/* purged grants that make a sweep worth it */
 #define SWEEP_BATCH_MAX		20000	/* lookup entries examined per sweep batch, at most */
 
@@ -163,6 +165,81 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 	return 0;
 }
 
+int
+grant_purge_pace(int slow, int64_t base_us, int64_t mean_us, uint64_t n)
+{
+	int64_t base = base_us > PURGE_BASE_MIN_US ? base_us : PURGE_BASE_MIN_US;
+
+	if (slow < 1)
+		slow = 1;
+	if (n < GRANT_PURGE_PACE_MIN)
+		return slow;
+	if (mean_us > 2 * base)
+		return slow * 2 < GRANT_PURGE_SLOW_MAX ? slow * 2 : GRANT_PURGE_SLOW_MAX;
+	if (2 * mean_us < 3 * base && slow > 1)
+		return slow / 2;
+	return slow;
+}
+
+/* Resolves served and their total latency, from the broker's metrics. */
+struct lat_mark {
+	uint64_t n;
+	int64_t sum_us;
+};
+
+static void
+lat_mark(struct broker *b, struct lat_mark *m)
+{
+	metrics_resolve_totals(b->metrics, &m->n, &m->sum_us);
+}
+
+/* A pass's pacing: see grant_purge_pace. */
+struct pace {
+	int64_t base_us;	/* mean resolve latency between the last pass and this one */
+	int slow;
+	int slow_max;		/* the most slow was in this pass */
+	struct lat_mark mark;	/* resolves counted when slow was last judged */
+};
+
+/* Judges slow on the resolves since the mark, once there are enough of them. */
+static void
+pace_update(struct broker *b, struct pace *pc)
+{
+	struct lat_mark now;
+	uint64_t n;
+
+	lat_mark(b, &now);
+	n = now.n - pc->mark.n;
+	if (n < GRANT_PURGE_PACE_MIN)
+		return;		/* too few to judge: keep counting */
+	pc->slow = grant_purge_pace(pc->slow, pc->base_us,
+	    (now.sum_us - pc->mark.sum_us) / (int64_t)n, n);
+	if (pc->slow > pc->slow_max)
+		pc->slow_max = pc->slow;
+	pc->mark = now;
+}
+
+/*
+ * A pass's pacing from the resolves served since the last pass ended (*last, moved to
+ * now): their mean latency is the base, unless there were too few (the previous base).
+ */
+static void
+pace_start(struct broker *b, struct pace *pc, struct lat_mark *last)
+{
+	static int64_t base_us;
+	struct lat_mark now;
+	uint64_t n;
+
+	lat_mark(b, &now);
+	n = now.n - last->n;
+	if (n >= GRANT_PURGE_PACE_MIN)
+		base_us = (now.sum_us - last->sum_us) / (int64_t)n;
+	pc->base_us = base_us;
+	pc->slow = 1;
+	pc->slow_max = 1;
+	pc->mark = now;
+}
+
 /* Sleeps us microseconds, or less when the purge is being stopped. */
 static void
 purge_pause(int64_t us)
@@ -188,11 +265,15 @@ purge_pause(int64_t us)
  * Runs batches of pa->kind until none is full; 0, or -1 when stopped or failed.
  * Paced: after each batch the purge rests as long as the batch took from queueing to
  * durable, so that it holds the writer and the disk (its WAL frames, the checkpoints
- * they cause) at most about half of the time while a million grants go at once.
+ * they cause) at most about half of the time while a million grants go at once; and up
+ * to GRANT_PURGE_SLOW_MAX times that while resolves take over twice their latency from
+ * before the pass: when the machine cannot serve both, requests queued behind the purge
+ * (a whole purge and sweep at half load in bench/ scenario 4: 1.6 s of p99) come first,
+ * and the purge still keeps a ninth of the writer.
  */
 static int
 purge_run(struct broker *b, struct purge_arg *pa, int *limit, int max, int *rounds,
-    int64_t *total)
+    int64_t *total, struct pace *pc)
 {
 	int64_t t0, wall;
 
@@ -205,8 +286,11 @@ purge_run(struct broker *b, struct purge_arg *pa, int *limit, int max, int *roun
 		(*rounds)++;
 		*total += pa->deleted;
 		wall = util_mono_us() - t0;
-		if (pa->more)
+		if (pa->more) {
+			pace_update(b, pc);
+			wall *= pc->slow;
 			purge_pause(wall < PURGE_PAUSE_MAX_US ? wall : PURGE_PAUSE_MAX_US);
+		}
 	} while (pa->more);
 	return 0;
 }
@@ -234,17 +318,20 @@ purge_pass(struct broker *b, int batch)
 	static int limit = PURGE_BATCH_MIN;	/* adapted by purge_batch, kept across passes */
 	static int sweep_limit = PURGE_BATCH_MIN;
 	static int64_t stale;			/* grants purged since the last sweep */
+	static struct lat_mark last;		/* resolves counted when the last pass ended */
 	struct purge_arg pa;
+	struct pace pc;
 	int64_t total = 0, swept = 0, t0 = util_mono_us(), t1, before, pending, live;
 	int rounds = 0, sweep_rounds = 0, logged = 0;
 
 	if (limit > batch)
 		limit = batch;
+	pace_start(b, &pc, &last);
 	before = util_now() - PURGE_GRACE_S;
 	memset(&pa, 0, sizeof(pa));
 	pa.kind = PURGE_EXPIRED;
 	pa.before = before;
-	if (purge_run(b, &pa, &limit, batch, &rounds, &total) != 0)
+	if (purge_run(b, &pa, &limit, batch, &rounds, &total, &pc) != 0)
 		goto out;
 
 	pthread_mutex_lock(&revoked.mu);
@@ -252,7 +339,7 @@ purge_pass(struct broker *b, int batch)
 	pthread_mutex_unlock(&revoked.mu);
 	if (pending != 0 && pending < before) {
 		pa.kind = PURGE_REVOKED;
-		if (purge_run(b, &pa, &limit, batch, &rounds, &total) != 0)
+		if (purge_run(b, &pa, &limit, batch, &rounds, &total, &pc) != 0)
 			goto out;
 		/* None left before the grace: only revocations within it stay pending. */
 		pthread_mutex_lock(&revoked.mu);
@@ -268,12 +355,17 @@ purge_pass(struct broker *b, int batch)
 	logged = 1;
 	t1 = util_mono_us();
 	pa.kind = PURGE_SWEEP;
-	if (purge_run(b, &pa, &sweep_limit, SWEEP_BATCH_MAX, &sweep_rounds, &swept) == 0)
+	if (purge_run(b, &pa, &sweep_limit, SWEEP_BATCH_MAX, &sweep_rounds, &swept, &pc) == 0)
 		stale = -total;		/* + total below: a complete sweep leaves none */
 	log_info("swept %lld stale lookup entries in %d batches, %lld ms", (long long)swept,
 	    sweep_rounds, (long long)((util_mono_us() - t1) / 1000));
  out:
 	store_grant_sweep_reset(&pa.sweep);
+	lat_mark(b, &last);
+	if (pc.slow_max > 1)
+		log_info("purge yielded to resolves: rests up to %d times its batches' time"
+		    " (resolve latency over twice its %lld us before the pass)", pc.slow_max,
+		    (long long)pc.base_us);
 	stale += total;
 	if (!logged)
 		log_purged(total, rounds, t0);

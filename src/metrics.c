@@ -143,6 +143,19 @@ metrics_resolve(struct metrics *m, const char *outcome, int64_t latency_us)
 	pthread_mutex_unlock(&m->lock);
 }
 
+void
+metrics_resolve_totals(struct metrics *m, uint64_t *count, int64_t *sum_us)
+{
+	*count = 0;
+	*sum_us = 0;
+	if (m == NULL)
+		return;
+	pthread_mutex_lock(&m->lock);
+	*count = m->lat_count;
+	*sum_us = m->lat_sum_us;
+	pthread_mutex_unlock(&m->lock);
+}
+
 /* A growing text buffer; on allocation failure it records the error and stops. */
 struct mbuf {
 	char *p;

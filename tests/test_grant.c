@@ -1019,6 +1019,37 @@ test_store_purge(void **state)
 	}
 }
 
+/*
+ * The purge's slow-down: doubled (to GRANT_PURGE_SLOW_MAX at most) while resolves take
+ * over twice their latency from before the pass, halved once under 1.5 times, unchanged
+ * in between or with too few resolves to judge by; a base under 1 ms counts as 1 ms.
+ */
+static void
+test_purge_pace(void **state)
+{
+	int slow = 1, i;
+
+	(void)state;
+	assert_int_equal(grant_purge_pace(1, 5000, 10001, 1000), 2);
+	assert_int_equal(grant_purge_pace(2, 5000, 10001, 1000), 4);
+	assert_int_equal(grant_purge_pace(1, 5000, 10000, 1000), 1);	/* 2x: not over */
+	assert_int_equal(grant_purge_pace(4, 5000, 9000, 1000), 4);	/* 1.8x: held */
+	assert_int_equal(grant_purge_pace(4, 5000, 7400, 1000), 2);	/* 1.48x: eased */
+	assert_int_equal(grant_purge_pace(1, 5000, 7400, 1000), 1);
+	assert_int_equal(grant_purge_pace(4, 5000, 1000000, GRANT_PURGE_PACE_MIN - 1), 4);
+	assert_int_equal(grant_purge_pace(1, 5000, 1000000, GRANT_PURGE_PACE_MIN), 2);
+	assert_int_equal(grant_purge_pace(0, 5000, 5000, 1000), 1);
+	/* An idle broker's base of 100 us: 1.9 ms is not a queue. */
+	assert_int_equal(grant_purge_pace(1, 100, 1900, 1000), 1);
+	assert_int_equal(grant_purge_pace(1, 100, 2100, 1000), 2);
+	for (i = 0; i < 10; i++)
+		slow = grant_purge_pace(slow, 5000, 500000, 1000);
+	assert_int_equal(slow, GRANT_PURGE_SLOW_MAX);
+	for (i = 0; i < 10; i++)
+		slow = grant_purge_pace(slow, 5000, 5000, 1000);
+	assert_int_equal(slow, 1);
+}
+
 /* The purge thread: batches through the commit queue until nothing is left. */
 static void
 test_purge_thread(void **state)
@@ -1091,6 +1122,7 @@ main(void)
 		    testutil_db_teardown),
 		cmocka_unit_test_setup_teardown(test_store_purge, testutil_db_setup,
 		    testutil_db_teardown),
+		cmocka_unit_test(test_purge_pace),
 		cmocka_unit_test_setup_teardown(test_purge_thread, testutil_db_setup,
 		    testutil_db_teardown),
 	};
