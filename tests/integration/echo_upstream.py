@@ -24,7 +24,8 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
                                    repositories in serve(git_root=DIR); without an
                                    Authorization header, 401 with WWW-Authenticate: Basic
 In-process, received(id) returns the headers of the request that carried X-Test-Id: id:
-what the upstream really got, whatever the proxy did to the response.
+what the upstream really got, whatever the proxy did to the response (for /git/ requests,
+which all carry git's one extra header: the list of every such request's headers).
 
 make_certs(dir) makes a throwaway CA and a server certificate for 127.0.0.1 and
 localhost with the openssl command-line tool (test-only).
