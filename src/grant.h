@@ -82,9 +82,9 @@ void grant_purge_stop(void);
 /*
  * The purge's slow-down (grant_purge.c): its rest after a batch is slow times the batch's
  * time, slow in 1..GRANT_PURGE_SLOW_MAX. Given the mean resolve latency before the pass
- * (base_us) and over the n resolves since the last batch (mean_us), the next slow: doubled
- * when mean_us is over twice the base (requests queue behind the purge), halved when back
- * under 1.5 times, unchanged with fewer than GRANT_PURGE_PACE_MIN resolves to judge by.
+ * (base_us) and over the n resolves since slow was last judged (mean_us), the next slow:
+ * doubled when mean_us is over twice the base (requests queue behind the purge), halved
+ * when back under 1.5 times, unchanged with fewer than GRANT_PURGE_PACE_MIN resolves.
  */
 #define GRANT_PURGE_SLOW_MAX	8
 #define GRANT_PURGE_PACE_MIN	50
