@@ -840,10 +840,10 @@ grant_status(const struct store_grant *g, int64_t now)
 
 /*
  * Looks the grant of the path up for show/revoke: NULL after answering 404 (also for
- * another harness's grant) or 500.
+ * another harness's grant) or 500. With all_uses, its uses are all counted (show).
  */
 static struct store_grant *
-lookup_own(struct grant_ctx *x)
+lookup_own(struct grant_ctx *x, int all_uses)
 {
 	struct api_call *call = x->call;
 	struct store_grant *g = NULL;
@@ -859,7 +859,8 @@ lookup_own(struct grant_ctx *x)
 		ctx_refuse(x, 500, "internal_error", NULL);
 		return NULL;
 	}
-	rc = store_grant_get(rst, call->path_arg, &g);
+	rc = all_uses ? store_grant_get_uses(rst, call->path_arg, &g) :
+	    store_grant_get(rst, call->path_arg, &g);
 	if (rc == CB_ERR_NOTFOUND || (rc == 0 && call->who->role != ROLE_ADMIN &&
 	    strcmp(g->minted_by, call->who->id) != 0)) {
 		store_grant_free(g);
@@ -886,7 +887,7 @@ grant_handle_show(struct api_call *call)
 		reply_nomem(call);
 		return;
 	}
-	if ((g = lookup_own(x)) == NULL)
+	if ((g = lookup_own(x, 1)) == NULL)
 		return;
 	util_rfc3339(g->created_at, created, sizeof(created));
 	util_rfc3339(g->not_before, nbf, sizeof(nbf));
@@ -936,7 +937,7 @@ grant_handle_revoke(struct api_call *call)
 		reply_nomem(call);
 		return;
 	}
-	if ((g = lookup_own(x)) == NULL)
+	if ((g = lookup_own(x, 0)) == NULL)
 		return;
 	store_grant_free(g);
 	if ((x->body = json_pack("{s:s, s:b}", "grant_id", x->grant_id, "revoked", 1)) == NULL) {

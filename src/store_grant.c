@@ -35,6 +35,10 @@ enum {
 	ST_GRANT_USES_PURGE_WINDOW,
 	ST_GRANT_USES_PURGE_REST,
 	ST_GRANT_USES_DELETE_KEY,
+	ST_GRANT_GET_USES,
+	ST_GRANT_USE_LOG,
+	ST_GRANT_FOLD,
+	ST_GRANT_FOLD_CLEAR,
 };
 
 #define PURGE_KEYS_MAX	256	/* revoked grants deleted per call, at most */
@@ -114,16 +118,31 @@ row_borrow(sqlite3_stmt *s, struct store_grant *g)
 	g->bindings = (char *)sqlite3_column_text(s, 11);
 }
 
-int
-store_grant_get(struct store *st, const char *id, struct store_grant **out)
+/*
+ * The uses of an unlimited grant still in grant_use_log (schema/005), for one more
+ * column: a scan of the log (at most about STORE_USE_LOG_FOLD rows), so only the
+ * grant's display reads it, in the same statement (one snapshot: a fold in between
+ * can neither hide nor double them).
+ */
+#define GRANT_LOGGED_USES "CASE WHEN g.max_uses = 0 THEN (SELECT count(*) FROM" \
+	" grant_use_log l WHERE l.expires_at = g.expires_at AND l.id = g.id) ELSE 0 END"
+
+static int
+grant_get(struct store *st, const char *id, int logged, struct store_grant **out)
 {
 	struct store_grant *g = NULL, b;
 	sqlite3_stmt *s;
 	int rc;
 
 	*out = NULL;
-	s = store_stmt(st, ST_GRANT_GET,
-	    "SELECT " GRANT_COLS_G " FROM grants g" GRANT_USES_JOIN " WHERE " GRANT_KEY_G);
+	if (logged)
+		s = store_stmt(st, ST_GRANT_GET_USES,
+		    "SELECT " GRANT_COLS_G ", " GRANT_LOGGED_USES " FROM grants g"
+		    GRANT_USES_JOIN " WHERE " GRANT_KEY_G);
+	else
+		s = store_stmt(st, ST_GRANT_GET,
+		    "SELECT " GRANT_COLS_G " FROM grants g" GRANT_USES_JOIN
+		    " WHERE " GRANT_KEY_G);
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
@@ -140,6 +159,8 @@ store_grant_get(struct store *st, const char *id, struct store_grant **out)
 	if ((g = calloc(1, sizeof(*g))) == NULL)
 		goto out;
 	row_borrow(s, &b);
+	if (logged)
+		b.uses += sqlite3_column_int64(s, 12);
 	*g = b;
 	g->id = g->sandbox_id = g->minted_by = g->kid = g->bindings = NULL;
 	if ((rc = store_col_text_dup(s, 0, &g->id)) != 0 ||
@@ -158,17 +179,56 @@ store_grant_get(struct store *st, const char *id, struct store_grant **out)
 }
 
 int
-store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t now,
-    int *result)
+store_grant_get(struct store *st, const char *id, struct store_grant **out)
+{
+	return grant_get(st, id, 0, out);
+}
+
+int
+store_grant_get_uses(struct store *st, const char *id, struct store_grant **out)
+{
+	return grant_get(st, id, 1, out);
+}
+
+/*
+ * Folds grant_use_log into grant_uses: one upsert per grant, in the key's order, then
+ * the log is emptied. Inside the writer's transaction, so nothing is counted twice or
+ * lost; a failure fails the caller's op, whose savepoint takes both statements back.
+ * A grant purged before the fold leaves a grant_uses row without a grant: never read
+ * (every read joins from grants), it goes with the next purge of its expiry's range.
+ * (Looking each grant up instead doubled the fold's time: ~1.2 µs per use.)
+ */
+static int
+use_log_fold(struct store *st)
 {
 	sqlite3_stmt *s;
 	int rc;
 
+	s = store_stmt(st, ST_GRANT_FOLD,
+	    "INSERT INTO grant_uses (expires_at, id, uses)"
+	    " SELECT expires_at, id, count(*) FROM grant_use_log WHERE 1"
+	    " GROUP BY expires_at, id"
+	    " ON CONFLICT (expires_at, id) DO UPDATE SET uses = uses + excluded.uses");
+	if (s == NULL)
+		return CB_ERR_DB;
+	if ((rc = store_step_done(st, s)) != 0)
+		return rc;
+	s = store_stmt(st, ST_GRANT_FOLD_CLEAR, "DELETE FROM grant_use_log");
+	return s == NULL ? CB_ERR_DB : store_step_done(st, s);
+}
+
+int
+store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t now,
+    int *result)
+{
+	sqlite3_stmt *s;
+	int rc, limited = 0;
+
 	*result = STORE_GRANT_GONE;
-	/* The grant's state, then the use counted in grant_uses (schema/004). */
+	/* The grant's state, then the use counted (schema/004 and 005). */
 	s = store_stmt(st, ST_GRANT_STATE,
 	    "SELECT g.revoked_at IS NOT NULL, g.expires_at <= ?2,"
-	    " g.max_uses > 0 AND g.uses + IFNULL(u.uses, 0) >= g.max_uses"
+	    " g.max_uses > 0 AND g.uses + IFNULL(u.uses, 0) >= g.max_uses, g.max_uses > 0"
 	    " FROM grants g" GRANT_USES_JOIN " WHERE g.expires_at = ?3 AND g.id = ?1");
 	if (s == NULL)
 		return CB_ERR_DB;
@@ -185,6 +245,7 @@ store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t no
 			*result = STORE_GRANT_USED_UP;
 		else
 			*result = STORE_GRANT_USED;
+		limited = sqlite3_column_int(s, 3);
 		rc = 0;
 	} else if (rc == SQLITE_DONE)
 		rc = 0;
@@ -193,14 +254,21 @@ store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t no
 	store_stmt_done(s);
 	if (rc != 0 || *result != STORE_GRANT_USED)
 		return rc;
-	s = store_stmt(st, ST_GRANT_USE,
-	    "INSERT INTO grant_uses (expires_at, id, uses) VALUES (?1, ?2, 1)"
-	    " ON CONFLICT (expires_at, id) DO UPDATE SET uses = uses + 1");
+	if (limited)	/* counted at once: the next use checks the limit against it */
+		s = store_stmt(st, ST_GRANT_USE,
+		    "INSERT INTO grant_uses (expires_at, id, uses) VALUES (?1, ?2, 1)"
+		    " ON CONFLICT (expires_at, id) DO UPDATE SET uses = uses + 1");
+	else		/* appended to the log's last page (schema/005) */
+		s = store_stmt(st, ST_GRANT_USE_LOG,
+		    "INSERT INTO grant_use_log (expires_at, id) VALUES (?1, ?2)");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_int64(s, 1, expires_at);
 	sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-	if ((rc = store_step_done(st, s)) != 0)
+	if ((rc = store_step_done(st, s)) == 0 && !limited &&
+	    sqlite3_last_insert_rowid(st->db) >= STORE_USE_LOG_FOLD)
+		rc = use_log_fold(st);
+	if (rc != 0)
 		*result = STORE_GRANT_GONE;
 	return rc;
 }

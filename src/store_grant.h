@@ -30,8 +30,14 @@ void store_grant_free(struct store_grant *g);
 
 /* Inserts g (strings not copied). CB_ERR_EXISTS on a duplicate id. */
 int store_grant_insert(struct store *st, const struct store_grant *g);
-/* The grant with this id; *out owned by the caller. CB_ERR_NOTFOUND when absent. */
+/*
+ * The grant with this id; *out owned by the caller. CB_ERR_NOTFOUND when absent. The
+ * uses of an unlimited grant (max_uses 0) leave out those still in grant_use_log
+ * (schema/005): the resolve needs uses only to check a limit.
+ */
 int store_grant_get(struct store *st, const char *id, struct store_grant **out);
+/* The same with every use counted (a scan of grant_use_log): for the grant's display. */
+int store_grant_get_uses(struct store *st, const char *id, struct store_grant **out);
 
 /* Outcomes of store_grant_use. */
 enum store_grant_use_result {
@@ -45,10 +51,13 @@ enum store_grant_use_result {
  * Counts one use (writer connection, inside the batch, so nothing writes in between) of
  * the grant keyed (expires_at, id) in grants (the resolve read expires_at from its row:
  * the key, without a lookup in grant_ids): when it exists, is not revoked, expires after
- * now and its uses are below max_uses (0: unlimited), adds one to its row of grant_uses
- * (schema/004) and sets *result to STORE_GRANT_USED; otherwise *result says why not
- * (STORE_GRANT_GONE when no grant has that key).
+ * now and its uses are below max_uses (0: unlimited), counts the use and sets *result
+ * to STORE_GRANT_USED; otherwise *result says why not (STORE_GRANT_GONE when no grant
+ * has that key). A limited grant's use is added to its row of grant_uses (schema/004);
+ * an unlimited grant's is appended to grant_use_log (schema/005), which is folded into
+ * grant_uses once it holds STORE_USE_LOG_FOLD rows.
  */
+#define STORE_USE_LOG_FOLD	2048
 int store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t now,
     int *result);
 

@@ -878,12 +878,22 @@ test_store_use(void **state)
 	assert_int_equal(res, STORE_GRANT_REVOKED);
 	assert_int_equal(store_grant_use(f->st, testutil_grant_id(4), now - 1, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_EXPIRED);
-	/* A refused use is not counted; an unlimited grant's is. */
+	/*
+	 * A refused use is not counted; an unlimited grant's is, in grant_use_log
+	 * (schema/005): the display counts it, the resolve's read leaves it out.
+	 */
 	for (n = 2; n <= 4; n++) {
-		assert_int_equal(store_grant_get(f->st, testutil_grant_id(n), &g), 0);
+		assert_int_equal(store_grant_get_uses(f->st, testutil_grant_id(n), &g), 0);
 		assert_int_equal(g->uses, n == 2 ? 1 : 0);
 		store_grant_free(g);
+		assert_int_equal(store_grant_get(f->st, testutil_grant_id(n), &g), 0);
+		assert_int_equal(g->uses, 0);
+		store_grant_free(g);
 	}
+	assert_int_equal(store_grant_get_uses(f->st, testutil_grant_id(1), &g), 0);
+	assert_int_equal(g->uses, 2);
+	store_grant_free(g);
+	assert_int_equal(store_grant_get_uses(f->st, testutil_grant_id(9), &g), CB_ERR_NOTFOUND);
 	assert_int_equal(store_grant_use(f->st, testutil_grant_id(9), now + 60, now, &res), 0);
 	assert_int_equal(res, STORE_GRANT_GONE);
 	/* The key is (expires_at, id): the right ID with another expiry is no grant. */

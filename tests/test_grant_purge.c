@@ -170,9 +170,9 @@ test_purge_same_second(void **state)
 }
 
 /*
- * Uses counted in grant_uses (schema/004) go with their grants: the expired ones with
- * the range purge, a revoked one with the purge of revoked grants; a live grant keeps
- * its count, and every read sees it.
+ * Uses counted in grant_uses (schema/004: grants with a use limit) go with their
+ * grants: the expired ones with the range purge, a revoked one with the purge of
+ * revoked grants; a live grant keeps its count, and every read sees it.
  */
 static void
 test_purge_uses(void **state)
@@ -183,9 +183,10 @@ test_purge_uses(void **state)
 	int i, j, res, rounds, seen = 0;
 
 	for (i = 0; i < 30; i++)	/* expired, each used i % 3 + 1 times while live */
-		testutil_put_grant(f->st, i, "sx", now - 1000, now - 500 + i % 4, 0);
+		testutil_put_grant_full(f->st, i, "sx", "h", now - 1000, now - 500 + i % 4,
+		    100, 0, 0);
 	for (i = 30; i < 33; i++)
-		testutil_put_grant(f->st, i, "sy", now - 10, now + 500, 0);
+		testutil_put_grant_full(f->st, i, "sy", "h", now - 10, now + 500, 100, 0, 0);
 	for (i = 0; i < 33; i++) {
 		for (j = 0; j < i % 3 + 1; j++) {
 			assert_int_equal(store_grant_use(f->st, testutil_grant_id(i),
@@ -219,6 +220,86 @@ test_purge_uses(void **state)
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(30), &g), 0);
 	assert_int_equal(g->uses, 1);
 	store_grant_free(g);
+}
+
+/* Uses of grant n at now, each counted. */
+static void
+use_n(struct store *st, int n, int64_t expires_at, int64_t now, int times)
+{
+	int i, res;
+
+	for (i = 0; i < times; i++) {
+		assert_int_equal(store_grant_use(st, testutil_grant_id(n), expires_at, now, &res),
+		    0);
+		assert_int_equal(res, STORE_GRANT_USED);
+	}
+}
+
+static int64_t
+uses_of(struct store *st, int n, int all)
+{
+	struct store_grant *g;
+	int64_t uses;
+
+	assert_int_equal((all ? store_grant_get_uses : store_grant_get)(st,
+	    testutil_grant_id(n), &g), 0);
+	uses = g->uses;
+	store_grant_free(g);
+	return uses;
+}
+
+/*
+ * Uses of unlimited grants are appended to grant_use_log (schema/005) and folded into
+ * grant_uses once the log holds STORE_USE_LOG_FOLD rows: every use counted once, the
+ * row a fold leaves for a grant purged meanwhile deleted by the next purge, limited
+ * grants counted at once throughout.
+ */
+static void
+test_use_log_fold(void **state)
+{
+	struct testutil_db *f = *state;
+	int64_t now = 3000000, n;
+
+	testutil_put_grant(f->st, 1, "s1", now - 10, now + 500, 0);
+	testutil_put_grant(f->st, 2, "s1", now - 10, now + 600, 0);
+	testutil_put_grant_full(f->st, 3, "s1", "h", now - 10, now + 500, 10000, 0, 0);
+	testutil_put_grant(f->st, 4, "s1", now - 10, now + 5, 0);	/* purged below */
+	assert_int_equal(store_begin(f->st), 0);
+	use_n(f->st, 2, now + 600, now, 1);
+	use_n(f->st, 4, now + 5, now, 1);
+	use_n(f->st, 3, now + 500, now, 2);
+	use_n(f->st, 1, now + 500, now, STORE_USE_LOG_FOLD - 3);
+	assert_int_equal(store_commit(f->st), 0);
+	assert_int_equal(store_grant_purge_expired(f->st, now + 100, 10, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_use_log"),
+	    STORE_USE_LOG_FOLD - 1);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 1);
+	assert_int_equal(uses_of(f->st, 1, 1), STORE_USE_LOG_FOLD - 3);
+	assert_int_equal(uses_of(f->st, 1, 0), 0);
+	assert_int_equal(uses_of(f->st, 3, 0), 2);
+	assert_int_equal(uses_of(f->st, 3, 1), 2);
+
+	use_n(f->st, 1, now + 500, now, 1);	/* the log's STORE_USE_LOG_FOLD-th row: fold */
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_use_log"), 0);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 4);
+	assert_int_equal(count(f->path, "SELECT sum(uses) FROM grant_uses"),
+	    STORE_USE_LOG_FOLD - 2 + 1 + 2 + 1);
+	assert_int_equal(store_grant_purge_expired(f->st, now + 100, 10, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 3);
+	assert_int_equal(count(f->path, "SELECT sum(uses) FROM grant_uses"),
+	    STORE_USE_LOG_FOLD - 2 + 1 + 2);
+	assert_int_equal(uses_of(f->st, 1, 0), STORE_USE_LOG_FOLD - 2);
+	assert_int_equal(uses_of(f->st, 1, 1), STORE_USE_LOG_FOLD - 2);
+	assert_int_equal(uses_of(f->st, 2, 1), 1);
+	assert_int_equal(uses_of(f->st, 3, 1), 2);
+
+	/* The log starts again from its first row; folded and new uses add up. */
+	use_n(f->st, 2, now + 600, now, 2);
+	assert_int_equal(count(f->path, "SELECT max(seq) FROM grant_use_log"), 2);
+	assert_int_equal(uses_of(f->st, 2, 1), 3);
+	assert_int_equal(uses_of(f->st, 2, 0), 1);
 }
 
 /* IDs stay unique (grant_ids' primary key), whatever the expiry. */
@@ -303,6 +384,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_purge_same_second, testutil_db_setup,
 		    testutil_db_teardown),
 		cmocka_unit_test_setup_teardown(test_purge_uses, testutil_db_setup,
+		    testutil_db_teardown),
+		cmocka_unit_test_setup_teardown(test_use_log_fold, testutil_db_setup,
 		    testutil_db_teardown),
 		cmocka_unit_test_setup_teardown(test_unique_ids, testutil_db_setup,
 		    testutil_db_teardown),
