@@ -476,8 +476,13 @@ class CrashTest(cbtest.TestCase):
             rows = con.execute("SELECT grant_id, action, outcome, count(*) FROM audit "
                                "WHERE grant_id IS NOT NULL GROUP BY grant_id, action, outcome"
                                ).fetchall()
+            # uses: stored with the grant, counted in grant_uses (schema/004) and
+            # appended to grant_use_log (schema/005)
             stored = {r[0]: (r[1], r[2]) for r in con.execute(
-                "SELECT id, uses, max_uses FROM grants")}
+                "SELECT g.id, g.uses + IFNULL(u.uses, 0) + (SELECT count(*) FROM"
+                " grant_use_log l WHERE l.expires_at = g.expires_at AND l.id = g.id),"
+                " g.max_uses FROM grants g LEFT JOIN grant_uses u"
+                " ON u.expires_at = g.expires_at AND u.id = g.id")}
         finally:
             con.close()
         # Every acknowledged grant is still stored (a revoked one may have been purged),

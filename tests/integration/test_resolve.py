@@ -361,6 +361,18 @@ class Resolve(cbtest.TestCase):
         st, js, _ = self.d.request("harness", "GET", "/v1/grants/" + g["grant_id"])
         self.assertEqual((js["status"], js["uses"], js["max_uses"]), ("used_up", 2, 2))
 
+    def test_unlimited_uses_counted(self):
+        # An unlimited grant's uses are appended to grant_use_log (schema/005) until a
+        # fold: the grant's display counts them all the same, refusals excluded.
+        s = self.sbx()
+        g = self.mint_repo(s)
+        for _ in range(3):
+            self.assertGranted(*self.resolve(g["token"], s))
+        self.assertRefused(*self.resolve(g["token"], s, method="DELETE"), "method_not_allowed")
+        st, js, _ = self.d.request("harness", "GET", "/v1/grants/" + g["grant_id"])
+        self.assertEqual(st, 200)
+        self.assertEqual((js["status"], js["uses"], js["max_uses"]), ("active", 3, None))
+
     def test_refused_resolve_does_not_use(self):
         s = self.sbx()
         g = self.mint_repo(s, max_uses=1)
