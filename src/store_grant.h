@@ -55,9 +55,11 @@ enum store_grant_use_result {
  * to STORE_GRANT_USED; otherwise *result says why not (STORE_GRANT_GONE when no grant
  * has that key). A limited grant's use is added to its row of grant_uses (schema/004);
  * an unlimited grant's is appended to grant_use_log (schema/005), which is folded into
- * grant_uses once it holds STORE_USE_LOG_FOLD rows.
+ * grant_uses once it holds STORE_USE_LOG_FOLD rows. A fold stalls the batch it is in
+ * (~3 ms per 1,024 rows on the one writer thread): 2,048 did no better for throughput
+ * and added ~2 ms to resolve's p99 at 64 connections (docs/performance.md D13).
  */
-#define STORE_USE_LOG_FOLD	2048
+#define STORE_USE_LOG_FOLD	1024
 int store_grant_use(struct store *st, const char *id, int64_t expires_at, int64_t now,
     int *result);
 
