@@ -790,7 +790,7 @@ api_metrics(struct api_call *call)
 	char *text = NULL;
 	size_t len = 0;
 
-	if (metrics_render(call->b->metrics, &text, &len) != 0) {
+	if (metrics_render(call->b->metrics, call->b->commit, &text, &len) != 0) {
 		api_error(call, 500, "internal_error");
 		return;
 	}

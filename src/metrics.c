@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "commit.h"
 #include "err.h"
 #include "grant.h"
 #include "metrics.h"
@@ -209,13 +210,13 @@ metrics_status_label(size_t s, char *buf, size_t len)
 }
 
 int
-metrics_render(struct metrics *m, char **out, size_t *len)
+metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 {
 	struct metrics snap;
 	struct mbuf b = { NULL, 0, 0, 0 };
 	char sl[16];
 	size_t r, s, i;
-	uint64_t cum;
+	uint64_t cum, batches, ops;
 
 	*out = NULL;
 	*len = 0;
@@ -270,6 +271,18 @@ metrics_render(struct metrics *m, char **out, size_t *len)
 	mbuf_printf(&b, "# HELP credbroker_active_grants Live grants (refreshed by the purge).\n"
 	    "# TYPE credbroker_active_grants gauge\ncredbroker_active_grants %lld\n",
 	    (long long)grant_active_count());
+
+	if (c != NULL) {
+		/* ops / batches: the group commit's batch size (one fsync per batch). */
+		commit_stats(c, &batches, &ops);
+		mbuf_printf(&b, "# HELP credbroker_commit_batches_total Group commits (one WAL "
+		    "fsync each).\n# TYPE credbroker_commit_batches_total counter\n"
+		    "credbroker_commit_batches_total %llu\n", (unsigned long long)batches);
+		mbuf_printf(&b, "# HELP credbroker_commit_ops_total Durable operations through "
+		    "the group commit (audited requests, purge batches).\n"
+		    "# TYPE credbroker_commit_ops_total counter\n"
+		    "credbroker_commit_ops_total %llu\n", (unsigned long long)ops);
+	}
 
 	if (b.err != 0) {
 		free(b.p);

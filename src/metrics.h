@@ -15,7 +15,11 @@ void metrics_request(struct metrics *m, const char *route, int status);
 void metrics_resolve(struct metrics *m, const char *outcome, int64_t latency_us);
 /* Resolves counted so far and the sum of their latencies (0 and 0 for m NULL). */
 void metrics_resolve_totals(struct metrics *m, uint64_t *count, int64_t *sum_us);
-/* Renders the text exposition (with active grants from grant_active_count); *out malloc'd. */
-int metrics_render(struct metrics *m, char **out, size_t *len);
+struct commit;
+/*
+ * Renders the text exposition (with active grants from grant_active_count, and the
+ * group commit's batches and ops from c unless c is NULL); *out malloc'd.
+ */
+int metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len);
 
 #endif

@@ -47,7 +47,7 @@ render(struct metrics *m)
 	char *text = NULL;
 	size_t len = 0;
 
-	assert_int_equal(metrics_render(m, &text, &len), 0);
+	assert_int_equal(metrics_render(m, NULL, &text, &len), 0);
 	assert_non_null(text);
 	assert_int_equal(strlen(text), len);
 	return text;

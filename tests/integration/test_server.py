@@ -252,6 +252,13 @@ class Server(cbtest.TestCase):
         self.assertEqual(metric(m1, "credbroker_requests_total", route="POST /v1/resolve", status="200")
                          - metric(m0, "credbroker_requests_total", route="POST /v1/resolve", status="200"), 1)
         self.assertNotIn(b"mv-secret-value", raw)
+        # The mint and both resolves (the refusal too) went through the group commit.
+        ops = (metric(m1, "credbroker_commit_ops_total")
+               - metric(m0, "credbroker_commit_ops_total"))
+        batches = (metric(m1, "credbroker_commit_batches_total")
+                   - metric(m0, "credbroker_commit_batches_total"))
+        self.assertGreaterEqual(ops, 3)
+        self.assertTrue(1 <= batches <= ops, (batches, ops))
 
     def test_request_log(self):
         self.assertEqual(self.d.request("admin", "GET", "/v1/secrets")[0], 200)
