@@ -106,8 +106,13 @@ store_audit_anchor_set(struct store *st, int64_t seq, const uint8_t hash[STORE_A
 	for (i = 0; i < 8; i++)
 		v[i] = (uint8_t)(u >> (56 - 8 * i));
 	memcpy(v + 8, hash, STORE_AUDIT_HASH_LEN);
+	/*
+	 * Updated in place: every batch saves it, and REPLACE deleted and re-inserted the
+	 * row, which rewrote meta's key index too (one more WAL page per batch).
+	 */
 	s = store_stmt(st, ST_AUDIT_ANCHOR_SET,
-	    "INSERT OR REPLACE INTO meta (k, v) VALUES ('" ANCHOR_KEY "', ?1)");
+	    "INSERT INTO meta (k, v) VALUES ('" ANCHOR_KEY "', ?1)"
+	    " ON CONFLICT (k) DO UPDATE SET v = excluded.v");
 	if (s == NULL)
 		return CB_ERR_DB;
 	sqlite3_bind_blob(s, 1, v, sizeof(v), SQLITE_TRANSIENT);
