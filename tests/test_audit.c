@@ -15,7 +15,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "audit.h"
 #include "err.h"
@@ -371,25 +370,7 @@ test_list(void **state)
 	assert_null(rows);
 }
 
-int main(void);
-
-/* The anchor row's rowid in meta, read through a connection of its own. */
-static int64_t
-anchor_rowid(const char *path)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	int64_t id = -1;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	    "SELECT rowid FROM meta WHERE k = 'audit_head'", -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		id = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return id;
-}
+#define ANCHOR_ROWID "SELECT rowid FROM meta WHERE k = 'audit_head'"
 
 /*
  * Every batch saves the anchor: in place (same row), so that its save dirties one
@@ -402,12 +383,14 @@ test_anchor_saved_in_place(void **state)
 	int64_t id;
 
 	append_n(f, 7);
-	id = anchor_rowid(f->path);
+	id = testutil_sql_int(f->path, ANCHOR_ROWID);
 	assert_true(id > 0);
 	append_n(f, 21);	/* three more saves */
-	assert_int_equal(anchor_rowid(f->path), id);
+	assert_int_equal(testutil_sql_int(f->path, ANCHOR_ROWID), id);
 	assert_int_equal(f->ch.last_seq, 28);
 }
+
+int main(void);
 
 int
 main(void)

@@ -23,23 +23,6 @@
 #include "store.h"
 #include "testutil.h"
 
-/* One integer from a query on a separate connection (sees committed data). */
-static int64_t
-count(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	int64_t n = -1;
-
-	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		n = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return n;
-}
-
 static int
 collect(void *arg, const struct store_grant *g)
 {
@@ -72,8 +55,8 @@ test_purge_and_sweep(void **state)
 		testutil_put_grant(f->st, i, i % 2 ? "sa" : "sz", now - 10, now + 500, 0);
 	for (i = 46; i < 48; i++)
 		testutil_put_grant(f->st, i, "sa", now - 10, now + 500, now - 5);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_ids"), 48);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_sandboxes"), 48);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_ids"), 48);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_sandboxes"), 48);
 
 	/* The range purge: windows of 7, the oldest expiry first. */
 	total = 0;
@@ -85,10 +68,10 @@ test_purge_and_sweep(void **state)
 			break;
 	}
 	assert_int_equal(total, 40);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 8);
-	assert_int_equal(count(f->path, "SELECT min(expires_at) FROM grants"), now + 500);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grants"), 8);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT min(expires_at) FROM grants"), now + 500);
 	/* lookups of purged grants find nothing though their entries are still there */
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_ids"), 48);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_ids"), 48);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(3), &g), CB_ERR_NOTFOUND);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(41), &g), 0);
 	store_grant_free(g);
@@ -110,10 +93,10 @@ test_purge_and_sweep(void **state)
 	assert_true(rounds >= 2 * 48 / 5);	/* it did walk both tables in windows */
 	store_grant_sweep_reset(&sw);
 	assert_int_equal(total, 80);
-	cnt = count(f->path, "SELECT count(*) FROM grant_ids");
+	cnt = testutil_sql_int(f->path, "SELECT count(*) FROM grant_ids");
 	assert_int_equal(cnt, 8);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_sandboxes"), 8);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grants g JOIN grant_ids i"
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_sandboxes"), 8);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grants g JOIN grant_ids i"
 	    " ON i.id = g.id AND i.expires_at = g.expires_at"), 8);
 	/* the live ones are still found both ways */
 	for (i = 40; i < 48; i++) {
@@ -166,7 +149,7 @@ test_purge_same_second(void **state)
 	}
 	assert_int_equal(rounds, 3);	/* 10 + 1280 + 1280 + 1280 + 1150 */
 	assert_int_equal(total, 5000);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 1);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grants"), 1);
 }
 
 /*
@@ -194,8 +177,8 @@ test_purge_uses(void **state)
 			assert_int_equal(res, STORE_GRANT_USED);
 		}
 	}
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 33);
-	assert_int_equal(count(f->path, "SELECT sum(uses) FROM grant_uses"), 66);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses"), 33);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT sum(uses) FROM grant_uses"), 66);
 	assert_int_equal(store_grant_get(f->st, testutil_grant_id(31), &g), 0);
 	assert_int_equal(g->uses, 2);
 	store_grant_free(g);
@@ -209,11 +192,11 @@ test_purge_uses(void **state)
 			break;
 	}
 	assert_int_equal(total, 30);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 3);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses"), 3);
 	assert_int_equal(store_grant_purge_revoked_indexed(f->st, now - 60, 10, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 2);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses u JOIN grants g"
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses"), 2);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses u JOIN grants g"
 	    " ON g.expires_at = u.expires_at AND g.id = u.id"), 2);
 	assert_int_equal(store_grant_sandbox_live(f->st, "sy", now, 100, collect, &seen), 0);
 	assert_int_equal(seen, 2);
@@ -272,23 +255,23 @@ test_use_log_fold(void **state)
 	assert_int_equal(store_commit(f->st), 0);
 	assert_int_equal(store_grant_purge_expired(f->st, now + 100, 10, &n), 0);
 	assert_int_equal(n, 1);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_use_log"),
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_use_log"),
 	    STORE_USE_LOG_FOLD - 1);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 1);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses"), 1);
 	assert_int_equal(uses_of(f->st, 1, 1), STORE_USE_LOG_FOLD - 3);
 	assert_int_equal(uses_of(f->st, 1, 0), 0);
 	assert_int_equal(uses_of(f->st, 3, 0), 2);
 	assert_int_equal(uses_of(f->st, 3, 1), 2);
 
 	use_n(f->st, 1, now + 500, now, 1);	/* the log's STORE_USE_LOG_FOLD-th row: fold */
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_use_log"), 0);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 4);
-	assert_int_equal(count(f->path, "SELECT sum(uses) FROM grant_uses"),
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_use_log"), 0);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses"), 4);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT sum(uses) FROM grant_uses"),
 	    STORE_USE_LOG_FOLD - 2 + 1 + 2 + 1);
 	assert_int_equal(store_grant_purge_expired(f->st, now + 100, 10, &n), 0);
 	assert_int_equal(n, 0);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grant_uses"), 3);
-	assert_int_equal(count(f->path, "SELECT sum(uses) FROM grant_uses"),
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grant_uses"), 3);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT sum(uses) FROM grant_uses"),
 	    STORE_USE_LOG_FOLD - 2 + 1 + 2);
 	assert_int_equal(uses_of(f->st, 1, 0), STORE_USE_LOG_FOLD - 2);
 	assert_int_equal(uses_of(f->st, 1, 1), STORE_USE_LOG_FOLD - 2);
@@ -297,7 +280,7 @@ test_use_log_fold(void **state)
 
 	/* The log starts again from its first row; folded and new uses add up. */
 	use_n(f->st, 2, now + 600, now, 2);
-	assert_int_equal(count(f->path, "SELECT max(seq) FROM grant_use_log"), 2);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT max(seq) FROM grant_use_log"), 2);
 	assert_int_equal(uses_of(f->st, 2, 1), 3);
 	assert_int_equal(uses_of(f->st, 2, 0), 1);
 }
@@ -322,7 +305,7 @@ test_unique_ids(void **state)
 	g.expires_at = 300;	/* another key in grants, the same ID */
 	g.bindings = (char *)(uintptr_t)"[]";
 	assert_int_equal(store_grant_insert(f->st, &g), CB_ERR_EXISTS);
-	assert_int_equal(count(f->path, "SELECT count(*) FROM grants"), 1);
+	assert_int_equal(testutil_sql_int(f->path, "SELECT count(*) FROM grants"), 1);
 }
 
 /* A version-2 database (grants keyed by id) migrates with its grants and their lookups. */

@@ -36,5 +36,10 @@ void testutil_put_grant(struct store *st, int n, const char *sbx, int64_t create
 const char *testutil_grant_id(int n);
 /* Runs SQL on the database file through a connection of its own (behind the store's back). */
 void testutil_sql(const char *path, const char *sql);
+/*
+ * The first column of the first row of a query on the database file, read-only through
+ * a connection of its own (it sees committed data only); -1 without a row.
+ */
+int64_t testutil_sql_int(const char *path, const char *sql);
 
 #endif
