@@ -66,4 +66,13 @@ int store_exec(struct store *st, const char *sql);
 int store_col_text_dup(sqlite3_stmt *stmt, int col, char **out);
 int store_col_blob_dup(sqlite3_stmt *stmt, int col, uint8_t **out, size_t *len);
 
+/*
+ * store_pcache.c: installs SQLite's default page cache with a needless scan at each
+ * transaction's end skipped; once, before SQLite's first use (else a no-op). The
+ * statistics count the truncations passed on to SQLite's cache, those skipped, and the
+ * pages parked at the pending-byte page (tests).
+ */
+void store_pcache_install(void);
+void store_pcache_stats(uint64_t *passed, uint64_t *skipped, uint64_t *parked);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_store.c: the SQLite store core: pragmas, migrations, refusal of newer,
  * foreign and damaged databases (left byte-for-byte unchanged), read-only opens,
- * transactions, meta, key rows, secret rows, the statement cache and the reader pool.
+ * transactions, meta, key rows, secret rows, the statement cache, the reader pool and
+ * the page cache's truncations.
  */
 #include "config.h"
 
@@ -536,6 +537,68 @@ test_stmt_cache(void **state)
 	store_stmt_done(a);
 }
 
+/*
+ * Inserts rows k = first .. first + n - 1 into pc in one transaction, committed or
+ * rolled back; the values scatter over pc's index (no RNG: the same splits every run).
+ */
+static void
+pc_insert(struct store *st, int first, int n, int commit)
+{
+	sqlite3_stmt *s = NULL;
+	char v[96];
+	int k;
+
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(sqlite3_prepare_v2(st->db, "INSERT INTO pc(k, v) VALUES (?1, ?2)",
+	    -1, &s, NULL), SQLITE_OK);
+	for (k = first; k < first + n; k++) {
+		snprintf(v, sizeof(v), "%010u-%060d",
+		    (unsigned int)(((uint64_t)k * 2654435761u) % 4294967291u), k);
+		sqlite3_bind_int(s, 1, k);
+		sqlite3_bind_text(s, 2, v, -1, SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+		sqlite3_reset(s);
+	}
+	sqlite3_finalize(s);
+	assert_int_equal(commit ? store_commit(st) : store_rollback(st), 0);
+}
+
+/*
+ * The page cache (store_pcache.c). Each transaction's end truncates the cache at the
+ * database's size. A B-tree split that reorders its pages parks one at the pending-byte
+ * page, and SQLite's cache then scanned all its buckets at every commit of a database
+ * under 1 GiB. Those truncations are skipped; one that must drop pages (a rolled-back
+ * transaction grew the file) is passed on, and the pages it drops are never read again.
+ */
+static void
+test_pcache_truncations(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t passed[3], skipped[3], parked[3];
+	int i;
+
+	open_new(f);
+	assert_int_equal(store_cache_kib(f->st, 16384), 0);
+	assert_int_equal(store_exec(f->st, "CREATE TABLE pc(k INTEGER PRIMARY KEY, v TEXT);"
+	    "CREATE INDEX pc_v ON pc(v)"), 0);
+	store_pcache_stats(&passed[0], &skipped[0], &parked[0]);
+	for (i = 0; i < 40; i++)
+		pc_insert(f->st, 1 + i * 250, 250, 1);
+	store_pcache_stats(&passed[1], &skipped[1], &parked[1]);
+	assert_true(parked[1] > parked[0]);		/* the case arose */
+	assert_true(skipped[1] - skipped[0] >= 40);	/* every commit's truncation */
+	assert_true(passed[1] == passed[0]);		/* the file only grew */
+
+	pc_insert(f->st, 20001, 5000, 0);
+	store_pcache_stats(&passed[2], &skipped[2], &parked[2]);
+	assert_true(passed[2] > passed[1]);		/* the rollback's pages dropped */
+	pc_insert(f->st, 10001, 5000, 1);
+	assert_int_equal(store_integrity_check(f->st), 0);
+	assert_int_equal(raw_int(f->st->db, "SELECT count(*) FROM pc"), 40 * 250 + 5000);
+	assert_int_equal(raw_int(f->st->db, "SELECT count(*) FROM pc WHERE "
+	    "substr(v, 12) <> printf('%060d', k)"), 0);
+}
+
 struct pool_arg {
 	struct store_pool *pool;
 	struct store *got[2];
@@ -602,6 +665,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_secret_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stmt_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pcache_truncations, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
