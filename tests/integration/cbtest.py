@@ -362,7 +362,13 @@ class Deployment:
         s = self.tls_socket(who, timeout=timeout)
         out = b""
         try:
-            s.sendall(data)
+            try:
+                s.sendall(data)
+            except (ssl.SSLError, ConnectionError):
+                # The server may refuse a request (an oversized head, a body past the limit)
+                # and close before it has read all of it: a race with this send. Whatever
+                # it answered is still read below; a caller that needs an answer asserts it.
+                pass
             while len(out) < max_bytes:
                 try:
                     b = s.recv(65536)

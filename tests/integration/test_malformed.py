@@ -222,6 +222,8 @@ class Malformed(cbtest.TestCase):
         for req in [b"GARBAGE\r\n\r\n", b"GET /healthz HTTP/9.9\r\n\r\n",
                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n",
+                    # far past every buffer: the broker closes while this is still being sent
+                    b"GET /healthz HTTP/1.1\r\nHost: x\r\nY: " + b"a" * (8 << 20) + b"\r\n\r\n",
                     b"\x00\x01\x02\x03" * 100]:
             with self.subTest(req=req[:20]):
                 out = self.d.raw_exchange("admin", req, timeout=5)
