@@ -15,7 +15,8 @@
    no 'retiring' key); every grant whose 201 reached the client still exists and resolves,
    or is refused only for a reason it had before (used up after a resolve was sent, revoked
    after a revocation was sent); no single-use grant was ever honoured twice, neither in
-   what clients saw nor in the audit table (which also records answers lost in a kill).
+   what clients saw nor in the audit table (which also records answers lost in a kill);
+   each stored grant's use count equals its audited granted resolves.
 2. DamageTest: a truncated or garbled database, or a wrong master key, makes credbrokerd
    exit non-zero with a clear error, and the database file is left byte for byte as it was.
 """
@@ -502,6 +503,13 @@ class CrashTest(cbtest.TestCase):
             if g["max_uses"]:
                 self.assertLessEqual(granted, g["max_uses"],
                                      "grant %s: honoured %d times (audit)" % (gid, granted))
+        # A use is counted in the transaction that audits its resolve (grant_uses, or
+        # grant_use_log and its folds): after every kill each stored grant's count equals
+        # its audited granted resolves, neither lost nor counted twice.
+        miscounted = [(gid, uses, audited.get((gid, "grant.resolve", "ok"), 0))
+                      for gid, (uses, mx) in stored.items()
+                      if uses != audited.get((gid, "grant.resolve", "ok"), 0)]
+        self.assertEqual(miscounted, [], "stored uses differ from audited resolves")
         # Every secret resolves to its newest version; the chain verifies online too.
         v = offline_vault(snapshot_db(self.db, self.snap), self.kek, self.gcm)
         for name in SECRETS:
