@@ -283,9 +283,9 @@ fail:
  * default), every sqlite3_malloc and sqlite3_free of every connection takes one global
  * mutex, which the server threads and the commit thread contended for (~4 % of a
  * token-less resolve's CPU in lock calls alone, docs/performance.md D12). Nothing here
- * reads the statistics or sets a heap limit. And the page cache of store_pcache.c. A
- * process that used SQLite before (a test harness) keeps its configuration:
- * sqlite3_config then refuses, harmlessly.
+ * reads the statistics or sets a heap limit. Then store_pcache.c's page cache (no scan of
+ * the writer's cache at each commit). A process that used SQLite before (a test harness)
+ * keeps its configuration: sqlite3_config then refuses, harmlessly.
  */
 static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
 
