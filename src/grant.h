@@ -80,9 +80,14 @@ unsigned int grant_bcache_set(const char *id);
 int grant_purge_start(struct broker *b);
 void grant_purge_stop(void);
 /*
- * The purge's slow-down (grant_purge.c): its rest after a batch is slow times the batch's
- * time, slow in 1..GRANT_PURGE_SLOW_MAX. Given the mean resolve latency before the pass
- * (base_us) and over the n resolves since slow was last judged (mean_us), the next slow:
+ * The purge's rest after a batch (grant_purge.c): slow times the batch's writer time
+ * (took_us), at most 200 ms; 0 for a batch that took nothing.
+ */
+int64_t grant_purge_rest_us(int64_t took_us, int slow);
+/*
+ * The purge's slow-down (grant_purge.c): slow in 1..GRANT_PURGE_SLOW_MAX. Given the mean
+ * resolve latency before the pass (base_us) and over the n resolves since slow was last
+ * judged (mean_us), the next slow:
  * doubled when mean_us is over twice the base (requests queue behind the purge), halved
  * when back under 1.5 times, unchanged with fewer than GRANT_PURGE_PACE_MIN resolves.
  */

@@ -165,6 +165,16 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 	return 0;
 }
 
+int64_t
+grant_purge_rest_us(int64_t took_us, int slow)
+{
+	if (took_us <= 0)
+		return 0;
+	if (slow < 1)
+		slow = 1;
+	return took_us < PURGE_PAUSE_MAX_US / slow ? took_us * slow : PURGE_PAUSE_MAX_US;
+}
+
 int
 grant_purge_pace(int slow, int64_t base_us, int64_t mean_us, uint64_t n)
 {
@@ -199,6 +209,7 @@ struct pace {
 	int slow;
 	int slow_max;		/* the most slow was in this pass */
 	struct lat_mark mark;	/* resolves counted when slow was last judged */
+	int64_t writer_us;	/* the pass's batches' writer time so far */
 };
 
 /* Judges slow on the resolves since the mark, once there are enough of them. */
@@ -238,6 +249,7 @@ pace_start(struct broker *b, struct pace *pc, struct lat_mark *last)
 	pc->slow = 1;
 	pc->slow_max = 1;
 	pc->mark = now;
+	pc->writer_us = 0;
 }
 
 /* Sleeps us microseconds, or less when the purge is being stopped. */
@@ -263,33 +275,32 @@ purge_pause(int64_t us)
 
 /*
  * Runs batches of pa->kind until none is full; 0, or -1 when stopped or failed.
- * Paced: after each batch the purge rests as long as the batch took from queueing to
- * durable, so that it holds the writer and the disk (its WAL frames, the checkpoints
- * they cause) at most about half of the time while a million grants go at once; and up
- * to GRANT_PURGE_SLOW_MAX times that while resolves take over twice their latency from
- * before the pass: when the machine cannot serve both, requests queued behind the purge
- * (a whole purge and sweep at half load in bench/ scenario 4: 1.6 s of p99) come first,
- * and the purge still keeps a ninth of the writer.
+ * Paced (grant_purge_rest_us): after each batch the purge rests as long as the batch
+ * held the writer, so that it takes at most about half of the writer's time while a
+ * million grants go at once; and up to GRANT_PURGE_SLOW_MAX times that while resolves
+ * take over twice their latency from before the pass: when the machine cannot serve
+ * both, requests queued behind the purge (a whole purge and sweep at half load in
+ * bench/ scenario 4: 1.6 s of p99) come first, and the purge still keeps a ninth of the
+ * writer. The rest follows the batch's own writer time, not its time from queueing to
+ * durable: the wait for the batch ahead and for the group's fsync, which the resolves
+ * committed with it share, made the purge rest three times its cost and take over a
+ * minute for a million grants (docs/performance.md D15).
  */
 static int
 purge_run(struct broker *b, struct purge_arg *pa, int *limit, int max, int *rounds,
     int64_t *total, struct pace *pc)
 {
-	int64_t t0, wall;
-
 	do {
 		if (*rounds >= PURGE_ROUNDS_MAX || purge_stopping())
 			return -1;	/* bounded: the rest waits for the next pass */
-		t0 = util_mono_us();
 		if (purge_batch(b, pa, limit, max) != 0)
 			return -1;
 		(*rounds)++;
 		*total += pa->deleted;
-		wall = util_mono_us() - t0;
+		pc->writer_us += pa->took_us;
 		if (pa->more) {
 			pace_update(b, pc);
-			wall *= pc->slow;
-			purge_pause(wall < PURGE_PAUSE_MAX_US ? wall : PURGE_PAUSE_MAX_US);
+			purge_pause(grant_purge_rest_us(pa->took_us, pc->slow));
 		}
 	} while (pa->more);
 	return 0;
@@ -297,11 +308,12 @@ purge_run(struct broker *b, struct purge_arg *pa, int *limit, int max, int *roun
 
 /* The pass's line in the log (bench/s4_analyse.py reads it). */
 static void
-log_purged(int64_t total, int rounds, int64_t t0)
+log_purged(int64_t total, int rounds, int64_t t0, int64_t writer_us)
 {
 	if (total > 0)
-		log_info("purged %lld expired or revoked grants in %d batches, %lld ms",
-		    (long long)total, rounds, (long long)((util_mono_us() - t0) / 1000));
+		log_info("purged %lld expired or revoked grants in %d batches, %lld ms"
+		    " (%lld ms writing)", (long long)total, rounds,
+		    (long long)((util_mono_us() - t0) / 1000), (long long)(writer_us / 1000));
 }
 
 /*
@@ -321,7 +333,7 @@ purge_pass(struct broker *b, int batch)
 	static struct lat_mark last;		/* resolves counted when the last pass ended */
 	struct purge_arg pa;
 	struct pace pc;
-	int64_t total = 0, swept = 0, t0 = util_mono_us(), t1, before, pending, live;
+	int64_t total = 0, swept = 0, t0 = util_mono_us(), t1, w1, before, pending, live;
 	int rounds = 0, sweep_rounds = 0, logged = 0;
 
 	if (limit > batch)
@@ -351,24 +363,26 @@ purge_pass(struct broker *b, int batch)
 	if (stale + total < SWEEP_MIN || stale + total < live / 8)
 		goto out;
 	/* Every grant purged so far expired (or was revoked) before `before`. */
-	log_purged(total, rounds, t0);
+	log_purged(total, rounds, t0, pc.writer_us);
 	logged = 1;
 	t1 = util_mono_us();
+	w1 = pc.writer_us;
 	pa.kind = PURGE_SWEEP;
 	if (purge_run(b, &pa, &sweep_limit, SWEEP_BATCH_MAX, &sweep_rounds, &swept, &pc) == 0)
 		stale = -total;		/* + total below: a complete sweep leaves none */
-	log_info("swept %lld stale lookup entries in %d batches, %lld ms", (long long)swept,
-	    sweep_rounds, (long long)((util_mono_us() - t1) / 1000));
+	log_info("swept %lld stale lookup entries in %d batches, %lld ms (%lld ms writing)",
+	    (long long)swept, sweep_rounds, (long long)((util_mono_us() - t1) / 1000),
+	    (long long)((pc.writer_us - w1) / 1000));
  out:
 	store_grant_sweep_reset(&pa.sweep);
 	lat_mark(b, &last);
 	if (pc.slow_max > 1)
-		log_info("purge yielded to resolves: rests up to %d times its batches' time"
+		log_info("purge yielded to resolves: rests up to %d times its batches' writer time"
 		    " (resolve latency over twice its %lld us before the pass)", pc.slow_max,
 		    (long long)pc.base_us);
 	stale += total;
 	if (!logged)
-		log_purged(total, rounds, t0);
+		log_purged(total, rounds, t0, pc.writer_us);
 }
 
 static void *

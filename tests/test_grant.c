@@ -1060,6 +1060,25 @@ test_purge_pace(void **state)
 	assert_int_equal(slow, 1);
 }
 
+/*
+ * The purge's rest after a batch: slow times the batch's own writer time (not its wait
+ * in the queue and for the fsync, which it shares with the resolves of its group),
+ * capped at 200 ms; none for a batch that took no time.
+ */
+static void
+test_purge_rest(void **state)
+{
+	(void)state;
+	assert_int_equal(grant_purge_rest_us(3000, 1), 3000);
+	assert_int_equal(grant_purge_rest_us(3000, GRANT_PURGE_SLOW_MAX),
+	    3000 * GRANT_PURGE_SLOW_MAX);
+	assert_int_equal(grant_purge_rest_us(3000, 0), 3000);
+	assert_int_equal(grant_purge_rest_us(0, 4), 0);
+	assert_int_equal(grant_purge_rest_us(-5, 4), 0);
+	assert_int_equal(grant_purge_rest_us(30000, 8), 200000);
+	assert_int_equal(grant_purge_rest_us(INT64_MAX, 8), 200000);
+}
+
 /* The purge thread: batches through the commit queue until nothing is left. */
 static void
 test_purge_thread(void **state)
@@ -1133,6 +1152,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_store_purge, testutil_db_setup,
 		    testutil_db_teardown),
 		cmocka_unit_test(test_purge_pace),
+		cmocka_unit_test(test_purge_rest),
 		cmocka_unit_test_setup_teardown(test_purge_thread, testutil_db_setup,
 		    testutil_db_teardown),
 	};
