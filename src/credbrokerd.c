@@ -383,9 +383,6 @@ main(int argc, char **argv)
 			goto stop;
 		log_info("running as %s", conf->user);
 	}
-	/* Request lines are gathered from here on (log.h); daemon_stop's lines follow them. */
-	if (log_buffer_start() != 0)
-		log_warnx("cannot start the log flusher: request lines are written one by one");
 	why[0] = '\0';
 	if ((rc = server_run(d.server, why, sizeof(why))) != 0) {
 		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));
@@ -410,7 +407,6 @@ main(int argc, char **argv)
 	status = 0;
 stop:
 	daemon_stop(&d);
-	log_buffer_stop();
 out:
 	if (lockfd != -1)
 		close(lockfd);

@@ -1,11 +1,7 @@
-/*
- * log.c: one line per event on stderr, written with a single write(2) so threads do not
- * interleave; in the daemon, request lines are gathered and written together (below).
- */
+/* log.c: one line per event on stderr, written with a single write(2) so threads do not interleave. */
 #include "config.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,157 +20,6 @@ static const char *const log_names[] = { "error", "warn", "info", "debug" };
 /* This thread's last second, formatted: every request logs a line, gmtime+strftime once a second. */
 static __thread time_t log_sec = (time_t)-1;
 static __thread char log_when[32];
-
-/*
- * The request lines' buffer (log_buffer_start): lines are appended whole and written
- * together, by the flusher LOG_FLUSH_MS after the first of them, or by the logging thread
- * when the next line does not fit. Every other line first writes out what is buffered,
- * under the same lock, so the file keeps the order in which lines were logged. One
- * write(2) per ~150 lines instead of one per request (docs/performance.md D16).
- */
-#define LOG_BUF_SIZE	32768
-static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t thread;
-	int on;			/* the flusher runs: request lines are buffered */
-	int stop;
-	size_t len;
-	char buf[LOG_BUF_SIZE];
-} lb = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-/* Writes all of p (a write to a pipe or a terminal may be short). */
-static void
-log_write_all(const char *p, size_t n)
-{
-	ssize_t w;
-	int tries;
-
-	for (tries = 0; n > 0 && tries < 64; tries++) {
-		w = write(STDERR_FILENO, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;		/* nowhere left to report it */
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
-/* Under lb.mu: writes out the buffered lines. */
-static void
-log_buf_flush_locked(void)
-{
-	if (lb.len > 0)
-		log_write_all(lb.buf, lb.len);
-	lb.len = 0;
-}
-
-/* Writes one whole line: buffered when it is a request line and the flusher runs. */
-static void
-log_out(const char *line, size_t n, int request)
-{
-	int saved = errno;
-
-	pthread_mutex_lock(&lb.mu);
-	if (!lb.on || !request || n > sizeof(lb.buf)) {
-		log_buf_flush_locked();
-		pthread_mutex_unlock(&lb.mu);
-		log_write_all(line, n);
-		errno = saved;
-		return;
-	}
-	if (lb.len + n > sizeof(lb.buf))
-		log_buf_flush_locked();
-	if (lb.len == 0)
-		pthread_cond_signal(&lb.cv);	/* the flusher times this first line */
-	memcpy(lb.buf + lb.len, line, n);
-	lb.len += n;
-	pthread_mutex_unlock(&lb.mu);
-	errno = saved;
-}
-
-static void *
-log_flusher(void *arg)
-{
-	struct timespec ts;
-
-	(void)arg;
-	pthread_mutex_lock(&lb.mu);
-	while (!lb.stop) {
-		if (lb.len == 0) {
-			pthread_cond_wait(&lb.cv, &lb.mu);
-			continue;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += LOG_FLUSH_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		/* Until the deadline (or stop): a woken wait goes back to sleep. */
-		while (!lb.stop && pthread_cond_timedwait(&lb.cv, &lb.mu, &ts) == 0)
-			;
-		log_buf_flush_locked();
-	}
-	log_buf_flush_locked();
-	pthread_mutex_unlock(&lb.mu);
-	return NULL;
-}
-
-int
-log_buffer_start(void)
-{
-	pthread_condattr_t ca;
-	int rc;
-
-	pthread_mutex_lock(&lb.mu);
-	if (lb.on || lb.stop) {	/* running, or being stopped */
-		rc = lb.on ? 0 : -1;
-		pthread_mutex_unlock(&lb.mu);
-		return rc;
-	}
-	if (pthread_condattr_init(&ca) != 0) {
-		pthread_mutex_unlock(&lb.mu);
-		return -1;
-	}
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	rc = pthread_cond_init(&lb.cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (rc != 0) {
-		pthread_mutex_unlock(&lb.mu);
-		return -1;
-	}
-	lb.stop = 0;
-	lb.len = 0;
-	if (pthread_create(&lb.thread, NULL, log_flusher, NULL) != 0) {
-		pthread_cond_destroy(&lb.cv);
-		pthread_mutex_unlock(&lb.mu);
-		return -1;
-	}
-	lb.on = 1;
-	pthread_mutex_unlock(&lb.mu);
-	return 0;
-}
-
-void
-log_buffer_stop(void)
-{
-	pthread_mutex_lock(&lb.mu);
-	if (!lb.on) {
-		pthread_mutex_unlock(&lb.mu);
-		return;
-	}
-	lb.stop = 1;
-	lb.on = 0;		/* lines from now on are written at once, after the buffer */
-	pthread_cond_signal(&lb.cv);
-	pthread_mutex_unlock(&lb.mu);
-	pthread_join(lb.thread, NULL);	/* it writes out the rest */
-	pthread_mutex_lock(&lb.mu);
-	pthread_cond_destroy(&lb.cv);
-	lb.stop = 0;
-	pthread_mutex_unlock(&lb.mu);
-}
 
 void
 log_init(const char *progname, int level)
@@ -238,7 +83,9 @@ log_vemit(int level, const char *func, int with_errno, const char *fmt, va_list 
 			n = (int)sizeof(line) - 2;
 	}
 	line[n++] = '\n';
-	log_out(line, (size_t)n, 0);
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
 	errno = saved;
 }
 
@@ -321,7 +168,9 @@ log_request(const char *func, const char *peer, const char *identity, const char
 	log_put(line, sizeof(line), &n, " latency_us=", 12);
 	log_put_num(line, sizeof(line), &n, latency_us);
 	line[n++] = '\n';
-	log_out(line, n, 1);
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* nowhere left to report it */
+	}
 	errno = saved;
 }
 

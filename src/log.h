@@ -23,18 +23,6 @@ void log_fatal(const char *func, int with_errno, const char *fmt, ...)
 void log_request(const char *func, const char *peer, const char *identity, const char *route,
     unsigned int status, const char *grant_id, long long latency_us);
 
-/*
- * Request lines gathered and written together, LOG_FLUSH_MS after the first of them at
- * most (or when 32 KiB are waiting), by a flusher thread; every other line writes out
- * the buffered ones first, so the order is kept. A kill -9 loses at most the last
- * LOG_FLUSH_MS of request lines (the audit log in the database is the durable record).
- * log_buffer_stop writes out the rest; without log_buffer_start every line is written
- * at once. 0, or -1 when the thread cannot start (lines are then written at once).
- */
-#define LOG_FLUSH_MS	50
-int log_buffer_start(void);
-void log_buffer_stop(void);
-
 #define log_warn(...)	log_emit(LOG_LVL_WARN, __func__, 1, __VA_ARGS__)	/* + strerror(errno) */
 #define log_warnx(...)	log_emit(LOG_LVL_WARN, __func__, 0, __VA_ARGS__)
 #define log_info(...)	log_emit(LOG_LVL_INFO, __func__, 0, __VA_ARGS__)

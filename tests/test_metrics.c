@@ -276,97 +276,6 @@ test_request_log_line(void **state)
 	log_init("test_metrics", LOG_LVL_INFO);
 }
 
-/* Reads the whole of fd (from its start) into out, NUL-terminated; returns the length. */
-static size_t
-read_all(int fd, char *out, size_t cap)
-{
-	ssize_t n;
-	size_t len = 0;
-
-	while (len < cap - 1 && (n = pread(fd, out + len, cap - 1 - len, (off_t)len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	return len;
-}
-
-static unsigned int
-count_lines(const char *s)
-{
-	unsigned int n = 0;
-
-	for (; *s != '\0'; s++)
-		n += *s == '\n';
-	return n;
-}
-
-/*
- * With the flusher running (credbrokerd), request lines are gathered: another line
- * writes them out first, so the order holds at once; a lone request line is written by
- * the flusher within LOG_FLUSH_MS; a burst past the buffer loses no line and splits
- * none; log_buffer_stop writes out the rest, and lines after it are written at once.
- */
-static void
-test_request_log_buffered(void **state)
-{
-	static char out[262144];
-	char path[] = "/tmp/test_metrics_buf.XXXXXX", route[16];
-	struct timespec ts = { 0, 10000000 };
-	const char *p, *q, *nl;
-	int fd, saved, i, tries;
-
-	(void)state;
-	log_init("test_metrics", LOG_LVL_INFO);
-	assert_true((fd = mkstemp(path)) >= 0);
-	unlink(path);
-	fflush(stderr);
-	assert_true((saved = dup(STDERR_FILENO)) >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	assert_int_equal(log_buffer_start(), 0);
-	assert_int_equal(log_buffer_start(), 0);	/* already running: no second thread */
-
-	log_request(__func__, "p", "i", "r1", 200u, "-", 1);
-	log_request(__func__, "p", "i", "r2", 200u, "-", 1);
-	log_warnx("after the requests");
-	read_all(fd, out, sizeof(out));
-	assert_int_equal(count_lines(out), 3);
-	assert_non_null(p = strstr(out, "route=\"r1\""));
-	assert_non_null(q = strstr(out, "route=\"r2\""));
-	assert_true(p < q);
-	assert_non_null(p = strstr(out, "after the requests"));
-	assert_true(q < p);
-
-	log_request(__func__, "p", "i", "r3", 200u, "-", 1);
-	for (tries = 0; tries < 1000; tries++) {	/* 10 s at most; LOG_FLUSH_MS is 50 */
-		read_all(fd, out, sizeof(out));
-		if (strstr(out, "route=\"r3\"") != NULL)
-			break;
-		nanosleep(&ts, NULL);
-	}
-	assert_non_null(strstr(out, "route=\"r3\""));
-
-	for (i = 0; i < 1000; i++) {	/* ~110 KB: over three times the buffer */
-		snprintf(route, sizeof(route), "b%04d", i);
-		log_request(__func__, "p", "i", route, 200u, "-", i);
-	}
-	log_buffer_stop();
-	log_request(__func__, "p", "i", "r4", 200u, "-", 1);
-	read_all(fd, out, sizeof(out));
-	assert_true(dup2(saved, STDERR_FILENO) >= 0);
-	close(saved);
-	close(fd);
-	assert_int_equal(count_lines(out), 1005);
-	p = strstr(out, "route=\"r3\"");
-	for (i = 0; i < 1000; i++) {
-		snprintf(route, sizeof(route), "route=\"b%04d\"", i);
-		assert_non_null(q = strstr(p, route));
-		/* whole: the line holds its own ending */
-		assert_non_null(nl = strchr(q, '\n'));
-		assert_true(nl - q < 80);
-		p = q;
-	}
-	assert_non_null(q = strstr(p, "route=\"r4\""));
-}
-
 int
 main(void)
 {
@@ -375,7 +284,6 @@ main(void)
 		cmocka_unit_test(test_resolve_histogram),
 		cmocka_unit_test(test_render_is_prometheus_text),
 		cmocka_unit_test(test_request_log_line),
-		cmocka_unit_test(test_request_log_buffered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

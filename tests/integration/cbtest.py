@@ -321,13 +321,6 @@ class Deployment:
         except OSError:
             return ""
 
-    def log_settled(self):
-        """log() once the request lines logged so far are written: credbrokerd gathers them
-        and writes them LOG_FLUSH_MS (50 ms, src/log.h) after the first at most. For checks
-        that something is NOT in the log (a token, a secret), which would pass too early."""
-        time.sleep((2.0 if VALGRIND else 0.25))
-        return self.log()
-
     def log_tail(self, n=40):
         return "\n".join(self.log().splitlines()[-n:])
 

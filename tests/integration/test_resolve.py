@@ -500,7 +500,7 @@ class Resolve(cbtest.TestCase):
             st, js, raw = self.d.request("proxy", "POST", "/v1/resolve", body=body)
             self.assertEqual(st, 400, (body, raw))
         # The daemon never echoes a secret in any refusal.
-        self.assertNotIn(SECRET, self.d.log_settled())
+        self.assertNotIn(SECRET, self.d.log())
 
 
 if __name__ == "__main__":
