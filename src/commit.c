@@ -16,6 +16,7 @@
 #include "commit.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "util.h"
 
@@ -75,6 +76,7 @@ struct commit {
 
 	/* statistics, under mu */
 	uint64_t nbatches, nops;
+	struct metrics_hist wait_lat, batch_lat;
 };
 
 /*
@@ -124,11 +126,12 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 static void
 run_batch(struct commit *c, size_t n)
 {
-	int64_t now, seq0;
+	int64_t now, seq0, t0, took;
 	size_t i;
 	int brc, wrote, broken = 0, frames, log, done;
 	uint64_t passes;
 
+	t0 = util_mono_us();
 	now = util_now();
 	seq0 = c->ch.last_seq;
 	if ((brc = store_begin(c->wst)) == 0) {
@@ -155,10 +158,14 @@ run_batch(struct commit *c, size_t n)
 			log_warnx("cannot reload the audit chain head");
 	}
 
+	took = util_mono_us() - t0;
 	frames = brc == 0 ? store_wal_frames(c->wst) : 0;
 	pthread_mutex_lock(&c->mu);
 	c->nbatches++;
 	c->nops += n;
+	metrics_hist_add(&c->batch_lat, took);
+	for (i = 0; i < n; i++)
+		metrics_hist_add(&c->wait_lat, t0 - c->batch[i]->queued_us);
 	passes = c->ckpt_passes;
 	if (frames >= CKPT_FRAMES && passes == c->ckpt_seen && c->ckpt_started &&
 	    !c->ckpt_want) {
@@ -166,12 +173,6 @@ run_batch(struct commit *c, size_t n)
 		pthread_cond_signal(&c->ckpt_cv);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (frames >= CKPT_FRAMES && (passes != c->ckpt_seen || frames >= CKPT_HARD_FRAMES)) {
-		c->ckpt_seen = passes;
-		if (store_checkpoint(c->wst, &log, &done) == 0 && frames >= CKPT_HARD_FRAMES)
-			log_info("WAL at %d frames: checkpointed %d of %d on the commit thread",
-			    frames, done, log);
-	}
 
 	/* Completion: ops may be freed by done() or by their waiter; only c->batch is used. */
 	for (i = 0; i < n; i++) {
@@ -185,6 +186,18 @@ run_batch(struct commit *c, size_t n)
 			c->batch[i]->state = OP_SYNC_DONE;
 	pthread_cond_broadcast(&c->done_cv);
 	pthread_mutex_unlock(&c->mu);
+
+	/*
+	 * The commit thread's own checkpoint comes after the answers: they are durable
+	 * since the WAL's fsync and need not wait for it (docs/performance.md D18). The
+	 * next batch still does.
+	 */
+	if (frames >= CKPT_FRAMES && (passes != c->ckpt_seen || frames >= CKPT_HARD_FRAMES)) {
+		c->ckpt_seen = passes;
+		if (store_checkpoint(c->wst, &log, &done) == 0 && frames >= CKPT_HARD_FRAMES)
+			log_info("WAL at %d frames: checkpointed %d of %d on the commit thread",
+			    frames, done, log);
+	}
 }
 
 static void *
@@ -323,6 +336,7 @@ enqueue(struct commit *c, struct commit_op *op, int state)
 	op->next = NULL;
 	op->rc = 0;
 	op->state = state;
+	op->queued_us = util_mono_us();
 	if (c->closing)
 		return CB_ERR_BUSY;
 	if (c->tail != NULL)
@@ -397,5 +411,18 @@ commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops)
 	pthread_mutex_lock(&c->mu);
 	*batches = c->nbatches;
 	*ops = c->nops;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void
+commit_latency(struct commit *c, struct metrics_hist *wait, struct metrics_hist *batch)
+{
+	memset(wait, 0, sizeof(*wait));
+	memset(batch, 0, sizeof(*batch));
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&c->mu);
+	*wait = c->wait_lat;
+	*batch = c->batch_lat;
 	pthread_mutex_unlock(&c->mu);
 }

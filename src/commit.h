@@ -37,6 +37,7 @@ struct commit_op {
 	/* private to commit.c */
 	int rc;
 	int state;
+	int64_t queued_us;	/* util_mono_us() when queued */
 	struct commit_op *next;
 };
 
@@ -58,5 +59,11 @@ void commit_close(struct commit *c);
 
 /* Statistics for metrics: batches and ops committed so far. */
 void commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops);
+struct metrics_hist;
+/*
+ * Copies the latency histograms: *wait, each op's time from queued to its batch's
+ * start; *batch, each batch's writer time (its ops, COMMIT and WAL fsync).
+ */
+void commit_latency(struct commit *c, struct metrics_hist *wait, struct metrics_hist *batch);
 
 #endif

@@ -28,12 +28,11 @@ static const int metrics_statuses[] = {
 };
 #define METRICS_NSTATUS	(sizeof(metrics_statuses) / sizeof(metrics_statuses[0]))
 
-/* Resolve latency buckets in microseconds (upper bounds; +Inf implied). */
-static const int64_t metrics_buckets_us[] = {
+/* Latency buckets in microseconds (upper bounds; +Inf implied). */
+static const int64_t metrics_buckets_us[METRICS_NBUCKETS] = {
 	50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
 	1000000, 2500000
 };
-#define METRICS_NBUCKETS (sizeof(metrics_buckets_us) / sizeof(metrics_buckets_us[0]))
 
 struct metrics {
 	pthread_mutex_t lock;
@@ -42,10 +41,23 @@ struct metrics {
 	char outcomes[METRICS_OUTCOMES_MAX][METRICS_OUTCOME_LEN];
 	uint64_t outcome_count[METRICS_OUTCOMES_MAX + 1];	/* last: "other" */
 	size_t noutcomes;
-	uint64_t buckets[METRICS_NBUCKETS + 1];	/* last: +Inf only */
-	uint64_t lat_count;
-	int64_t lat_sum_us;
+	struct metrics_hist lat;		/* resolve latency */
 };
+
+void
+metrics_hist_add(struct metrics_hist *h, int64_t us)
+{
+	size_t b;
+
+	if (us < 0)
+		us = 0;
+	for (b = 0; b < METRICS_NBUCKETS; b++)
+		if (us <= metrics_buckets_us[b])
+			break;
+	h->buckets[b]++;
+	h->count++;
+	h->sum_us += us;
+}
 
 int
 metrics_new(struct metrics **out)
@@ -114,15 +126,10 @@ metrics_outcome_ok(const char *o)
 void
 metrics_resolve(struct metrics *m, const char *outcome, int64_t latency_us)
 {
-	size_t i, b;
+	size_t i;
 
 	if (m == NULL)
 		return;
-	if (latency_us < 0)
-		latency_us = 0;
-	for (b = 0; b < METRICS_NBUCKETS; b++)
-		if (latency_us <= metrics_buckets_us[b])
-			break;
 	pthread_mutex_lock(&m->lock);
 	i = METRICS_OUTCOMES_MAX;
 	if (metrics_outcome_ok(outcome)) {
@@ -138,9 +145,7 @@ metrics_resolve(struct metrics *m, const char *outcome, int64_t latency_us)
 		}
 	}
 	m->outcome_count[i]++;
-	m->buckets[b]++;
-	m->lat_count++;
-	m->lat_sum_us += latency_us;
+	metrics_hist_add(&m->lat, latency_us);
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -152,8 +157,8 @@ metrics_resolve_totals(struct metrics *m, uint64_t *count, int64_t *sum_us)
 	if (m == NULL)
 		return;
 	pthread_mutex_lock(&m->lock);
-	*count = m->lat_count;
-	*sum_us = m->lat_sum_us;
+	*count = m->lat.count;
+	*sum_us = m->lat.sum_us;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -200,6 +205,24 @@ mbuf_printf(struct mbuf *b, const char *fmt, ...)
 	b->err = CB_ERR_NOMEM;
 }
 
+/* One histogram's exposition: HELP, TYPE, cumulative buckets, sum and count. */
+static void
+render_hist(struct mbuf *b, const char *name, const char *help, const struct metrics_hist *h)
+{
+	uint64_t cum = 0;
+	size_t i;
+
+	mbuf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+	for (i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += h->buckets[i];
+		mbuf_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name,
+		    (double)metrics_buckets_us[i] / 1e6, (unsigned long long)cum);
+	}
+	mbuf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name, (unsigned long long)h->count);
+	mbuf_printf(b, "%s_sum %.6f\n", name, (double)h->sum_us / 1e6);
+	mbuf_printf(b, "%s_count %llu\n", name, (unsigned long long)h->count);
+}
+
 static const char *
 metrics_status_label(size_t s, char *buf, size_t len)
 {
@@ -215,8 +238,9 @@ metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 	struct metrics snap;
 	struct mbuf b = { NULL, 0, 0, 0 };
 	char sl[16];
+	struct metrics_hist wait, batch;
 	size_t r, s, i;
-	uint64_t cum, batches, ops;
+	uint64_t batches, ops;
 
 	*out = NULL;
 	*len = 0;
@@ -253,20 +277,8 @@ metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 		mbuf_printf(&b, "credbroker_resolve_total{outcome=\"other\"} %llu\n",
 		    (unsigned long long)snap.outcome_count[METRICS_OUTCOMES_MAX]);
 
-	mbuf_printf(&b, "# HELP credbroker_resolve_latency_seconds Resolve latency, request "
-	    "received to answer ready.\n# TYPE credbroker_resolve_latency_seconds histogram\n");
-	cum = 0;
-	for (i = 0; i < METRICS_NBUCKETS; i++) {
-		cum += snap.buckets[i];
-		mbuf_printf(&b, "credbroker_resolve_latency_seconds_bucket{le=\"%g\"} %llu\n",
-		    (double)metrics_buckets_us[i] / 1e6, (unsigned long long)cum);
-	}
-	mbuf_printf(&b, "credbroker_resolve_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
-	    (unsigned long long)snap.lat_count);
-	mbuf_printf(&b, "credbroker_resolve_latency_seconds_sum %.6f\n",
-	    (double)snap.lat_sum_us / 1e6);
-	mbuf_printf(&b, "credbroker_resolve_latency_seconds_count %llu\n",
-	    (unsigned long long)snap.lat_count);
+	render_hist(&b, "credbroker_resolve_latency_seconds",
+	    "Resolve latency, request received to answer ready.", &snap.lat);
 
 	mbuf_printf(&b, "# HELP credbroker_active_grants Live grants (refreshed by the purge).\n"
 	    "# TYPE credbroker_active_grants gauge\ncredbroker_active_grants %lld\n",
@@ -282,6 +294,11 @@ metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 		    "the group commit (audited requests, purge batches).\n"
 		    "# TYPE credbroker_commit_ops_total counter\n"
 		    "credbroker_commit_ops_total %llu\n", (unsigned long long)ops);
+		commit_latency(c, &wait, &batch);
+		render_hist(&b, "credbroker_commit_wait_seconds", "Time a durable operation "
+		    "waited in the group commit's queue before its batch began.", &wait);
+		render_hist(&b, "credbroker_commit_batch_seconds", "Writer time of a group "
+		    "commit: its operations, COMMIT and WAL fsync, per batch.", &batch);
 	}
 
 	if (b.err != 0) {

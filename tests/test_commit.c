@@ -24,6 +24,7 @@
 #include "commit.h"
 #include "err.h"
 #include "log.h"
+#include "metrics.h"
 #include "store.h"
 #include "store_int.h"
 #include "testutil.h"
@@ -177,6 +178,60 @@ wait_all(struct top *ops, size_t n)
 	}
 }
 
+/* The rendered series `name` (labels included, exactly as rendered), or -1. */
+static long long
+series(const char *text, const char *name)
+{
+	const char *p = text;
+	size_t n = strlen(name);
+
+	for (int i = 0; i < 100000 && (p = strstr(p, name)) != NULL; i++) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtoll(p + n + 1, NULL, 10);
+		p += n;
+	}
+	return -1;
+}
+
+/*
+ * The group commit's latency histograms: one wait per op, one writer time per batch,
+ * cumulative buckets that end at the count, and the same figures at /metrics.
+ */
+static void
+check_latency(struct commit *c, uint64_t batches, uint64_t nops)
+{
+	struct metrics_hist wait, batch;
+	struct metrics *m = NULL;
+	uint64_t cum = 0;
+	char *text = NULL, name[96];
+	size_t len = 0, i;
+
+	commit_latency(c, &wait, &batch);
+	assert_int_equal(wait.count, nops);
+	assert_int_equal(batch.count, batches);
+	assert_true(wait.sum_us >= 0);
+	assert_true(batch.sum_us > 0);	/* every batch fsyncs: not free */
+	for (i = 0; i <= METRICS_NBUCKETS; i++)
+		cum += batch.buckets[i];
+	assert_int_equal(cum, batches);
+
+	assert_int_equal(metrics_new(&m), 0);
+	assert_int_equal(metrics_render(m, c, &text, &len), 0);
+	assert_int_equal(series(text, "credbroker_commit_wait_seconds_count"), (long long)nops);
+	assert_int_equal(series(text, "credbroker_commit_batch_seconds_count"),
+	    (long long)batches);
+	snprintf(name, sizeof(name), "credbroker_commit_batch_seconds_bucket{le=\"+Inf\"}");
+	assert_int_equal(series(text, name), (long long)batches);
+	/* Cumulative: the 2.5 s bucket holds at most the count, the 50 us one at most that. */
+	assert_true(series(text, "credbroker_commit_wait_seconds_bucket{le=\"2.5\"}") <=
+	    (long long)nops);
+	assert_true(series(text, "credbroker_commit_wait_seconds_bucket{le=\"5e-05\"}") <=
+	    series(text, "credbroker_commit_wait_seconds_bucket{le=\"2.5\"}"));
+	assert_non_null(strstr(text, "# TYPE credbroker_commit_batch_seconds histogram\n"));
+	free(text);
+	metrics_free(m);
+}
+
 static void
 test_many_threads(void **state)
 {
@@ -225,6 +280,7 @@ test_many_threads(void **state)
 	commit_stats(f->c, &batches, &nops);
 	assert_int_equal(nops, (uint64_t)THREADS * PER_THREAD);
 	assert_true(batches < nops);	/* grouped: fewer transactions than ops */
+	check_latency(f->c, batches, nops);
 
 	/* Durable and visible from another connection; refused ops left no effect. */
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
