@@ -173,6 +173,12 @@ run_batch(struct commit *c, size_t n)
 		pthread_cond_signal(&c->ckpt_cv);
 	}
 	pthread_mutex_unlock(&c->mu);
+	if (frames >= CKPT_FRAMES && (passes != c->ckpt_seen || frames >= CKPT_HARD_FRAMES)) {
+		c->ckpt_seen = passes;
+		if (store_checkpoint(c->wst, &log, &done) == 0 && frames >= CKPT_HARD_FRAMES)
+			log_info("WAL at %d frames: checkpointed %d of %d on the commit thread",
+			    frames, done, log);
+	}
 
 	/* Completion: ops may be freed by done() or by their waiter; only c->batch is used. */
 	for (i = 0; i < n; i++) {
@@ -186,18 +192,6 @@ run_batch(struct commit *c, size_t n)
 			c->batch[i]->state = OP_SYNC_DONE;
 	pthread_cond_broadcast(&c->done_cv);
 	pthread_mutex_unlock(&c->mu);
-
-	/*
-	 * The commit thread's own checkpoint comes after the answers: they are durable
-	 * since the WAL's fsync and need not wait for it (docs/performance.md D18). The
-	 * next batch still does.
-	 */
-	if (frames >= CKPT_FRAMES && (passes != c->ckpt_seen || frames >= CKPT_HARD_FRAMES)) {
-		c->ckpt_seen = passes;
-		if (store_checkpoint(c->wst, &log, &done) == 0 && frames >= CKPT_HARD_FRAMES)
-			log_info("WAL at %d frames: checkpointed %d of %d on the commit thread",
-			    frames, done, log);
-	}
 }
 
 static void *
