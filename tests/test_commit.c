@@ -178,21 +178,6 @@ wait_all(struct top *ops, size_t n)
 	}
 }
 
-/* The rendered series `name` (labels included, exactly as rendered), or -1. */
-static long long
-series(const char *text, const char *name)
-{
-	const char *p = text;
-	size_t n = strlen(name);
-
-	for (int i = 0; i < 100000 && (p = strstr(p, name)) != NULL; i++) {
-		if ((p == text || p[-1] == '\n') && p[n] == ' ')
-			return strtoll(p + n + 1, NULL, 10);
-		p += n;
-	}
-	return -1;
-}
-
 /*
  * The group commit's latency histograms: one wait per op, one writer time per batch,
  * cumulative buckets that end at the count, and the same figures at /metrics.
@@ -203,7 +188,7 @@ check_latency(struct commit *c, uint64_t batches, uint64_t nops)
 	struct metrics_hist wait, batch;
 	struct metrics *m = NULL;
 	uint64_t cum = 0;
-	char *text = NULL, name[96];
+	char *text = NULL;
 	size_t len = 0, i;
 
 	commit_latency(c, &wait, &batch);
@@ -217,16 +202,17 @@ check_latency(struct commit *c, uint64_t batches, uint64_t nops)
 
 	assert_int_equal(metrics_new(&m), 0);
 	assert_int_equal(metrics_render(m, c, &text, &len), 0);
-	assert_int_equal(series(text, "credbroker_commit_wait_seconds_count"), (long long)nops);
-	assert_int_equal(series(text, "credbroker_commit_batch_seconds_count"),
-	    (long long)batches);
-	snprintf(name, sizeof(name), "credbroker_commit_batch_seconds_bucket{le=\"+Inf\"}");
-	assert_int_equal(series(text, name), (long long)batches);
-	/* Cumulative: the 2.5 s bucket holds at most the count, the 50 us one at most that. */
-	assert_true(series(text, "credbroker_commit_wait_seconds_bucket{le=\"2.5\"}") <=
+	assert_int_equal(testutil_metric(text, "credbroker_commit_wait_seconds_count"),
 	    (long long)nops);
-	assert_true(series(text, "credbroker_commit_wait_seconds_bucket{le=\"5e-05\"}") <=
-	    series(text, "credbroker_commit_wait_seconds_bucket{le=\"2.5\"}"));
+	assert_int_equal(testutil_metric(text, "credbroker_commit_batch_seconds_count"),
+	    (long long)batches);
+	assert_int_equal(testutil_metric(text,
+	    "credbroker_commit_batch_seconds_bucket{le=\"+Inf\"}"), (long long)batches);
+	/* Cumulative: the 2.5 s bucket holds at most the count, the 50 us one at most that. */
+	assert_true(testutil_metric(text, "credbroker_commit_wait_seconds_bucket{le=\"2.5\"}") <=
+	    (long long)nops);
+	assert_true(testutil_metric(text, "credbroker_commit_wait_seconds_bucket{le=\"5e-05\"}") <=
+	    testutil_metric(text, "credbroker_commit_wait_seconds_bucket{le=\"2.5\"}"));
 	assert_non_null(strstr(text, "# TYPE credbroker_commit_batch_seconds histogram\n"));
 	free(text);
 	metrics_free(m);

@@ -20,6 +20,7 @@
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
+#include "testutil.h"
 
 int main(void);
 
@@ -27,18 +28,7 @@ int main(void);
 static long long
 series(const char *text, const char *name)
 {
-	const char *p = text;
-	size_t n = strlen(name);
-	long long v;
-
-	for (int i = 0; i < 100000 && (p = strstr(p, name)) != NULL; i++) {
-		if ((p == text || p[-1] == '\n') && p[n] == ' ') {
-			v = strtoll(p + n + 1, NULL, 10);
-			return v;
-		}
-		p += n;
-	}
-	return -1;
+	return testutil_metric(text, name);
 }
 
 static char *

@@ -139,3 +139,17 @@ testutil_sql_int(const char *path, const char *sql)
 	sqlite3_close(db);
 	return n;
 }
+
+long long
+testutil_metric(const char *text, const char *name)
+{
+	const char *p = text;
+	size_t n = strlen(name);
+
+	for (int i = 0; i < 100000 && (p = strstr(p, name)) != NULL; i++) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtoll(p + n + 1, NULL, 10);
+		p += n;
+	}
+	return -1;
+}

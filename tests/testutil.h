@@ -41,5 +41,10 @@ void testutil_sql(const char *path, const char *sql);
  * a connection of its own (it sees committed data only); -1 without a row.
  */
 int64_t testutil_sql_int(const char *path, const char *sql);
+/*
+ * The value of the series `name` (with its labels, exactly as rendered) in a /metrics
+ * text exposition, or -1 when it is not there.
+ */
+long long testutil_metric(const char *text, const char *name);
 
 #endif
