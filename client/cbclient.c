@@ -39,6 +39,19 @@ struct cbc {
 	CURL *curl;
 	CURL *rcurl;		/* resolves: CONNECT_ONLY, HTTP written and read here */
 	int rfresh;		/* rcurl's connection has carried no request yet */
+	struct cbc_rx {		/* the resolve exchange on rcurl (blocking or not) */
+		char *req;	/* head and body: holds the token, wiped */
+		size_t reqlen;
+		size_t off;	/* bytes of req sent */
+		struct cbc_buf ans;
+		size_t hlen;	/* the answer head's length, 0 until it is complete */
+		long long clen;
+		long status;
+		int got;	/* an answer byte arrived */
+		int keep;	/* the broker keeps the connection */
+		int retry;	/* failed on a kept-alive connection before any answer byte */
+		int done;	/* the whole answer is in */
+	} rx;
 	struct curl_slist *hdrs;
 	char *url;		/* without a trailing slash */
 	char *cert;
@@ -879,6 +892,8 @@ cbc_check_file(cbc_t *c, const char *what, const char *path)
 	return 0;
 }
 
+static void cbc_rx_clear(cbc_t *c);
+
 void
 cbc_free(cbc_t *c)
 {
@@ -888,6 +903,7 @@ cbc_free(cbc_t *c)
 		curl_easy_cleanup(c->curl);
 	if (c->rcurl != NULL)
 		curl_easy_cleanup(c->rcurl);
+	cbc_rx_clear(c);
 	curl_slist_free_all(c->hdrs);
 	free(c->url);
 	free(c->cert);
@@ -1427,103 +1443,157 @@ cbc_parse_head(const char *h, size_t hlen, long *status, long long *clen, int *k
 	return *clen >= 0 ? 0 : -1;
 }
 
+/* Starts the exchange of c->rx.req over again: nothing sent, no answer. */
+static void
+cbc_rx_rewind(cbc_t *c)
+{
+	struct cbc_rx *x = &c->rx;
+
+	cbc_buf_wipe(&x->ans);
+	x->off = x->hlen = 0;
+	x->clen = -1;
+	x->status = 0;
+	x->got = x->keep = x->retry = x->done = 0;
+}
+
+static void
+cbc_rx_clear(cbc_t *c)
+{
+	cbc_rx_rewind(c);
+	if (c->rx.req != NULL) {
+		explicit_bzero(c->rx.req, c->rx.reqlen);	/* it holds the token */
+		free(c->rx.req);
+	}
+	c->rx.req = NULL;
+	c->rx.reqlen = 0;
+}
+
+static int
+cbc_rx_conn_fail(cbc_t *c, CURLcode cc)
+{
+	cbc_err(c, "TLS connection to %s failed: %s (does the broker accept the client "
+	    "certificate %s? is it a credbrokerd?)", c->url, cc != CURLE_OK ?
+	    curl_easy_strerror(cc) : "closed by the broker", c->cert);
+	/* a kept-alive connection closed before any answer: once more, on a new one */
+	c->rx.retry = !c->rx.got && !c->rfresh;
+	return CBC_E_CONNECT;
+}
+
 /*
- * Sends req and reads the whole answer into *ans (the body moved to its start).
- * *got is set once any answer byte arrived. 0, or a CBC_E_* with the message set.
+ * Sends c->rx.req and reads the whole answer into c->rx.ans (the body moved to its
+ * start) without blocking: CBC_PENDING with *events (POLLIN or POLLOUT) to wait for on
+ * the connection's socket, 0 once the answer is complete, or a CBC_E_* with the message
+ * set; c->rx.retry then says whether a fresh connection may repeat it.
  */
 static int
-cbc_rexchange(cbc_t *c, const char *req, size_t reqlen, const struct timespec *deadline,
-    long *status, struct cbc_buf *ans, int *got, int *keep)
+cbc_rx_step0(cbc_t *c, short *events)
 {
-	const char *hend = NULL;
-	long long clen = -1;
-	size_t off = 0, n, hlen = 0;
+	struct cbc_rx *x = &c->rx;
+	const char *hend;
+	size_t n;
 	CURLcode cc;
-	int w;
 
-	*got = 0;
-	/* every loop below ends by the deadline, an error or the answer's end */
-	while (off < reqlen) {
+	/* every loop below ends at CURLE_AGAIN, an error or the answer's end */
+	while (x->off < x->reqlen) {
 		n = 0;
-		cc = curl_easy_send(c->rcurl, req + off, reqlen - off, &n);
-		if (cc == CURLE_OK) {
-			off += n;
-			continue;
+		cc = curl_easy_send(c->rcurl, x->req + x->off, x->reqlen - x->off, &n);
+		if (cc == CURLE_AGAIN) {
+			*events = POLLOUT;
+			return CBC_PENDING;
 		}
-		if (cc != CURLE_AGAIN)
+		if (cc != CURLE_OK)
 			goto conn_fail;
-		if ((w = cbc_rwait(c, POLLOUT, deadline)) == -1) {
-			cc = CURLE_SEND_ERROR;
-			goto conn_fail;
-		}
-		if (w == -2)
-			goto timeout;
+		x->off += n;
 	}
 	for (;;) {
-		if (cbc_buf_reserve(ans, 4096) != 0) {
+		if (cbc_buf_reserve(&x->ans, 4096) != 0) {
 			cbc_err(c, "out of memory reading the broker's answer");
 			return CBC_E_NOMEM;
 		}
 		n = 0;
-		cc = curl_easy_recv(c->rcurl, ans->p + ans->len, ans->cap - ans->len - 1, &n);
+		cc = curl_easy_recv(c->rcurl, x->ans.p + x->ans.len, x->ans.cap - x->ans.len - 1,
+		    &n);
 		if (cc == CURLE_AGAIN) {
-			if ((w = cbc_rwait(c, POLLIN, deadline)) == -2)
-				goto timeout;
-			if (w == -1) {
-				cc = CURLE_RECV_ERROR;
-				goto conn_fail;
-			}
-			continue;
+			*events = POLLIN;
+			return CBC_PENDING;
 		}
 		if (cc != CURLE_OK || n == 0) {
-			if (!*got)
+			if (!x->got)
 				goto conn_fail;
 			cbc_err(c, "the broker's answer at %s was cut short", c->url);
 			return CBC_E_PROTOCOL;
 		}
-		*got = 1;
-		ans->len += n;
-		ans->p[ans->len] = '\0';
-		if (hend == NULL) {
-			hend = memmem(ans->p, ans->len, "\r\n\r\n", 4);
+		x->got = 1;
+		x->ans.len += n;
+		x->ans.p[x->ans.len] = '\0';
+		if (x->hlen == 0) {
+			hend = memmem(x->ans.p, x->ans.len, "\r\n\r\n", 4);
 			if (hend == NULL) {
-				if (ans->len > CBC_HEAD_MAX)
+				if (x->ans.len > CBC_HEAD_MAX)
 					goto malformed;
 				continue;
 			}
-			hlen = (size_t)(hend - ans->p) + 4;
-			if (cbc_parse_head(ans->p, hlen, status, &clen, keep) != 0)
+			x->hlen = (size_t)(hend - x->ans.p) + 4;
+			if (cbc_parse_head(x->ans.p, x->hlen, &x->status, &x->clen, &x->keep) != 0)
 				goto malformed;
-			if (clen > CBC_ANSWER_MAX) {
+			if (x->clen > CBC_ANSWER_MAX) {
 				cbc_err(c, "the broker's answer at %s is larger than 1 MiB", c->url);
 				return CBC_E_PROTOCOL;
 			}
 		}
-		if (ans->len - hlen > (size_t)clen)
+		if (x->ans.len - x->hlen > (size_t)x->clen)
 			goto malformed;	/* nothing was asked for after this answer */
-		if (ans->len - hlen == (size_t)clen)
+		if (x->ans.len - x->hlen == (size_t)x->clen)
 			break;
 	}
 	/* the body to the start, the head wiped */
-	memmove(ans->p, ans->p + hlen, (size_t)clen);
-	explicit_bzero(ans->p + clen, ans->len - (size_t)clen);
-	ans->len = (size_t)clen;
-	ans->p[ans->len] = '\0';
+	memmove(x->ans.p, x->ans.p + x->hlen, (size_t)x->clen);
+	explicit_bzero(x->ans.p + x->clen, x->ans.len - (size_t)x->clen);
+	x->ans.len = (size_t)x->clen;
+	x->ans.p[x->ans.len] = '\0';
+	x->done = 1;
 	return 0;
  malformed:
 	cbc_err(c, "the broker's answer at %s was cut short or malformed: not an HTTP/1.1 "
 	    "answer with a Content-Length", c->url);
 	return CBC_E_PROTOCOL;
- timeout:
-	cbc_err(c, "no answer from %s within %ld ms (is credbrokerd running and reachable "
-	    "there?)", c->url, c->timeout_ms);
-	*got = 1;	/* never retried: the time is up */
-	return CBC_E_CONNECT;
  conn_fail:
-	cbc_err(c, "TLS connection to %s failed: %s (does the broker accept the client "
-	    "certificate %s? is it a credbrokerd?)", c->url, cc != CURLE_OK ?
-	    curl_easy_strerror(cc) : "closed by the broker", c->cert);
-	return CBC_E_CONNECT;
+	return cbc_rx_conn_fail(c, cc);
+}
+
+static int
+cbc_rx_step(cbc_t *c, short *events)
+{
+	int rc = cbc_rx_step0(c, events);
+
+	if (rc != CBC_PENDING)
+		c->rfresh = 0;
+	return rc;
+}
+
+/* The blocking exchange: cbc_rx_step until the answer is in or the deadline passes. */
+static int
+cbc_rexchange(cbc_t *c, const struct timespec *deadline)
+{
+	short ev = 0;
+	int rc, w;
+
+	/* bounded by the deadline: each wait is for what is left of it */
+	while ((rc = cbc_rx_step(c, &ev)) == CBC_PENDING) {
+		if ((w = cbc_rwait(c, ev, deadline)) == -2) {
+			cbc_err(c, "no answer from %s within %ld ms (is credbrokerd running and "
+			    "reachable there?)", c->url, c->timeout_ms);
+			c->rx.retry = 0;	/* never retried: the time is up */
+			return CBC_E_CONNECT;
+		}
+		if (w == -1) {
+			rc = cbc_rx_conn_fail(c, ev == POLLIN ? CURLE_RECV_ERROR :
+			    CURLE_SEND_ERROR);
+			c->rfresh = 0;
+			return rc;
+		}
+	}
+	return rc;
 }
 
 /* "https://host:port/prefix": host:port and the path prefix, or -1 for anything else. */
@@ -1542,46 +1612,81 @@ cbc_url_split(const char *url, char *auth, size_t authlen, const char **prefix)
 	return 0;
 }
 
-/* The resolve through the lean path above; 0 with *ans holding a 2xx answer's body. */
+/*
+ * The request line's target and the Host for the lean path: 0, 1 when the URL has no
+ * plain "https://host:port/prefix" form (curl's own HTTP then), or a CBC_E_*.
+ */
 static int
-cbc_resolve_request(cbc_t *c, const char *body, size_t bodylen, struct cbc_buf *ans)
+cbc_rtarget(cbc_t *c, char *auth, size_t authlen, char *target, size_t targetlen)
 {
-	static const char path[] = "/v1/resolve";
-	char auth[512], target[CBC_URL_MAX];
 	const char *prefix;
-	char *req = NULL;
-	size_t reqlen = 0, cap;
-	struct timespec deadline;
-	long status = 0;
-	int rc, n, attempt, fresh, got = 0, keep = 0;
+	int n;
 
-	memset(ans, 0, sizeof(*ans));
+	if (cbc_url_split(c->url, auth, authlen, &prefix) != 0)
+		return 1;
+	n = snprintf(target, targetlen, "%s/v1/resolve", prefix);
+	if (n < 0 || (size_t)n >= targetlen) {
+		cbc_err(c, "request URL too long");
+		return CBC_E_USAGE;
+	}
+	return 0;
+}
+
+/* Builds c->rx.req (head and body) for a resolve; 0, 1 as cbc_rtarget, or a CBC_E_*. */
+static int
+cbc_rx_build(cbc_t *c, const char *body, size_t bodylen, char *target, size_t targetlen)
+{
+	char auth[512];
+	size_t cap;
+	int n;
+
+	cbc_rx_clear(c);
 	c->http_status = 0;
 	c->errcode[0] = '\0';
 	c->errmsg[0] = '\0';
 	c->curlerr[0] = '\0';
-	if (cbc_url_split(c->url, auth, sizeof(auth), &prefix) != 0)
-		return cbc_request(c, "POST", path, body, bodylen, ans);
-	n = snprintf(target, sizeof(target), "%s%s", prefix, path);
-	if (n < 0 || (size_t)n >= sizeof(target)) {
-		cbc_err(c, "request URL too long");
-		return CBC_E_USAGE;
-	}
+	if ((n = cbc_rtarget(c, auth, sizeof(auth), target, targetlen)) != 0)
+		return n;
 	cap = strlen(target) + strlen(auth) + bodylen + 256;
-	if ((req = malloc(cap)) == NULL) {
+	if ((c->rx.req = malloc(cap)) == NULL) {
 		cbc_err(c, "out of memory");
 		return CBC_E_NOMEM;
 	}
-	n = snprintf(req, cap, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: libcredbroker/"
-	    PACKAGE_VERSION "\r\nContent-Type: application/json\r\nAccept: application/json\r\n"
-	    "Content-Length: %zu\r\n\r\n", target, auth, bodylen);
+	n = snprintf(c->rx.req, cap, "POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: "
+	    "libcredbroker/" PACKAGE_VERSION "\r\nContent-Type: application/json\r\nAccept: "
+	    "application/json\r\nContent-Length: %zu\r\n\r\n", target, auth, bodylen);
 	if (n < 0 || (size_t)n + bodylen >= cap) {
-		free(req);
+		cbc_rx_clear(c);
 		cbc_err(c, "request too long");
 		return CBC_E_USAGE;
 	}
-	memcpy(req + n, body, bodylen);
-	reqlen = (size_t)n + bodylen;
+	memcpy(c->rx.req + n, body, bodylen);
+	c->rx.reqlen = (size_t)n + bodylen;
+	return 0;
+}
+
+/* Drops the resolve connection. */
+static void
+cbc_rdrop(cbc_t *c)
+{
+	if (c->rcurl != NULL)
+		curl_easy_cleanup(c->rcurl);
+	c->rcurl = NULL;
+}
+
+/* The resolve through the lean path above; 0 with *ans holding a 2xx answer's body. */
+static int
+cbc_resolve_request(cbc_t *c, const char *body, size_t bodylen, struct cbc_buf *ans)
+{
+	char target[CBC_URL_MAX];
+	struct timespec deadline;
+	int rc, attempt;
+
+	memset(ans, 0, sizeof(*ans));
+	if ((rc = cbc_rx_build(c, body, bodylen, target, sizeof(target))) == 1)
+		return cbc_request(c, "POST", "/v1/resolve", body, bodylen, ans);
+	if (rc != 0)
+		return rc;
 	if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0) {
 		rc = CBC_E_IO;
 		cbc_err(c, "clock_gettime failed");
@@ -1597,28 +1702,36 @@ cbc_resolve_request(cbc_t *c, const char *body, size_t bodylen, struct cbc_buf *
 	for (attempt = 0; attempt < 2; attempt++) {
 		if (c->rcurl == NULL && (rc = cbc_rconnect(c, target)) != 0)
 			goto out;
-		fresh = c->rfresh;
-		c->rfresh = 0;
-		rc = cbc_rexchange(c, req, reqlen, &deadline, &status, ans, &got, &keep);
-		if (rc == 0)
+		cbc_rx_rewind(c);
+		if ((rc = cbc_rexchange(c, &deadline)) == 0)
 			break;
-		curl_easy_cleanup(c->rcurl);
-		c->rcurl = NULL;
-		cbc_buf_wipe(ans);
-		/* a kept-alive connection closed before any answer: once more, on a new one */
-		if (got || fresh || rc != CBC_E_CONNECT)
+		cbc_rdrop(c);
+		if (!c->rx.retry)
 			goto out;
 	}
 	if (rc != 0)
 		goto out;
-	if (!keep) {
-		curl_easy_cleanup(c->rcurl);
-		c->rcurl = NULL;
-	}
-	rc = cbc_answer_status(c, "POST", path, status, ans);
+	if (!c->rx.keep)
+		cbc_rdrop(c);
+	*ans = c->rx.ans;	/* transferred */
+	memset(&c->rx.ans, 0, sizeof(c->rx.ans));
+	rc = cbc_answer_status(c, "POST", "/v1/resolve", c->rx.status, ans);
 out:
-	explicit_bzero(req, reqlen);	/* it holds the token */
-	free(req);
+	cbc_rx_clear(c);
+	return rc;
+}
+
+/* A resolve's answer to its result: the status, then the body (wiped either way). */
+static int
+cbc_resolve_answer(cbc_t *c, int rc, struct cbc_buf *ans, struct cbc_resolved **out)
+{
+	char why[160];
+
+	if (rc != 0)
+		return rc;
+	if ((rc = cbc_parse_resolved(ans->p, ans->len, out, why, sizeof(why))) != 0)
+		cbc_bad_answer(c, rc, "POST", "/v1/resolve", why);
+	cbc_buf_wipe(ans);
 	return rc;
 }
 
@@ -1627,7 +1740,7 @@ cbc_resolve(cbc_t *c, const char *token, const char *sandbox_id, const char *hos
     const char *method, const char *path, struct cbc_resolved **out)
 {
 	struct cbc_buf ans;
-	char *body = NULL, why[160];
+	char *body = NULL;
 	size_t len;
 	int rc;
 
@@ -1641,12 +1754,114 @@ cbc_resolve(cbc_t *c, const char *token, const char *sandbox_id, const char *hos
 	rc = cbc_resolve_request(c, body, len, &ans);
 	explicit_bzero(body, len);	/* it holds the token */
 	free(body);
-	if (rc != 0)
+	return cbc_resolve_answer(c, rc, &ans, out);
+}
+
+/* ---- the same resolve without blocking, for an event loop (credbroker.h) ---- */
+
+int
+cbc_resolve_connect(cbc_t *c)
+{
+	char auth[512], target[CBC_URL_MAX];
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if (c->rcurl != NULL)
+		return 0;
+	if ((rc = cbc_rtarget(c, auth, sizeof(auth), target, sizeof(target))) == 1)
+		return cbc_usage(c, "the broker URL has no host:port form for a resolve "
+		    "connection");
+	return rc != 0 ? rc : cbc_rconnect(c, target);
+}
+
+int
+cbc_resolve_fd(const cbc_t *c)
+{
+	curl_socket_t sock = CURL_SOCKET_BAD;
+
+	if (c == NULL || c->rcurl == NULL ||
+	    curl_easy_getinfo(c->rcurl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
+	    sock == CURL_SOCKET_BAD)
+		return -1;
+	return (int)sock;
+}
+
+int
+cbc_resolve_start(cbc_t *c, const char *token, const char *sandbox_id, const char *host,
+    int port, const char *method, const char *path)
+{
+	char target[CBC_URL_MAX], *body = NULL;
+	size_t len;
+	int rc;
+
+	if (c == NULL)
+		return CBC_E_USAGE;
+	if (c->rcurl == NULL)
+		return cbc_usage(c, "no resolve connection (cbc_resolve_connect first)");
+	if ((rc = cbc_build_resolve(token, sandbox_id, host, port == 0 ? 443 : port, method,
+	    path, &body, &len)) != 0)
+		return rc == CBC_E_USAGE ? cbc_usage(c, "invalid resolve request (sandbox ID, "
+		    "host, port 1-65535, method and path required, valid UTF-8)") : rc;
+	rc = cbc_rx_build(c, body, len, target, sizeof(target));
+	explicit_bzero(body, len);	/* it holds the token */
+	free(body);
+	/*
+	 * The connection was made earlier, maybe long ago: closed before any answer byte,
+	 * it is a kept-alive connection the broker dropped (restarted, idle timeout), and
+	 * the caller may repeat the resolve once on a new one.
+	 */
+	c->rfresh = 0;
+	return rc == 1 ? CBC_E_USAGE : rc;
+}
+
+int
+cbc_resolve_step(cbc_t *c, short *events)
+{
+	int rc;
+
+	if (c == NULL || events == NULL || c->rcurl == NULL || c->rx.req == NULL)
+		return CBC_E_USAGE;
+	if ((rc = cbc_rx_step(c, events)) == CBC_PENDING)
 		return rc;
-	if ((rc = cbc_parse_resolved(ans.p, ans.len, out, why, sizeof(why))) != 0)
-		cbc_bad_answer(c, rc, "POST", "/v1/resolve", why);
-	cbc_buf_wipe(&ans);
+	if (rc != 0 || !c->rx.keep)
+		cbc_rdrop(c);
 	return rc;
+}
+
+int
+cbc_resolve_retryable(const cbc_t *c)
+{
+	return c != NULL && c->rx.retry;
+}
+
+int
+cbc_resolve_finish(cbc_t *c, struct cbc_resolved **out)
+{
+	struct cbc_buf ans;
+	int rc;
+
+	if (c == NULL || out == NULL)
+		return CBC_E_USAGE;
+	*out = NULL;
+	if (!c->rx.done) {
+		cbc_rx_clear(c);
+		return cbc_usage(c, "no complete resolve answer (cbc_resolve_step first)");
+	}
+	ans = c->rx.ans;	/* transferred */
+	memset(&c->rx.ans, 0, sizeof(c->rx.ans));
+	rc = cbc_answer_status(c, "POST", "/v1/resolve", c->rx.status, &ans);
+	cbc_rx_clear(c);
+	return cbc_resolve_answer(c, rc, &ans, out);
+}
+
+void
+cbc_resolve_abort(cbc_t *c)
+{
+	if (c == NULL)
+		return;
+	cbc_rdrop(c);
+	cbc_rx_clear(c);
 }
 
 int

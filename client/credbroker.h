@@ -121,6 +121,30 @@ CBC_API int cbc_resolve(cbc_t *c, const char *token, const char *sandbox_id, con
     int port, const char *method, const char *path, struct cbc_resolved **out);
 CBC_API void cbc_resolved_free(struct cbc_resolved *r);
 
+/*
+ * The same resolve without blocking, for an event loop (credproxy's). The resolve uses
+ * its own kept-alive connection (every TLS option of cbc_new):
+ * - cbc_resolve_connect() connects it if it is not connected; this blocks (up to the
+ *   timeout), so call it off the loop. cbc_resolve_fd() is its socket, -1 when none.
+ * - cbc_resolve_start() prepares one resolve on the connected connection;
+ * - cbc_resolve_step() sends and reads without blocking: CBC_PENDING with *events
+ *   (POLLIN or POLLOUT) to wait for on cbc_resolve_fd(), 0 once the whole answer is in
+ *   (then cbc_resolve_finish(), which returns what cbc_resolve() would), or an error,
+ *   after which the connection is closed and cbc_resolve_retryable() says whether the
+ *   same resolve may be repeated on a new connection (the connection closed before
+ *   any answer byte: a broker that restarted or dropped an idle connection).
+ * - The caller keeps the time: cbc_resolve_abort() drops a resolve and its connection.
+ */
+#define CBC_PENDING 1
+CBC_API int cbc_resolve_connect(cbc_t *c);
+CBC_API int cbc_resolve_fd(const cbc_t *c);
+CBC_API int cbc_resolve_start(cbc_t *c, const char *token, const char *sandbox_id,
+    const char *host, int port, const char *method, const char *path);
+CBC_API int cbc_resolve_step(cbc_t *c, short *events);
+CBC_API int cbc_resolve_retryable(const cbc_t *c);
+CBC_API int cbc_resolve_finish(cbc_t *c, struct cbc_resolved **out);
+CBC_API void cbc_resolve_abort(cbc_t *c);
+
 /* ---- admin role ---- */
 
 /*

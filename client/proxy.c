@@ -1942,7 +1942,7 @@ main(int argc, char **argv)
 		if (check_user_files(&px) != 0)
 			goto out;
 	}
-	if ((rc = proxy_pool_new(&o, px.conf->resolve_workers, &px.pool)) != 0)
+	if ((rc = proxy_pool_new(&o, px.conf->resolve_workers, px.base, &px.pool)) != 0)
 		goto out;
 	px.ev_hup = evsignal_new(px.base, SIGHUP, hup_cb, &px);
 	px.ev_term = evsignal_new(px.base, SIGTERM, term_cb, &px);

@@ -12,6 +12,8 @@
 
 #include <openssl/ssl.h>
 
+struct event_base;
+
 #include "credbroker.h"
 #include "proxy_http.h"
 
@@ -111,6 +113,7 @@ struct proxy_job {
 	int allowlisted;	/* a token-less refusal may still go to this host */
 	int allow_private;
 	int need_addr;		/* resolve the upstream name too */
+	size_t tok_next;	/* the first token still to resolve (0 but after a retry) */
 	/* out (set by a worker) */
 	int status;		/* 0: go ahead; else the HTTP status to answer */
 	char reason[160];	/* for the sandbox, when status != 0 */
@@ -128,11 +131,24 @@ struct proxy_job {
 
 struct proxy_pool;
 
-/* Starts n workers, each with its own client (opts copied); *out owned by the caller. */
-int proxy_pool_new(const struct cbc_opts *opts, int n, struct proxy_pool **out);
-/* Queues a job (ownership stays with the caller until done() runs); CB_ERR_BUSY when full. */
+/*
+ * Starts n workers, each with its own client (opts copied), and allows up to n broker
+ * connections on the event loop base (the loop thread's); *out owned by the caller.
+ */
+int proxy_pool_new(const struct cbc_opts *opts, int n, struct event_base *base,
+    struct proxy_pool **out);
+/*
+ * Loop thread: resolves a job on the loop or queues it for a worker; ownership stays
+ * with the caller until done() runs (from a worker, or from the loop's own channel:
+ * done() may then be called before this returns, so it must only schedule work).
+ * CB_ERR_BUSY when the workers' queue is full (the job was not taken).
+ */
 int proxy_pool_submit(struct proxy_pool *p, struct proxy_job *job);
-/* Stops and joins the workers, then frees; NULL is fine. */
+/*
+ * Loop thread, once the loop has stopped: stops and joins the workers, closes the loop's
+ * broker connections (a job in flight on one stays the caller's, done() not called),
+ * then frees; NULL is fine.
+ */
 void proxy_pool_free(struct proxy_pool *p);
 /* Allocates an empty job; NULL on failure. */
 struct proxy_job *proxy_job_new(void);

@@ -7,6 +7,7 @@
  * Prints one "ok"/"FAIL" line per check; exits 0 only when every check passed.
  * Driven by tests/integration/test_libclient.py.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,39 @@ has(const char *json, const char *needle)
 }
 
 /*
+ * The non-blocking resolve (cbc_resolve_connect/_start/_step/_finish) driven by poll(2),
+ * as an event loop would: what cbc_resolve returns. At most 10 s of waiting.
+ */
+static int
+aresolve(cbc_t *c, const char *token, const char *sandbox, const char *host, int port,
+    const char *method, const char *path, struct cbc_resolved **out)
+{
+	struct pollfd pfd;
+	short ev = 0;
+	int rc, rounds;
+
+	*out = NULL;
+	if ((rc = cbc_resolve_connect(c)) != 0)
+		return rc;
+	if ((rc = cbc_resolve_start(c, token, sandbox, host, port, method, path)) != 0)
+		return rc;
+	for (rounds = 0; rounds < 1000; rounds++) {
+		if ((rc = cbc_resolve_step(c, &ev)) != CBC_PENDING)
+			break;
+		pfd.fd = cbc_resolve_fd(c);
+		pfd.events = ev;
+		pfd.revents = 0;
+		if (pfd.fd < 0 || (ev != POLLIN && ev != POLLOUT) || poll(&pfd, 1, 10000) != 1) {
+			cbc_resolve_abort(c);
+			return -100;	/* not what any check wants */
+		}
+	}
+	if (rc != 0)
+		return rc;
+	return cbc_resolve_finish(c, out);
+}
+
+/*
  * --hostile DIR URL CALL RC: one call against a fake broker (test_libclient.py serves a
  * malformed, oversized or wrong-typed answer) must return exactly RC, without a crash,
  * leaving no result behind.
@@ -102,6 +136,9 @@ hostile(const char *dir, const char *url, const char *call, int want)
 		left = g != NULL;
 	} else if (strcmp(call, "resolve") == 0) {
 		rc = cbc_resolve(c, "cbt_x", "sbx", "h.example", 443, "GET", "/", &r);
+		left = r != NULL;
+	} else if (strcmp(call, "aresolve") == 0) {
+		rc = aresolve(c, "cbt_x", "sbx", "h.example", 443, "GET", "/", &r);
 		left = r != NULL;
 	} else if (strcmp(call, "put") == 0) {
 		rc = cbc_secret_put(c, "s", (const unsigned char *)"v", 1, hosts, 0, &n);
@@ -145,14 +182,15 @@ main(int argc, char **argv)
 	struct cbc_resolved *r = NULL;
 	long long v = 0, n = 0;
 	char *json = NULL;
-	int rc;
+	short ev = 0;
+	int rc, i, fd;
 
 	/* --keepalive DIR URL N: N health checks on one client (the test counts connections). */
 	if (argc == 5 && strcmp(argv[1], "--keepalive") == 0) {
-		long i, count = strtol(argv[4], NULL, 10);
+		long k, count = strtol(argv[4], NULL, 10);
 
 		admin = client(argv[2], argv[3], "admin", "ca.pem");
-		for (i = 0; i < count && i < 1000; i++)
+		for (k = 0; k < count && k < 1000; k++)
 			check(cbc_health(admin) == 0, "health on a kept-alive connection", admin);
 		cbc_free(admin);
 		return failures == 0 ? 0 : 1;
@@ -264,6 +302,37 @@ main(int argc, char **argv)
 	    "/repos/acme/x", &r);
 	check(rc == CBC_E_REFUSED && cbc_http_status(harness) == 403 && r == NULL,
 	    "harness may not resolve: 403", harness);
+
+	/* the same resolves without blocking (credproxy's event loop) */
+	rc = cbc_resolve_step(proxy, &ev);
+	check(rc == CBC_E_USAGE, "non-blocking resolve: a step before a start is a usage error",
+	    proxy);
+	rc = cbc_resolve_finish(proxy, &r);
+	check(rc == CBC_E_USAGE && r == NULL,
+	    "non-blocking resolve: a finish before the answer is a usage error", proxy);
+	for (i = 0; i < 3; i++) {	/* the connection is kept between resolves */
+		rc = aresolve(proxy, g->token, "sbx-it-1", "api.github.com", 443, "GET",
+		    "/repos/acme/x", &r);
+		check(rc == 0 && r != NULL && r->nheaders == 1 &&
+		    strcmp(r->headers[0].value, "Bearer ghp_second") == 0 && r->expires_in > 0,
+		    "non-blocking resolve: Authorization: Bearer <latest version>", proxy);
+		cbc_resolved_free(r);
+		r = NULL;
+	}
+	fd = cbc_resolve_fd(proxy);
+	rc = aresolve(proxy, g->token, "sbx-other", "api.github.com", 443, "GET",
+	    "/repos/acme/x", &r);
+	check(rc == CBC_E_REFUSED && r == NULL && fd >= 0 && cbc_resolve_fd(proxy) == fd &&
+	    strcmp(cbc_error_code(proxy), "sandbox_mismatch") == 0 &&
+	    strstr(cbc_errmsg(proxy), "cbt_") == NULL,
+	    "non-blocking resolve refused: sandbox_mismatch, connection kept", proxy);
+	rc = cbc_resolve_start(proxy, g->token, "sbx-it-1", "api.github.com", 443, "GET",
+	    "/repos/acme/x");
+	cbc_resolve_abort(proxy);
+	check(rc == 0 && cbc_resolve_fd(proxy) == -1 &&
+	    cbc_resolve_start(proxy, g->token, "sbx-it-1", "api.github.com", 443, "GET",
+	    "/repos/acme/x") == CBC_E_USAGE,
+	    "non-blocking resolve: abort closes the connection; no start without one", proxy);
 
 	/* inject binding and token-less resolve */
 	memset(&b, 0, sizeof(b));

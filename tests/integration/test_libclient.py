@@ -27,6 +27,11 @@ EXPECTED = [
     "key rotate data", "key rotate signing", "audit get: records, no token, no value",
     "audit verify: intact", "secret delete", "wrong CA: connect error naming it",
     "broker down: connect error", "missing certificate: I/O error naming the file",
+    "non-blocking resolve: a step before a start is a usage error",
+    "non-blocking resolve: a finish before the answer is a usage error",
+    "non-blocking resolve: Authorization: Bearer <latest version>",
+    "non-blocking resolve refused: sandbox_mismatch, connection kept",
+    "non-blocking resolve: abort closes the connection; no start without one",
 ]
 
 
@@ -203,7 +208,10 @@ class TestHostileBroker(cbtest.TestCase):
         with cbtest.Deployment(start=False) as d:
             fake = FakeBroker(d)
             try:
-                for name, answer, call, want in HOSTILE:
+                # every hostile resolve answer again through the non-blocking resolve
+                cases = HOSTILE + [(name + " (non-blocking)", answer, "aresolve", want)
+                                   for name, answer, call, want in HOSTILE if call == "resolve"]
+                for name, answer, call, want in cases:
                     fake.answer = answer
                     r = subprocess.run([cbtest.binary("tests/libclient_it"), "--hostile", d.dir,
                                         fake.url, call, str(want)], stdout=subprocess.PIPE,
@@ -211,7 +219,7 @@ class TestHostileBroker(cbtest.TestCase):
                     o = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
                     self.assertEqual(r.returncode, 0, "%s: %s" % (name, o))
                     self.assertNotIn("cbt_x", o.split("message:")[-1], name)
-                self.assertGreaterEqual(fake.requests, len(HOSTILE))
+                self.assertGreaterEqual(fake.requests, len(cases))
             finally:
                 fake.close()
 

@@ -339,6 +339,37 @@ class ProxyTest(cbtest.TestCase):
             self.assertNotIn("cbt_", json.dumps(self.received()))
             self.assert_clean(rh, body)
 
+    def test_two_tokens_on_kept_connection(self):
+        # two tokens in one request are two resolves in a row; on a kept-alive connection's
+        # later requests they run on the event loop
+        g = self.d.mint("sbx-a", "inj", "localhost", port=self.up_port, header="X-Api-Key",
+                        template="{secret}")
+        c = self.conn()
+        try:
+            for i in range(3):
+                st, rh, body = self.get("/echo?i=%d" % i,
+                                        [("Authorization", "Bearer " + self.token),
+                                         ("X-Api-Key", g["token"])], conn=c)
+                self.assertEqual(st, 200, (i, body))
+                self.assert_one_real(body)
+                self.assert_one_real(body, name="X-Api-Key", value=self.inj_real)
+                self.assertNotIn("cbt_", json.dumps(self.received()))
+                self.assert_clean(rh, body)
+        finally:
+            c.close()
+
+    def test_inject_on_kept_connection(self):
+        c = self.conn(proxy=self.injector, src="127.0.0.1")
+        try:
+            for i in range(3):
+                st, rh, body = self.get("/echo-credential-header?i=%d" % i,
+                                        [("X-Api-Key", "sandbox-fake")], conn=c)
+                self.assertEqual(st, 200, (i, body))
+                self.assert_one_real(body, name="X-Api-Key", value=self.inj_real)
+                self.assert_clean(rh, body)
+        finally:
+            c.close()
+
     def test_basic_password(self):
         basic = base64.b64encode(("x-access-token:" + self.token).encode()).decode()
         st, rh, body = self.get("/echo", [("Authorization", "Basic " + basic)])
@@ -762,9 +793,13 @@ class ProxyTest(cbtest.TestCase):
     def test_resolve_after_broker_restart(self):
         # the workers keep their broker connections alive between resolves; a restart closes
         # them under the workers: the next resolves reconnect and answer, none fails
+        # (new sandbox connections); so does it close the event loop's broker connections,
+        # used and never used, under kept-alive sandbox connections
         p = Proxy(self.d, "restart", ["--upstream-ca", self.up_ca, "--allow-private",
                                       "--sandbox-id", "sbx-a"], ["resolve_workers 2"])
+        kept = []
         try:
+            kept = [self.conn(proxy=p) for _ in range(3)]
             for phase in ("before", "after"):
                 if phase == "after":
                     self.d.restart()
@@ -773,8 +808,17 @@ class ProxyTest(cbtest.TestCase):
                                            [("Authorization", "Bearer " + self.token)], proxy=p)
                     self.assertEqual(st, 200, (phase, i, body, p.log()[-2000:]))
                     self.assert_one_real(body)
+                for k, c in enumerate(kept):
+                    for i in range(3):
+                        st, _, body = self.get("/echo?%s=%d-%d" % (phase, k, i),
+                                               [("Authorization", "Bearer " + self.token)],
+                                               conn=c)
+                        self.assertEqual(st, 200, (phase, k, i, body, p.log()[-2000:]))
+                        self.assert_one_real(body)
             self.assertNotIn("broker resolve failed", p.log())
         finally:
+            for c in kept:
+                c.close()
             self.assertEqual(p.stop(), 0, p.log()[-3000:])
 
     def test_resolve_workers_bounds(self):
@@ -867,10 +911,28 @@ class ProxyTest(cbtest.TestCase):
             self.assertNotIn("runtime error", log, p.log_path)
 
     def test_slow_broker_does_not_block_the_loop(self):
+        # a new sandbox connection: its resolve (and upstream lookup) runs on a worker
+        self.check_slow_broker(None)
+
+    def test_slow_broker_does_not_block_the_loop_kept_connection(self):
+        # a kept-alive sandbox connection's later resolves run on the event loop's own
+        # broker connections, without blocking: the loop still serves everyone else
+        c = self.conn()
+        try:
+            for i in range(3):
+                st, _, body = self.get("/echo?warm=%d" % i,
+                                       [("Authorization", "Bearer " + self.token)], conn=c)
+                self.assertEqual(st, 200, body)
+            self.check_slow_broker(c)
+        finally:
+            c.close()
+
+    def check_slow_broker(self, conn):
         result = {}
 
         def slow():
-            result["r"] = self.get("/echo", [("Authorization", "Bearer " + self.token)])
+            result["r"] = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                                   conn=conn)
 
         self.d.proc.send_signal(signal.SIGSTOP)
         try:
