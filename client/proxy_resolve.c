@@ -346,7 +346,7 @@ chan_done(struct proxy_chan *ch, int retry)
 	event_del(ch->evr);
 	event_del(ch->evw);
 	if (retry) {
-		/* a kept-alive connection closed before any answer: a worker, on a new one */
+		/* the connection closed before this token's answer: a worker, on a new one */
 		job->tok_next = ch->tok;
 		if (queue_entry(ch->p, job, NULL) == 0)
 			job = NULL;
@@ -426,7 +426,10 @@ chan_step(struct proxy_chan *ch)
 		rc = cbc_resolve_finish(ch->c, &r);
 	if (resolve_result(ch->c, ch->job, ch->tok, rc, r)) {
 		ch->tok++;
-		chan_start(ch);
+		if (cbc_resolve_fd(ch->c) < 0)
+			chan_done(ch, 1);	/* "Connection: close": the next token on a worker */
+		else
+			chan_start(ch);
 		return;
 	}
 	chan_done(ch, 0);
