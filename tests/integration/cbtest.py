@@ -37,6 +37,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -490,6 +491,84 @@ class Deployment:
         if r.returncode != 0:
             raise AssertionError("mkcert failed (%d): %s" % (r.returncode, r.stderr.decode(errors="replace")))
         return prefix + ".pem", prefix + ".key"
+
+
+class FakeBroker:
+    """A TLS server with the deployment's server certificate that answers every request
+    with whatever the test sets: `answer`, raw bytes, or a function of the request's body
+    that returns them. Each connection is served on its own thread."""
+
+    def __init__(self, d):
+        self.answer = b""
+        self.requests = 0
+        self.connections = 0
+        self.lock = threading.Lock()
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(d.dir, "pki", "server.pem"),
+                            os.path.join(d.dir, "pki", "server.key"))
+        ctx.load_verify_locations(d.ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        self.ctx = ctx
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.url = "https://127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.stop = False
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stop:
+            try:
+                raw, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self.serve_one, args=(raw,), daemon=True).start()
+
+    def serve_one(self, raw):
+        try:
+            raw.settimeout(10)
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+            # Answers without "Connection: close" keep the connection for the next
+            # request (bounded).
+            for _ in range(10000):
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                if not head:
+                    break
+                hdr, _, body = head.partition(b"\r\n\r\n")
+                for line in hdr.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        need = int(line.split(b":")[1])
+                        while len(body) < need:
+                            chunk = conn.recv(4096)
+                            if not chunk:
+                                break
+                            body += chunk
+                with self.lock:
+                    self.requests += 1
+                answer = self.answer(body) if callable(self.answer) else self.answer
+                conn.sendall(answer)
+                if b"Connection: close" in answer:
+                    break
+            conn.close()
+        except (OSError, ssl.SSLError, ValueError):
+            pass
+        finally:
+            raw.close()
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        self.sock.close()
 
 
 def _openssl(*args):

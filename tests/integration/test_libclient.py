@@ -54,77 +54,6 @@ class TestLibClient(cbtest.TestCase):
             self.assertNotIn("ghp_second", d.log())
 
 
-class FakeBroker:
-    """A TLS server with the deployment's server certificate that answers every request
-    with whatever the test sets (raw bytes after the TLS handshake's HTTP request)."""
-
-    def __init__(self, d):
-        self.answer = b""
-        self.requests = 0
-        self.connections = 0
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(d.dir, "pki", "server.pem"),
-                            os.path.join(d.dir, "pki", "server.key"))
-        ctx.load_verify_locations(d.ca)
-        ctx.verify_mode = ssl.CERT_OPTIONAL
-        self.ctx = ctx
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.url = "https://127.0.0.1:%d" % self.sock.getsockname()[1]
-        self.stop = False
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while not self.stop:
-            try:
-                raw, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            try:
-                raw.settimeout(10)
-                conn = self.ctx.wrap_socket(raw, server_side=True)
-                # Answers without "Connection: close" keep the connection for the next
-                # request (bounded).
-                for _ in range(10000):
-                    head = b""
-                    while b"\r\n\r\n" not in head and len(head) < 65536:
-                        chunk = conn.recv(4096)
-                        if not chunk:
-                            break
-                        head += chunk
-                    if not head:
-                        break
-                    hdr, _, body = head.partition(b"\r\n\r\n")
-                    for line in hdr.split(b"\r\n"):
-                        if line.lower().startswith(b"content-length:"):
-                            need = int(line.split(b":")[1])
-                            while len(body) < need:
-                                chunk = conn.recv(4096)
-                                if not chunk:
-                                    break
-                                body += chunk
-                    self.requests += 1
-                    conn.sendall(self.answer)
-                    if b"Connection: close" in self.answer:
-                        break
-                conn.close()
-            except (OSError, ssl.SSLError, ValueError):
-                pass
-            finally:
-                raw.close()
-
-    def close(self):
-        self.stop = True
-        self.thread.join(5)
-        self.sock.close()
-
-
 def http(status, body, extra=b"", length=None):
     if isinstance(body, str):
         body = body.encode()
@@ -206,7 +135,7 @@ class TestHostileBroker(cbtest.TestCase):
 
     def test_hostile_answers(self):
         with cbtest.Deployment(start=False) as d:
-            fake = FakeBroker(d)
+            fake = cbtest.FakeBroker(d)
             try:
                 # every hostile resolve answer again through the non-blocking resolve
                 cases = HOSTILE + [(name + " (non-blocking)", answer, "aresolve", want)
@@ -227,7 +156,7 @@ class TestHostileBroker(cbtest.TestCase):
 class TestKeepAlive(cbtest.TestCase):
     def test_one_connection_for_many_requests(self):
         with cbtest.Deployment(start=False) as d:
-            fake = FakeBroker(d)
+            fake = cbtest.FakeBroker(d)
             try:
                 fake.answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                                b"Content-Length: 15\r\n\r\n{\"status\":\"ok\"}")

@@ -1011,5 +1011,63 @@ class ProxyTest(cbtest.TestCase):
         self.assertEqual(p.proc.wait(timeout=10), 0)
 
 
+class ProxyFakeBrokerTest(cbtest.TestCase):
+    """credproxy against a fake broker that answers what a test needs."""
+
+    def test_connection_close_between_two_tokens(self):
+        # A broker that closes the connection after every answer ("Connection: close"):
+        # the second request of a kept-alive sandbox connection carries two tokens, two
+        # resolves in a row; the first runs on the event loop's broker connection, which the
+        # close ends; the second must still be resolved (on a worker), not fail with 502.
+        with cbtest.Deployment(start=False) as d:
+            fake = cbtest.FakeBroker(d)
+            updir = os.path.join(d.tmp, "upstream")
+            up_ca, up_crt, up_key = echo_upstream.make_certs(updir)
+            srv, up_port = echo_upstream.serve(up_crt, up_key)
+            p = None
+
+            def answer(body):
+                req = json.loads(body)
+                name = "X-Api-Key" if req["token"].endswith("two") else "Authorization"
+                js = json.dumps({"headers": [{"name": name, "value": "real-" + req["token"][-3:]}],
+                                 "expires_in": 60}).encode()
+                return (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(js), js))
+
+            fake.answer = answer
+            try:
+                p = Proxy(d, "fake", ["--upstream-ca", up_ca, "--allow-private", "--sandbox-id",
+                                      "sbx-a"], ["broker_url " + fake.url])
+                ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                ctx.load_verify_locations(os.path.join(d.dir, "pki", "sandbox-ca.pem"))
+                c = http.client.HTTPSConnection("127.0.0.1", p.port, context=ctx, timeout=TIMEOUT)
+                c.set_tunnel("localhost", up_port)
+                try:
+                    for i, hdrs in enumerate([{"Authorization": "cbt_one"},
+                                              {"Authorization": "cbt_one", "X-Api-Key": "cbt_two"},
+                                              {"Authorization": "cbt_one", "X-Api-Key": "cbt_two"}]):
+                        tid = uuid.uuid4().hex
+                        hdrs["X-Test-Id"] = tid
+                        c.request("GET", "/echo?i=%d" % i, headers=hdrs)
+                        r = c.getresponse()
+                        body = r.read()
+                        self.assertEqual(r.status, 200, (i, body, p.log()[-2000:]))
+                        got = {k.lower(): v for k, v in echo_upstream.received(tid)}
+                        self.assertEqual(got["authorization"], "real-one")
+                        if i > 0:
+                            self.assertEqual(got["x-api-key"], "real-two")
+                        time.sleep(0.3)	# the loop's new broker connection is connected
+                finally:
+                    c.close()
+                self.assertNotIn("broker resolve failed", p.log())
+                self.assertGreaterEqual(fake.requests, 5)
+            finally:
+                if p is not None:
+                    self.assertEqual(p.stop(), 0, p.log()[-3000:])
+                srv.shutdown()
+                srv.server_close()
+                fake.close()
+
+
 if __name__ == "__main__":
     cbtest.main()
