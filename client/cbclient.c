@@ -26,6 +26,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/ssl.h>
 
 #include "credbroker.h"
 #include "cbclient_int.h"
@@ -1349,11 +1350,28 @@ cbc_rwait(cbc_t *c, short ev, const struct timespec *deadline)
 	}
 }
 
+/*
+ * The resolve connection's TLS context (curl on OpenSSL): read-ahead, so that one read(2)
+ * takes in an answer's head and body records together (libmicrohttpd sends them apart),
+ * not a record header and then its body for each. Safe only because cbc_rx_step0 itself
+ * reads until OpenSSL asks for more bytes (CURLE_AGAIN) before it waits on the socket;
+ * curl's own transfer loop (the other handle) would wait with a whole record buffered.
+ */
+static CURLcode
+cbc_rssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
+{
+	(void)curl;
+	(void)arg;
+	SSL_CTX_set_read_ahead((SSL_CTX *)ssl_ctx, 1);
+	return CURLE_OK;
+}
+
 /* Connects the resolve handle (a fresh connection); the message names what failed. */
 static int
 cbc_rconnect(cbc_t *c, const char *target)
 {
 	char url[CBC_URL_MAX];
+	const curl_version_info_data *vi;
 	struct cbc_buf none;
 	CURLcode cc;
 	int rc;
@@ -1375,6 +1393,10 @@ cbc_rconnect(cbc_t *c, const char *target)
 		cbc_err(c, "out of memory");
 		return CBC_E_NOMEM;
 	}
+	/* an optimisation only; the callback's context is an SSL_CTX only on OpenSSL */
+	vi = curl_version_info(CURLVERSION_NOW);
+	if (vi != NULL && vi->ssl_version != NULL && strncmp(vi->ssl_version, "OpenSSL/", 8) == 0)
+		(void)curl_easy_setopt(c->rcurl, CURLOPT_SSL_CTX_FUNCTION, cbc_rssl_ctx);
 	c->curlerr[0] = '\0';
 	if ((cc = curl_easy_perform(c->rcurl)) != CURLE_OK) {
 		memset(&none, 0, sizeof(none));
@@ -1494,16 +1516,25 @@ cbc_rx_step0(cbc_t *c, short *events)
 	CURLcode cc;
 
 	/* every loop below ends at CURLE_AGAIN, an error or the answer's end */
-	while (x->off < x->reqlen) {
-		n = 0;
-		cc = curl_easy_send(c->rcurl, x->req + x->off, x->reqlen - x->off, &n);
-		if (cc == CURLE_AGAIN) {
-			*events = POLLOUT;
-			return CBC_PENDING;
+	if (x->off < x->reqlen) {
+		while (x->off < x->reqlen) {
+			n = 0;
+			cc = curl_easy_send(c->rcurl, x->req + x->off, x->reqlen - x->off, &n);
+			if (cc == CURLE_AGAIN) {
+				*events = POLLOUT;
+				return CBC_PENDING;
+			}
+			if (cc != CURLE_OK)
+				goto conn_fail;
+			x->off += n;
 		}
-		if (cc != CURLE_OK)
-			goto conn_fail;
-		x->off += n;
+		/*
+		 * Sent just now: no answer can be in yet (the broker commits the audit record
+		 * first), so wait for one rather than read an EAGAIN. Nothing of this exchange
+		 * can be buffered in the TLS layer before the socket turns readable.
+		 */
+		*events = POLLIN;
+		return CBC_PENDING;
 	}
 	for (;;) {
 		if (cbc_buf_reserve(&x->ans, 4096) != 0) {

@@ -81,7 +81,9 @@ has(const char *json, const char *needle)
 
 /*
  * The non-blocking resolve (cbc_resolve_connect/_start/_step/_finish) driven by poll(2),
- * as an event loop would: what cbc_resolve returns. At most 10 s of waiting.
+ * as an event loop would: what cbc_resolve returns. Each wait is at most 5 s: the blocking
+ * client's whole timeout here, and less than the 10 s after which test_libclient.py's fake
+ * broker closes an idle connection (a close would end a wait that should never have begun).
  */
 static int
 aresolve(cbc_t *c, const char *token, const char *sandbox, const char *host, int port,
@@ -102,7 +104,7 @@ aresolve(cbc_t *c, const char *token, const char *sandbox, const char *host, int
 		pfd.fd = cbc_resolve_fd(c);
 		pfd.events = ev;
 		pfd.revents = 0;
-		if (pfd.fd < 0 || (ev != POLLIN && ev != POLLOUT) || poll(&pfd, 1, 10000) != 1) {
+		if (pfd.fd < 0 || (ev != POLLIN && ev != POLLOUT) || poll(&pfd, 1, 5000) != 1) {
 			cbc_resolve_abort(c);
 			return -100;	/* not what any check wants */
 		}

@@ -496,7 +496,10 @@ class Deployment:
 class FakeBroker:
     """A TLS server with the deployment's server certificate that answers every request
     with whatever the test sets: `answer`, raw bytes, or a function of the request's body
-    that returns them. Each connection is served on its own thread."""
+    that returns them. A list of bytes sends each item as its own TLS record (a float in
+    it pauses that many seconds); records with no pause between them leave in one TCP
+    segment (TCP_CORK), so that they arrive together. Each connection is served on its own
+    thread."""
 
     def __init__(self, d):
         self.answer = b""
@@ -556,8 +559,16 @@ class FakeBroker:
                 with self.lock:
                     self.requests += 1
                 answer = self.answer(body) if callable(self.answer) else self.answer
-                conn.sendall(answer)
-                if b"Connection: close" in answer:
+                parts = answer if isinstance(answer, list) else [answer]
+                for part in parts:
+                    if isinstance(part, float):
+                        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                        time.sleep(part)
+                    else:
+                        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                        conn.sendall(part)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+                if any(b"Connection: close" in p for p in parts if isinstance(p, bytes)):
                     break
             conn.close()
         except (OSError, ssl.SSLError, ValueError):

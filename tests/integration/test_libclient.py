@@ -78,6 +78,9 @@ OK, REFUSED, PROTOCOL, SERVER = 0, -1, -4, -5
 GRANT = '{"grant_id":"g","token":"cbt_x","expires_at":"t"}'
 RESOLVED = '{"headers":[{"name":"Authorization","value":"Bearer v"}],"expires_in":10}'
 RAW_200 = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+# kept alive (no "Connection: close"): the broker's close cannot stand in for the rest
+KEPT_HEAD = RAW_200 + b"Content-Length: %d\r\n\r\n" % len(RESOLVED)
+KEPT_BODY = RESOLVED.encode()
 HOSTILE = [
     # (name, answer, call, expected rc)
     ("sane grant (the fake works)", http(201, GRANT), "mint", OK),
@@ -126,6 +129,12 @@ HOSTILE = [
      "resolve", PROTOCOL),
     ("resolve status line garbage", b"HTTP/1.1 2OO OK\r\nContent-Length: 2\r\n\r\n{}",
      "resolve", PROTOCOL),
+    # one answer in several TLS records, as libmicrohttpd sends head and body: the lean
+    # path reads ahead, so records that arrive together must all be read before it waits
+    ("resolve head and body in two records", [KEPT_HEAD, KEPT_BODY], "resolve", OK),
+    ("resolve in four records, split inside the head and the body",
+     [KEPT_HEAD[:10], KEPT_HEAD[10:], KEPT_BODY[:7], KEPT_BODY[7:]], "resolve", OK),
+    ("resolve body a moment after its head", [KEPT_HEAD, 0.3, KEPT_BODY], "resolve", OK),
 ]
 
 
