@@ -1351,17 +1351,21 @@ cbc_rwait(cbc_t *c, short ev, const struct timespec *deadline)
 }
 
 /*
- * The resolve connection's TLS context (curl on OpenSSL): read-ahead, so that one read(2)
- * takes in an answer's head and body records together (libmicrohttpd sends them apart),
- * not a record header and then its body for each. Safe only because cbc_rx_step0 itself
- * reads until OpenSSL asks for more bytes (CURLE_AGAIN) before it waits on the socket;
- * curl's own transfer loop (the other handle) would wait with a whole record buffered.
+ * The resolve connection's TLS context (curl on OpenSSL):
+ * - answers carry real credentials: OpenSSL wipes each record's plaintext once it has
+ *   handed it over, instead of keeping it in its read buffer until the next answer;
+ * - read-ahead, so that one read(2) takes in an answer's head and body records together
+ *   (libmicrohttpd sends them apart), not a record header and then its body for each.
+ *   Safe only because cbc_rx_step0 itself reads until OpenSSL asks for more bytes
+ *   (CURLE_AGAIN) before it waits on the socket; curl's own transfer loop (the other
+ *   handle) would wait with a whole record buffered.
  */
 static CURLcode
 cbc_rssl_ctx(CURL *curl, void *ssl_ctx, void *arg)
 {
 	(void)curl;
 	(void)arg;
+	SSL_CTX_set_options((SSL_CTX *)ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_read_ahead((SSL_CTX *)ssl_ctx, 1);
 	return CURLE_OK;
 }
@@ -1393,7 +1397,7 @@ cbc_rconnect(cbc_t *c, const char *target)
 		cbc_err(c, "out of memory");
 		return CBC_E_NOMEM;
 	}
-	/* an optimisation only; the callback's context is an SSL_CTX only on OpenSSL */
+	/* the callback's context is an SSL_CTX only on OpenSSL */
 	vi = curl_version_info(CURLVERSION_NOW);
 	if (vi != NULL && vi->ssl_version != NULL && strncmp(vi->ssl_version, "OpenSSL/", 8) == 0)
 		(void)curl_easy_setopt(c->rcurl, CURLOPT_SSL_CTX_FUNCTION, cbc_rssl_ctx);

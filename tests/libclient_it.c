@@ -2,15 +2,19 @@
  * libclient_it.c: every libcredbroker call against the real daemon.
  * Usage: libclient_it DIR URL [DOWN_URL]
  *        libclient_it --hostile DIR URL CALL RC   (see hostile() below)
+ *        libclient_it --residue DIR URL CALL HEX  (see residue() below)
  *   DIR: a deployment made by `credbroker init` (pki/{ca,harness,proxy,admin,sandbox-ca}.*)
  *   URL: the running broker; DOWN_URL: an https URL where nothing listens.
  * Prints one "ok"/"FAIL" line per check; exits 0 only when every check passed.
  * Driven by tests/integration/test_libclient.py.
  */
+#include <fcntl.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "credbroker.h"
 
@@ -170,6 +174,109 @@ hostile(const char *dir, const char *url, const char *call, int want)
 	return failures == 0 ? 0 : 1;
 }
 
+#define SCAN_CHUNK	(1 << 20)
+#define SCAN_REGION_MAX	((size_t)1 << 30)	/* beyond: a sanitizer's shadow, not the heap */
+
+/*
+ * Copies of needle (n bytes, n < SCAN_CHUNK) in this process's anonymous, heap and stack
+ * writable memory, except the one at skip and what the scan itself copied into its buffer.
+ * -1 when the memory cannot be read.
+ */
+static long
+count_copies(const unsigned char *needle, size_t n, const unsigned char *skip)
+{
+	char line[512], path[256], perms[8];
+	unsigned long lo, hi, a;
+	unsigned char *buf;
+	FILE *maps;
+	long hits = 0;
+	size_t got, i;
+	ssize_t r;
+	int mem;
+
+	if ((buf = malloc(SCAN_CHUNK)) == NULL)
+		return -1;
+	if ((maps = fopen("/proc/self/maps", "r")) == NULL ||
+	    (mem = open("/proc/self/mem", O_RDONLY)) < 0) {
+		free(buf);
+		return -1;
+	}
+	/* bounded by the maps file (one region a line) and each region's size */
+	while (fgets(line, sizeof(line), maps) != NULL) {
+		path[0] = '\0';
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &lo, &hi, perms, path) < 3 ||
+		    perms[0] != 'r' || perms[1] != 'w' || hi - lo > SCAN_REGION_MAX ||
+		    (path[0] != '\0' && strcmp(path, "[heap]") != 0 && strcmp(path, "[stack]") != 0))
+			continue;
+		/* chunks overlap by n - 1 bytes, so that no copy straddles two unseen */
+		for (a = lo; a < hi; a += got - (n - 1)) {
+			got = hi - a < SCAN_CHUNK ? (size_t)(hi - a) : SCAN_CHUNK;
+			if ((r = pread(mem, buf, got, (off_t)a)) < (ssize_t)n)
+				break;
+			got = (size_t)r;
+			for (i = 0; i + n <= got; i++)
+				if (buf[i] == needle[0] && memcmp(buf + i, needle, n) == 0 &&
+				    (a + i < (uintptr_t)buf || a + i >= (uintptr_t)buf + SCAN_CHUNK) &&
+				    a + i != (uintptr_t)skip)
+					hits++;
+			if (a + got >= hi)
+				break;
+		}
+	}
+	explicit_bzero(buf, SCAN_CHUNK);
+	free(buf);
+	close(mem);
+	fclose(maps);
+	return hits;
+}
+
+/*
+ * --residue DIR URL CALL HEX: one resolve (CALL resolve or aresolve) against a fake broker
+ * whose answer's header value is the bytes HEX encodes, on a connection kept open; once the
+ * result is freed, no copy of the value may be left in the process's writable memory (the
+ * TLS layer's buffers included). The value is given in hex so that argv holds no copy.
+ */
+static int
+residue(const char *dir, const char *url, const char *call, const char *hex)
+{
+	struct cbc_resolved *r = NULL;
+	unsigned char *v;
+	cbc_t *c = client(dir, url, "proxy", "ca.pem");
+	size_t n = strlen(hex) / 2, i;
+	unsigned int byte;
+	long hits;
+	int rc;
+
+	if (n < 16 || (v = malloc(n + 1)) == NULL) {
+		cbc_free(c);
+		return 2;
+	}
+	for (i = 0; i < n; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &byte) != 1) {
+			free(v);
+			cbc_free(c);
+			return 2;
+		}
+		v[i] = (unsigned char)byte;
+	}
+	v[n] = '\0';
+	if (strcmp(call, "aresolve") == 0)
+		rc = aresolve(c, "cbt_x", "sbx", "h.example", 443, "GET", "/", &r);
+	else
+		rc = cbc_resolve(c, "cbt_x", "sbx", "h.example", 443, "GET", "/", &r);
+	check(rc == 0 && r != NULL && r->nheaders == 1 &&
+	    strcmp(r->headers[0].value, (const char *)v) == 0, "resolve with the value", c);
+	cbc_resolved_free(r);
+	/* the connection stays open, as a proxy's would between resolves */
+	hits = count_copies(v, n, v);
+	printf("copies left: %ld\n", hits);
+	check(hits == 0, "no copy of the value left after the result is freed", c);
+	explicit_bzero(v, n);
+	free(v);
+	cbc_free(c);
+	return failures == 0 ? 0 : 1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -197,6 +304,8 @@ main(int argc, char **argv)
 		cbc_free(admin);
 		return failures == 0 ? 0 : 1;
 	}
+	if (argc == 6 && strcmp(argv[1], "--residue") == 0)
+		return residue(argv[2], argv[3], argv[4], argv[5]);
 	if (argc == 6 && strcmp(argv[1], "--hostile") == 0)
 		return hostile(argv[2], argv[3], argv[4], (int)strtol(argv[5], NULL, 10));
 	if (argc < 3) {

@@ -6,6 +6,8 @@ against the built libcredbroker; it prints one "ok"/"FAIL" line per check. This 
 runs it on a fresh deployment and checks that every check ran and passed.
 """
 
+import binascii
+import json
 import os
 import socket
 import ssl
@@ -158,6 +160,34 @@ class TestHostileBroker(cbtest.TestCase):
                     self.assertEqual(r.returncode, 0, "%s: %s" % (name, o))
                     self.assertNotIn("cbt_x", o.split("message:")[-1], name)
                 self.assertGreaterEqual(fake.requests, len(cases))
+            finally:
+                fake.close()
+
+
+class TestNoResidue(cbtest.TestCase):
+    """A resolve answer carries a real credential: once the result is freed, no copy of it
+    is left in the client's memory, the TLS layer's read buffer of the connection kept
+    open included (libclient_it --residue scans its own writable memory)."""
+
+    def test_value_wiped_after_resolve(self):
+        value = "Bearer residue_" + binascii.hexlify(os.urandom(16)).decode()
+        body = json.dumps({"headers": [{"name": "Authorization", "value": value}],
+                           "expires_in": 10}).encode()
+        head = RAW_200 + b"Content-Length: %d\r\n\r\n" % len(body)
+        with cbtest.Deployment(start=False) as d:
+            fake = cbtest.FakeBroker(d)
+            try:
+                # kept alive, head and body apart, as libmicrohttpd answers
+                fake.answer = [head, body]
+                for call in ("resolve", "aresolve"):
+                    r = subprocess.run([cbtest.binary("tests/libclient_it"), "--residue", d.dir,
+                                        fake.url, call, binascii.hexlify(value.encode()).decode()],
+                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                       timeout=60)
+                    o = r.stdout.decode(errors="replace")
+                    self.assertEqual(r.returncode, 0, "%s: %s" % (call, o))
+                    self.assertIn("ok - resolve with the value", o, call)
+                    self.assertIn("copies left: 0\n", o, call)
             finally:
                 fake.close()
 
