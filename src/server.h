@@ -23,7 +23,8 @@ int server_start(struct broker *b, struct server **out, char *why, size_t whylen
 int server_prepare(struct broker *b, struct server **out, char *why, size_t whylen);
 int server_run(struct server *s, char *why, size_t whylen);
 /*
- * Stops accepting, waits (bounded, 30 s) for in-flight calls, frees. NULL is fine.
+ * Stops dispatching (new requests get 503), waits (bounded, 30 s) for in-flight calls,
+ * stops the daemon (closing the listen socket), frees. NULL is fine.
  * Returns the number of calls still in flight after the wait: when not 0 the server is
  * left running (not freed) because those calls still use it and the broker.
  */
