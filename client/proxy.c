@@ -296,6 +296,7 @@ send_error(struct cconn *c, int status, const char *reason)
 	log_info("%s sandbox %s: %d %s", c->peer, c->have_sandbox ? c->sandbox : "?",
 	    status, reason);
 	up_free(c);
+	req_reset(c);	/* the request may hold tokens: not kept while the answer flushes */
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n", status,
 	    status_text(status), len, reason);
@@ -432,6 +433,7 @@ cycle_end(struct cconn *c)
 	if (!c->upstream_reusable || !c->req_done || c->px->draining)
 		up_free(c);
 	if (!c->req_done || !c->req.keep_alive || c->close_after || c->px->draining) {
+		req_reset(c);	/* nothing of the request is needed to close */
 		c->state = CS_CLOSING;
 		flow(c);
 		return;
@@ -1668,6 +1670,8 @@ make_upstream_ctx(const char *cafile)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* upstream answers may echo the real credential: no plaintext stays in a read buffer */
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if ((cafile != NULL ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) :
 	    SSL_CTX_set_default_verify_paths(ctx)) != 1) {

@@ -203,8 +203,12 @@ make_ctx(struct proxy_certs *pc, X509 *leaf, SSL_CTX **out)
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
 		return CB_ERR_CRYPTO;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/*
+	 * Sandbox requests carry tokens: OpenSSL wipes each record's plaintext once it has
+	 * handed it over (and a read buffer it releases), instead of leaving it in the heap.
+	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_NO_TICKET);
+	    SSL_OP_NO_TICKET | SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	/* idle intercepted connections give their record buffers back */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -27,6 +27,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import sqlite3
 import ssl
 import string
@@ -441,6 +442,137 @@ class ErrorPathTest(cbtest.TestCase):
                 seen += f.read()
             for form in forms(c.decode()):
                 self.assertNotIn(form, seen)
+
+
+
+MEM_CHUNK = 8 << 20
+KEPT_OPEN = 4               # kept-alive connections, two requests each
+MEM_REGION_MAX = 1 << 30    # larger writable mappings are sanitizer shadow, not data
+
+
+def mem_hits(pid, needles):
+    """{needle: occurrences} in the writable memory of running process pid, read through
+    /proc/PID/maps and /proc/PID/mem (root, or the same user, may). Regions that cannot
+    be read are skipped; a read of each region is bounded by its size."""
+    hits = dict.fromkeys(needles, 0)
+    longest = max(len(n) for n in needles)
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            if fields[1][:2] != "rw" or end - start > MEM_REGION_MAX:
+                continue
+            tail = b""
+            for off in range(start, end, MEM_CHUNK):
+                try:
+                    mem.seek(off)
+                    data = tail + mem.read(min(MEM_CHUNK, end - off))
+                except OSError:
+                    break
+                for n in needles:
+                    # a needle inside tail was counted with the chunk before
+                    hits[n] += data.count(n) - tail.count(n)
+                tail = data[-(longest - 1):]
+    return hits
+
+
+def raw_tunnel_get(d, proxy, up, path, token, extra=b""):
+    """A GET with the token (and extra header lines) through a CONNECT tunnel on a raw TLS
+    socket, for an answer after which credproxy closes: reads until its end of the stream
+    (at most 1 MiB) but keeps the socket open, as a sandbox that does not close would.
+    Returns (socket, answer)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(d.dir, "pki", "sandbox-ca.pem"))
+    s = socket.create_connection(("127.0.0.1", proxy.port), timeout=30)
+    head = cbtest.connect_tunnel(s, HOST, up.port)
+    if not head.startswith(b"HTTP/1.1 200"):
+        s.close()
+        raise AssertionError("CONNECT: %r" % head)
+    t = ctx.wrap_socket(s, server_hostname=HOST)
+    t.sendall(b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n%s\r\n" % (
+        path.encode(), HOST.encode(), up.port, token.encode(), extra))
+    answer = b""
+    for _ in range(1024):
+        more = t.recv(1024)
+        if not more:
+            break
+        answer += more
+    return t, answer
+
+
+class ProxyMemoryTest(cbtest.TestCase):
+    """credproxy's memory holds no token and no real credential once a request is done,
+    while the sandbox keeps its connections open: not in OpenSSL's read buffers on the
+    sandbox and upstream sides (SSL_OP_CLEANSE_PLAINTEXT), nor in the parsed request of
+    an answer after which credproxy closes, while that answer flushes and the connection
+    lingers.
+    KEPT_OPEN kept-alive connections send two requests each, whose upstream echoes the
+    credential back (credproxy scrubs it). Two raw connections stay open after answers
+    that close: a token bound to another port (403), and a request with Connection:
+    close (200). Then every writable mapping of the running credproxy is searched for
+    the two tokens (whole, and their signatures) and the secret value.
+    Control: the same search finds the sandbox ID credproxy was started with (its
+    configuration and connection state hold it), and the upstream received the value."""
+
+    def test_no_token_or_credential_left(self):
+        d = cbtest.Deployment()
+        up = proxy = None
+        socks = []
+        try:
+            up = test_hostile.Upstream(d)
+            sandbox = "sbx-mem-" + os.urandom(8).hex()
+            proxy = test_hostile.Proxy(d, "mem", ["--sandbox-id", sandbox, "--allow-private",
+                                                  "--upstream-ca", up.ca])
+            value = "memval_" + os.urandom(20).hex()
+            d.put_secret("mem", value, [HOST])
+            good = d.mint(sandbox, "mem", HOST, port=up.port)["token"]
+            denied = d.mint(sandbox, "mem", HOST, port=up.port + 1)["token"]
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(os.path.join(d.dir, "pki", "sandbox-ca.pem"))
+            for i in range(2 * KEPT_OPEN):
+                if i % 2 == 0:
+                    c = http.client.HTTPSConnection("127.0.0.1", proxy.port, context=ctx,
+                                                    timeout=30)
+                    c.set_tunnel(HOST, up.port)
+                    socks.append(c)
+                tid = os.urandom(8).hex()
+                c.request("GET", "/echo-credential-header",
+                          headers={"X-Test-Id": tid, "Authorization": "Bearer " + good})
+                r = c.getresponse()
+                body = r.read()
+                self.assertEqual(r.status, 200, body[:200])
+                self.assertNotIn(value.encode(), body)
+                got = dict(echo_upstream.received(tid) or [])
+                self.assertIn(value, got.get("Authorization", ""))
+            # answers after which credproxy closes, and lingers for what the sandbox sends
+            t, answer = raw_tunnel_get(d, proxy, up, "/echo", denied)
+            socks.append(t)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 403 "), answer[:200])
+            t, answer = raw_tunnel_get(d, proxy, up, "/echo-credential-header", good,
+                                       b"Connection: close\r\n")
+            socks.append(t)
+            self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:200])
+            self.assertNotIn(value.encode(), answer)
+
+            needles = [good.encode(), good.rsplit(".", 1)[1].encode(), denied.encode(),
+                       denied.rsplit(".", 1)[1].encode(), value.encode(), sandbox.encode()]
+            # every answer is in: nothing is waiting for more from either side (the
+            # moment is for the proxy's callbacks, far shorter than its 2 s linger)
+            time.sleep(0.2)
+            hits = mem_hits(proxy.proc.pid, needles)
+            self.assertGreater(hits[sandbox.encode()], 0, "control: the search finds nothing")
+            left = {n.decode()[:20] + "...": k for n, k in hits.items()
+                    if k and n != sandbox.encode()}
+            self.assertEqual(left, {}, "copies left in credproxy's memory")
+        finally:
+            for x in socks:
+                x.close()
+            if proxy:
+                self.assertEqual(proxy.stop(), 0, proxy.log()[-2000:])
+            if up:
+                up.stop()
+            d.stop()
 
 
 if __name__ == "__main__":
