@@ -25,6 +25,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -450,18 +451,33 @@ KEPT_OPEN = 4               # kept-alive connections, two requests each
 MEM_REGION_MAX = 1 << 30    # larger writable mappings are sanitizer shadow, not data
 
 
+def writable_mappings(pid):
+    """[(start, end, locked)] of process pid's writable mappings from /proc/PID/smaps,
+    locked when any of its pages is mlock()ed; mappings over MEM_REGION_MAX are left out."""
+    out = []
+    cur = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            words = line.split()
+            if words and re.match(r"^[0-9a-f]+-[0-9a-f]+$", words[0]):
+                start, end = (int(x, 16) for x in words[0].split("-"))
+                cur = [start, end, False] if words[1][:2] == "rw" else None
+                if cur is not None and end - start <= MEM_REGION_MAX:
+                    out.append(cur)
+            elif cur is not None and words[:1] == ["Locked:"] and words[1] != "0":
+                cur[2] = True
+    return [tuple(m) for m in out]
+
+
 def mem_hits(pid, needles):
-    """{needle: occurrences} in the writable memory of running process pid, read through
-    /proc/PID/maps and /proc/PID/mem (root, or the same user, may). Regions that cannot
-    be read are skipped; a read of each region is bounded by its size."""
+    """({needle: occurrences}, {needle: occurrences in mlock()ed mappings}) in the writable
+    memory of running process pid, read through /proc/PID/mem (root, or the same user,
+    may). Mappings that cannot be read are skipped; each read is bounded by its size."""
     hits = dict.fromkeys(needles, 0)
-    longest = max(len(n) for n in needles)
-    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
-        for line in maps:
-            fields = line.split()
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            if fields[1][:2] != "rw" or end - start > MEM_REGION_MAX:
-                continue
+    locked = dict.fromkeys(needles, 0)
+    keep = max(len(n) for n in needles) - 1
+    with open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for start, end, is_locked in writable_mappings(pid):
             tail = b""
             for off in range(start, end, MEM_CHUNK):
                 try:
@@ -471,9 +487,12 @@ def mem_hits(pid, needles):
                     break
                 for n in needles:
                     # a needle inside tail was counted with the chunk before
-                    hits[n] += data.count(n) - tail.count(n)
-                tail = data[-(longest - 1):]
-    return hits
+                    k = data.count(n) - tail.count(n)
+                    hits[n] += k
+                    if is_locked:
+                        locked[n] += k
+                tail = data[len(data) - keep:] if keep > 0 else b""
+    return hits, locked
 
 
 def raw_tunnel_get(d, proxy, up, path, token, extra=b""):
@@ -560,7 +579,7 @@ class ProxyMemoryTest(cbtest.TestCase):
             # every answer is in: nothing is waiting for more from either side (the
             # moment is for the proxy's callbacks, far shorter than its 2 s linger)
             time.sleep(0.2)
-            hits = mem_hits(proxy.proc.pid, needles)
+            hits, _ = mem_hits(proxy.proc.pid, needles)
             self.assertGreater(hits[sandbox.encode()], 0, "control: the search finds nothing")
             left = {n.decode()[:20] + "...": k for n, k in hits.items()
                     if k and n != sandbox.encode()}
@@ -573,6 +592,35 @@ class ProxyMemoryTest(cbtest.TestCase):
             if up:
                 up.stop()
             d.stop()
+
+
+
+class BrokerMemoryTest(cbtest.TestCase):
+    """The broker's answers to resolves carry the real credential ("Bearer VALUE" in the
+    JSON): once sent, no copy of one is left in its memory (server.c wipes each answer's
+    buffer; the JSON is never built by realloc). After a put and three resolves (proxy
+    role), every writable mapping of the running credbrokerd is searched for the rendered
+    credential: none. Control: the raw value is found, in an mlock()ed mapping (but under
+    ASan), the cache of decrypted values (docs/threat-model.md, asset 1), so the search
+    reads the right memory. The raw value itself is not counted elsewhere: GnuTLS frees its decrypted
+    record buffers (here the put's body) without wiping them (docs/threat-model.md)."""
+
+    def test_no_answer_left(self):
+        with cbtest.Deployment() as d:
+            value = "brokermem_" + os.urandom(20).hex()
+            d.put_secret("bmem", value, [HOST])
+            for _ in range(3):
+                token = d.mint("sbx-bmem", "bmem", HOST)["token"]
+                st, js = d.resolve(token, "sbx-bmem", HOST)
+                self.assertEqual(st, 200, js)
+                self.assertEqual([h["value"] for h in js["headers"]], ["Bearer " + value])
+            rendered = ("Bearer " + value).encode()
+            hits, locked = mem_hits(d.proc.pid, [value.encode(), rendered])
+            self.assertGreater(hits[value.encode()], 0, "control: the cached value not found")
+            if not test_hostile.sanitized(cbtest.binary("credbrokerd")):
+                # ASan makes mlock() a no-op
+                self.assertGreater(locked[value.encode()], 0, "the cache is not locked")
+            self.assertEqual(hits[rendered], 0, "copies of an answer left in the broker")
 
 
 if __name__ == "__main__":
