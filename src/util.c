@@ -25,6 +25,15 @@ util_wipe_free(void *p, size_t len)
 	free(p);
 }
 
+/* noinline: the buffer must be a frame of its own, below the caller's */
+__attribute__((noinline)) void
+util_wipe_stack(void)
+{
+	unsigned char pad[UTIL_STACK_WIPE];
+
+	explicit_bzero(pad, sizeof(pad));
+}
+
 void
 util_wipe_str(char *s)
 {

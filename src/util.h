@@ -12,6 +12,12 @@
 void util_wipe_free(void *p, size_t len);
 /* Wipes a NUL-terminated string (its strlen) and frees it; NULL is fine. */
 void util_wipe_str(char *s);
+/*
+ * Wipes UTIL_STACK_WIPE bytes of the calling thread's stack below the caller's frame:
+ * what functions the caller called (TLS libraries among them) left behind there.
+ */
+#define UTIL_STACK_WIPE (32 * 1024)
+void util_wipe_stack(void);
 
 /* Parses a whole decimal string into [min, max]; returns 0 or CB_ERR_INVAL. */
 int util_strtoll(const char *s, long long min, long long max, long long *out);

@@ -528,10 +528,11 @@ class ProxyMemoryTest(cbtest.TestCase):
     KEPT_OPEN kept-alive connections send two requests each, whose upstream echoes the
     credential back (credproxy scrubs it). Two raw connections stay open after answers
     that close: a token bound to another port (403), and a request with Connection:
-    close (200). Then every writable mapping of the running credproxy is searched for
-    the two tokens (whole, and their signatures) and the secret value.
+    close (200). Then a token-less request gets a second value from an inject binding
+    (echoed back too). Every writable mapping of the running credproxy is then searched
+    for the two tokens (whole, and their signatures) and the two values.
     Control: the same search finds the sandbox ID credproxy was started with (its
-    configuration and connection state hold it), and the upstream received the value."""
+    configuration and connection state hold it), and the upstream received the values."""
 
     def test_no_token_or_credential_left(self):
         d = cbtest.Deployment()
@@ -573,9 +574,23 @@ class ProxyMemoryTest(cbtest.TestCase):
             socks.append(t)
             self.assertTrue(answer.startswith(b"HTTP/1.1 200 "), answer[:200])
             self.assertNotIn(value.encode(), answer)
+            # an inject binding: a token-less request gets a second value as a header
+            injected = "meminj_" + os.urandom(20).hex()
+            d.put_secret("meminj", injected, [HOST])
+            d.mint(sandbox, "meminj", HOST, port=up.port, inject=True, header="X-Mem-Inject",
+                   template="{secret}")
+            c = socks[0]
+            tid = os.urandom(8).hex()
+            c.request("GET", "/echo", headers={"X-Test-Id": tid})
+            r = c.getresponse()
+            body = r.read()
+            self.assertEqual(r.status, 200, body[:200])
+            self.assertNotIn(injected.encode(), body)
+            self.assertEqual(dict(echo_upstream.received(tid) or []).get("X-Mem-Inject"), injected)
 
             needles = [good.encode(), good.rsplit(".", 1)[1].encode(), denied.encode(),
-                       denied.rsplit(".", 1)[1].encode(), value.encode(), sandbox.encode()]
+                       denied.rsplit(".", 1)[1].encode(), value.encode(), injected.encode(),
+                       sandbox.encode()]
             # every answer is in: nothing is waiting for more from either side (the
             # moment is for the proxy's callbacks, far shorter than its 2 s linger)
             time.sleep(0.2)
