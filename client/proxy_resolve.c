@@ -541,9 +541,9 @@ worker(void *arg)
 		if (job->status == 0 && job->need_addr)
 			run_addr(job);
 		/*
-		 * A resolve request (a token) was found in this stack below the worker's frame,
-		 * left by one of the calls above (libcredbroker, libcurl, OpenSSL; which one was
-		 * not pinned down): wipe what this job's calls left.
+		 * A resolve request (a token) was found in this stack below the worker's frame:
+		 * the dynamic linker's lazy-binding resolver had saved the vector registers
+		 * there (docs/architecture.md). Wipe whatever this job's calls left.
 		 */
 		util_wipe_stack();
 		job->done(job->arg, job);
