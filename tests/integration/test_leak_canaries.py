@@ -536,7 +536,7 @@ class ProxyMemoryTest(cbtest.TestCase):
 
     def test_no_token_or_credential_left(self):
         d = cbtest.Deployment()
-        up = proxy = None
+        up = proxy = stopped = None
         socks = []
         try:
             up = test_hostile.Upstream(d)
@@ -603,11 +603,11 @@ class ProxyMemoryTest(cbtest.TestCase):
             for x in socks:
                 x.close()
             if proxy:
-                self.assertEqual(proxy.stop(), 0, proxy.log()[-2000:])
+                stopped = proxy.stop()
             if up:
                 up.stop()
             d.stop()
-
+        self.assertEqual(stopped, 0, proxy.log()[-2000:])
 
 
 class BrokerMemoryTest(cbtest.TestCase):
@@ -617,8 +617,8 @@ class BrokerMemoryTest(cbtest.TestCase):
     role), every writable mapping of the running credbrokerd is searched for the rendered
     credential: none. Control: the raw value is found, in an mlock()ed mapping (but under
     ASan), the cache of decrypted values (docs/threat-model.md, asset 1), so the search
-    reads the right memory. The raw value itself is not counted elsewhere: GnuTLS frees its decrypted
-    record buffers (here the put's body) without wiping them (docs/threat-model.md)."""
+    reads the right memory. The raw value itself is not counted elsewhere: GnuTLS frees
+    its decrypted record buffers (here the put's body) without wiping them."""
 
     def test_no_answer_left(self):
         with cbtest.Deployment() as d:
