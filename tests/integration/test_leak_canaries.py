@@ -536,7 +536,7 @@ class ProxyMemoryTest(cbtest.TestCase):
 
     def test_no_token_or_credential_left(self):
         d = cbtest.Deployment()
-        up = proxy = stopped = None
+        up = proxy = stopped = log = None
         socks = []
         try:
             up = test_hostile.Upstream(d)
@@ -604,10 +604,11 @@ class ProxyMemoryTest(cbtest.TestCase):
                 x.close()
             if proxy:
                 stopped = proxy.stop()
+                log = proxy.log()
             if up:
                 up.stop()
             d.stop()
-        self.assertEqual(stopped, 0, proxy.log()[-2000:])
+        self.assertEqual(stopped, 0, log[-2000:])
 
 
 class BrokerMemoryTest(cbtest.TestCase):
