@@ -282,29 +282,36 @@ static void
 broker_send(struct conn *c, int status, json_t *body)
 {
 	struct api_call *call = &c->call;
-	char *buf, *raw = call->raw_body;
 	const char *ctype = call->content_type != NULL ? call->content_type : "application/json";
-	size_t blen = raw != NULL ? call->raw_len : 0, cap;
+	char *buf, *text;
+	size_t tlen = 0, tcap = 0, cap;
 	int n, sent = 0;
 
-	call->raw_body = NULL;
-	if (raw == NULL && body != NULL)
-		blen = json_write_compact(body, NULL, 0);
-	cap = HEAD_MAX + blen + 1;
-	if ((buf = malloc(cap)) != NULL) {
+	/* The body as text: a raw answer as given (a resolve's), else compact JSON. */
+	if (call->raw_body != NULL) {
+		text = call->raw_body;
+		tlen = tcap = call->raw_len;
+		call->raw_body = NULL;
+	} else if (body != NULL && (text = json_dumps_compact(body)) != NULL) {
+		tlen = strlen(text);
+		tcap = tlen + 1;
+	} else
+		text = NULL;
+	cap = HEAD_MAX + tlen;
+	if ((body == NULL || text != NULL) && (buf = malloc(cap)) != NULL) {
 		n = snprintf(buf, HEAD_MAX, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 		    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
-		    "Content-Length: %zu\r\n\r\n", status, reason(status), ctype, blen);
-		if (raw != NULL)
-			memcpy(buf + n, raw, blen);
-		else if (body != NULL && json_write_compact(body, buf + n, blen + 1) != blen)
-			blen = 0, n = -1;
-		if (n > 0)
-			sent = write_all(c, buf, (size_t)n + blen) == 0;
+		    "Content-Length: %zu\r\n\r\n", status, reason(status), ctype, tlen);
+		if (n > 0 && n < HEAD_MAX) {
+			if (tlen > 0)
+				memcpy(buf + n, text, tlen);
+			sent = write_all(c, buf, (size_t)n + tlen) == 0;
+		}
 		util_wipe_free(buf, cap);
 	}
-	if (raw != NULL)
-		util_wipe_free(raw, call->raw_len);
+	/* Every copy is wiped, sensitive or not. */
+	if (text != NULL)
+		util_wipe_free(text, tcap);
 	if (body != NULL)
 		json_decref(body);
 	log_request(__func__, c->peer, who->id, call->route != NULL ? call->route : "other",
