@@ -263,7 +263,7 @@ reason(int status)
 	}
 }
 
-/* Frees what the call holds (the parsed body, wiped) and clears it for the next request. */
+/* Frees what the call holds (the parsed request body, a raw answer) and clears it. */
 static void
 call_clear(struct api_call *call)
 {
