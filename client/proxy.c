@@ -9,7 +9,8 @@
  *   CS_RESOLVE  a job resolves the tokens (or a token-less resolve) and the upstream name
  *   CS_FORWARD  the rewritten head and the body go upstream; the response head and body
  *               come back scrubbed of every real credential value
- *   CS_TUNNEL   after a 101 to a WebSocket upgrade: bytes both ways
+ *   CS_TUNNEL   after a 101 to a WebSocket upgrade: bytes both ways, the upstream's
+ *               scrubbed of every credential the upgrade request carried
  *   CS_CLOSING  an answer is being flushed, then the connection closes
  *   CS_LINGER   the answer is out and our side shut down: what the sandbox still sends
  *               is read and dropped for a moment, so that closing does not reset the
@@ -64,6 +65,7 @@
 #define LINGER_MAX		(1024 * 1024)
 #define PUMP_CHUNK		16384
 #define UADDR_TTL_S		30	/* checked upstream addresses reused this long */
+#define TUNNEL_FLUSH_MS		200	/* a tunnel's held-back bytes go out after this */
 
 enum cstate { CS_HEAD, CS_RESOLVE, CS_FORWARD, CS_TUNNEL, CS_CLOSING, CS_LINGER };
 enum rstate { RS_HEAD, RS_BODY, RS_DONE };
@@ -122,6 +124,8 @@ struct cconn {
 	int64_t res_left;
 	struct ph_chunked res_ch;
 	struct scrub *scrub;
+	struct scrub *tscrub;		/* after an upgrade: same-length masks (tunnel_up) */
+	struct event *tflush;		/* sends what tscrub holds back once nothing follows */
 	int out_chunked;		/* the body goes to the sandbox chunked */
 	int close_after;
 	int upstream_reusable;
@@ -222,6 +226,10 @@ req_reset(struct cconn *c)
 	c->have_res = 0;
 	scrub_free(c->scrub);
 	c->scrub = NULL;
+	if (c->state != CS_TUNNEL || c->closed) {
+		scrub_free(c->tscrub);
+		c->tscrub = NULL;
+	}
 	free(c->host_header);
 	c->host_header = NULL;
 	if (c->retry_head != NULL)
@@ -276,6 +284,9 @@ conn_close(struct cconn *c)
 	if (c->closed)
 		return;
 	c->closed = 1;
+	if (c->tflush != NULL)
+		event_free(c->tflush);
+	c->tflush = NULL;
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -645,17 +656,94 @@ pump_response(struct cconn *c)
 }
 
 static void
+tunnel_emit(void *arg, const uint8_t *p, size_t n)
+{
+	struct cconn *c = arg;
+
+	if (n > 0)
+		evbuffer_add(bufferevent_get_output(c->bev), p, n);
+}
+
+/*
+ * An upgraded connection's upstream bytes to the sandbox. When the upgrade request
+ * carried a credential they go through tscrub, whose masks keep every length (a
+ * WebSocket frame says how long it is), and a credential split across reads is caught
+ * as in a body. What tscrub holds back (the start of a credential, or bytes that only
+ * look like one) goes out after TUNNEL_FLUSH_MS without more upstream bytes, so that a
+ * protocol waiting for the sandbox's reply is not stalled. Returns -1 on an error.
+ */
+static int
+tunnel_up(struct cconn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->ubev);
+	struct timeval tv = { 0, TUNNEL_FLUSH_MS * 1000 };
+	uint8_t buf[PUMP_CHUNK];
+	size_t len, m, used = 0;
+	int rc = 0;
+
+	if (c->tscrub == NULL) {
+		evbuffer_add_buffer(bufferevent_get_output(c->bev), in);
+		return 0;
+	}
+	while (rc == 0 && (len = evbuffer_get_length(in)) > 0) {
+		m = len < sizeof(buf) ? len : sizeof(buf);
+		if (m > used)
+			used = m;	/* wiped at the end: only what was written */
+		evbuffer_remove(in, buf, m);
+		rc = scrub_feed(c->tscrub, buf, m, tunnel_emit, c);
+	}
+	explicit_bzero(buf, used);
+	if (rc != 0)
+		return -1;
+	if (scrub_held(c->tscrub) > 0)
+		evtimer_add(c->tflush, &tv);	/* from the last bytes read */
+	else
+		evtimer_del(c->tflush);
+	return 0;
+}
+
+static void
+tunnel_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cconn *c = arg;
+	struct timeval tv = { 0, TUNNEL_FLUSH_MS * 1000 };
+
+	if (c->closed || c->state != CS_TUNNEL || c->tscrub == NULL)
+		return;
+	/*
+	 * Upstream bytes not read yet, because the sandbox does not read: the rest of a
+	 * credential may be among them. Held until they are.
+	 */
+	if (c->ubev != NULL && (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0 ||
+	    (bufferevent_get_enabled(c->ubev) & EV_READ) == 0)) {
+		evtimer_add(c->tflush, &tv);
+		return;
+	}
+	if (scrub_finish(c->tscrub, tunnel_emit, c) != 0) {
+		conn_close(c);
+		return;
+	}
+	flow(c);
+}
+
+static void
 start_tunnel(struct cconn *c)
 {
-	struct evbuffer *uin = bufferevent_get_input(c->ubev);
-
 	c->state = CS_TUNNEL;
 	c->rstate = RS_DONE;
 	bufferevent_set_timeouts(c->ubev, NULL, NULL);
-	evbuffer_add_buffer(bufferevent_get_output(c->bev), uin);
+	if (c->tscrub != NULL &&
+	    (c->tflush = evtimer_new(c->px->base, tunnel_flush_cb, c)) == NULL) {
+		conn_close(c);
+		return;
+	}
+	if (tunnel_up(c) != 0) {
+		conn_close(c);
+		return;
+	}
 	evbuffer_add_buffer(bufferevent_get_output(c->ubev), bufferevent_get_input(c->bev));
-	log_info("%s sandbox %s: upgraded connection to %s:%d", c->peer, c->sandbox, c->host,
-	    c->port);
+	log_info("%s sandbox %s: upgraded connection to %s:%d%s", c->peer, c->sandbox, c->host,
+	    c->port, c->tscrub != NULL ? " (scrubbed)" : "");
 }
 
 /* Upstream bytes arrived (or a pump is due after back-pressure eased). */
@@ -668,9 +756,10 @@ up_progress(struct cconn *c)
 	int n, r;
 
 	if (c->state == CS_TUNNEL) {
-		evbuffer_add_buffer(bufferevent_get_output(c->bev),
-		    bufferevent_get_input(c->ubev));
-		flow(c);
+		if (tunnel_up(c) != 0)
+			conn_close(c);
+		else
+			flow(c);
 		return;
 	}
 	if (c->state != CS_FORWARD) {
@@ -709,7 +798,8 @@ up_progress(struct cconn *c)
 				return;
 			}
 			start_tunnel(c);
-			flow(c);
+			if (!c->closed)
+				flow(c);
 			return;
 		}
 		if (c->res.status >= 200 && !c->res.no_body && c->scrub != NULL &&
@@ -810,8 +900,12 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (c->state == CS_TUNNEL) {
-		evbuffer_add_buffer(bufferevent_get_output(c->bev),
-		    bufferevent_get_input(c->ubev));
+		/* the upstream is gone: nothing can complete what the scrubber holds back */
+		if (tunnel_up(c) != 0 || (c->tscrub != NULL &&
+		    scrub_finish(c->tscrub, tunnel_emit, c) != 0)) {
+			conn_close(c);
+			return;
+		}
 		up_free(c);
 		c->state = CS_CLOSING;
 		flow(c);
@@ -989,6 +1083,33 @@ build_scrub(struct cconn *c, const struct proxy_job *job)
 	return i < job->npats ? CB_ERR_LIMIT : 0;
 }
 
+/*
+ * For an upgrade request: the same values, each masked by as many '*' (the upgraded
+ * connection's framing counts bytes, so no length may change there).
+ */
+static int
+build_tunnel_scrub(struct cconn *c, const struct proxy_job *job)
+{
+	char *mask;
+	size_t i, n;
+	int rc;
+
+	if ((rc = scrub_new(&c->tscrub)) != 0)
+		return rc;
+	for (i = 0; i < job->npats && i < SCRUB_PATTERNS_MAX; i++) {
+		n = strlen(job->pats[i].value);
+		if ((mask = malloc(n + 1)) == NULL)
+			return CB_ERR_NOMEM;
+		memset(mask, '*', n);
+		rc = scrub_add(c->tscrub, (const uint8_t *)job->pats[i].value, n,
+		    (const uint8_t *)mask, n);
+		free(mask);
+		if (rc != 0)
+			return rc;
+	}
+	return i < job->npats ? CB_ERR_LIMIT : 0;
+}
+
 /* The worker is done with this connection's job: forward, or answer its refusal. */
 static void
 job_cb(evutil_socket_t fd, short what, void *arg)
@@ -1017,7 +1138,18 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 				send_error(c, 403, "credproxy: refused: conflicting credentials");
 				goto out;
 			}
-	if (build_scrub(c, job) != 0) {
+	/*
+	 * An absolute-form http:// request travels in clear: a credential goes there only
+	 * where the operator allowed it. A grant names host and port, not the scheme, so
+	 * without this a grant for an HTTPS API would put its key on the wire in clear.
+	 */
+	if (!c->tls && job->nset > 0 && !c->px->conf->plaintext_credentials) {
+		send_error(c, 403, "credproxy: refused: credentials go out over TLS only "
+		    "(plaintext_credentials no)");
+		goto out;
+	}
+	if (build_scrub(c, job) != 0 ||
+	    (c->req.upgrade && job->npats > 0 && build_tunnel_scrub(c, job) != 0)) {
 		send_error(c, 500, "credproxy: internal error");
 		goto out;
 	}
@@ -1670,8 +1802,15 @@ make_upstream_ctx(const char *cafile)
 		return NULL;
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	/* upstream answers may echo the real credential: no plaintext stays in a read buffer */
-	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	/*
+	 * Upstream answers may echo the real credential: no plaintext stays in a read
+	 * buffer. A close without close_notify is an end of stream, as curl and browsers
+	 * take it (many servers close so): a close-delimited body ends there, and a body
+	 * with a length or chunks that stops short is still a truncation (up_event_cb).
+	 * OpenSSL 3 would otherwise report it as an error, not as the EOF libevent's
+	 * dirty-shutdown setting expects.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT | SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if ((cafile != NULL ? SSL_CTX_load_verify_locations(ctx, cafile, NULL) :
 	    SSL_CTX_set_default_verify_paths(ctx)) != 1) {

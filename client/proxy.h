@@ -43,6 +43,7 @@ struct proxy_conf {
 	char **allow_hosts;
 	size_t nallow;
 	int allow_private;
+	int plaintext_credentials;	/* 1: credentials may go out over plain HTTP */
 	char *user;		/* drop to this user when started as root; NULL: stay */
 	int seccomp;		/* 1: seccomp filter once serving (default on Linux) */
 	int resolve_workers;	/* broker resolves in flight at once (threads) */

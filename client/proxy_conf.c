@@ -366,6 +366,17 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 		}
 		return 0;
 	}
+	if (strcmp(kw, "plaintext_credentials") == 0) {
+		if (strcmp(argv[1], "yes") == 0)
+			c->plaintext_credentials = 1;
+		else if (strcmp(argv[1], "no") == 0)
+			c->plaintext_credentials = 0;
+		else {
+			snprintf(why, whylen, "line %d: plaintext_credentials yes|no", lineno);
+			return CB_ERR_CONFIG;
+		}
+		return 0;
+	}
 	if (strcmp(kw, "seccomp") == 0) {
 		if (strcmp(argv[1], "yes") == 0)
 			c->seccomp = 1;

@@ -102,6 +102,12 @@ scrub_count(const struct scrub *s)
 	return s == NULL ? 0 : s->npat;
 }
 
+size_t
+scrub_held(const struct scrub *s)
+{
+	return s == NULL ? 0 : s->holdlen;
+}
+
 /*
  * Decides position i of b[0..n). Returns the index of the pattern to replace there, -1
  * when no pattern occurs there, or -2 when it cannot be known yet (more bytes needed and

@@ -28,6 +28,8 @@ int scrub_add(struct scrub *s, const uint8_t *pattern, size_t plen, const uint8_
     size_t rlen);
 /* Number of patterns. */
 size_t scrub_count(const struct scrub *s);
+/* Bytes held back by the last feed (a proper prefix of some pattern); 0 after a finish. */
+size_t scrub_held(const struct scrub *s);
 /* Feeds bytes; emits everything that can no longer be the start of a pattern. */
 int scrub_feed(struct scrub *s, const uint8_t *in, size_t len, scrub_emit_fn emit, void *arg);
 /* Flushes held-back bytes at the end of the body. */

@@ -173,6 +173,7 @@ test_parse(void **state)
 	    "allow_host pypi.org\n"
 	    "allow_host files.pythonhosted.org\n"
 	    "allow_private yes\n"
+	    "plaintext_credentials yes\n"
 	    "upstream_ca \"bundle dir/ca.pem\"\n"
 	    "user credproxy\n"
 	    "seccomp no\n";
@@ -180,9 +181,10 @@ test_parse(void **state)
 	struct sockaddr_storage ss;
 	char why[256];
 
-	/* Defaults: no user, the seccomp filter on (Linux). */
+	/* Defaults: no user, the seccomp filter on (Linux), credentials over TLS only. */
 	assert_int_equal(proxy_conf_new(&c), 0);
 	assert_null(c->user);
+	assert_int_equal(c->plaintext_credentials, 0);
 #ifdef __linux__
 	assert_int_equal(c->seccomp, 1);
 #endif
@@ -215,6 +217,7 @@ test_parse(void **state)
 	assert_string_equal(c->sandbox_ca_key, "/dep/pki/sandbox-ca.key");
 	assert_string_equal(c->upstream_ca, "/dep/bundle dir/ca.pem");
 	assert_int_equal(c->allow_private, 1);
+	assert_int_equal(c->plaintext_credentials, 1);
 	assert_int_equal(c->nallow, 2);
 	assert_int_equal(proxy_conf_allowed(c, "pypi.org"), 1);
 	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "127.0.0.2")), "sbx-a");
@@ -231,6 +234,8 @@ test_parse_refused(void **state)
 		"listen 127.0.0.1\n",
 		"listen\n",
 		"allow_private maybe\n",
+		"plaintext_credentials on\n",
+		"plaintext_credentials\n",
 		"sandbox 10.0.0.0/8\n",
 		"sandbox 10.0.0.0/40 sbx\n",
 		"cert a b\n",

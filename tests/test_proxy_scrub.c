@@ -149,17 +149,21 @@ test_holds_only_prefixes(void **state)
 	memset(&k, 0, sizeof(k));
 	assert_int_equal(scrub_feed(s, (const uint8_t *)"abc", 3, sink_emit, &k), 0);
 	assert_int_equal(k.len, 3);
+	assert_int_equal(scrub_held(s), 0);
 	assert_int_equal(scrub_feed(s, (const uint8_t *)"dSEC", 4, sink_emit, &k), 0);
 	assert_int_equal(k.len, 4);	/* "SEC" held */
+	assert_int_equal(scrub_held(s), 3);
 	assert_int_equal(scrub_feed(s, (const uint8_t *)"RE", 2, sink_emit, &k), 0);
 	assert_int_equal(k.len, 4);
 	assert_int_equal(scrub_feed(s, (const uint8_t *)"X", 1, sink_emit, &k), 0);
 	assert_int_equal(k.len, 10);	/* not the secret after all: all released */
+	assert_int_equal(scrub_held(s), 0);
 	assert_memory_equal(k.buf, "abcdSECREX", 10);
 	assert_int_equal(scrub_feed(s, (const uint8_t *)"SECRE", 5, sink_emit, &k), 0);
 	assert_int_equal(k.len, 10);
 	assert_int_equal(scrub_finish(s, sink_emit, &k), 0);
 	assert_int_equal(k.len, 15);	/* the stream ended: a partial secret is just bytes */
+	assert_int_equal(scrub_held(s), 0);
 	assert_memory_equal(k.buf + 10, "SECRE", 5);
 	scrub_free(s);
 }

@@ -43,6 +43,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 
 MAX_BODY = 1 << 30
@@ -51,6 +52,9 @@ _conn_ids = itertools.count(1)
 # In-process use (tests): what the upstream received, by the request's X-Test-Id header.
 _received = {}
 _received_lock = threading.Lock()
+
+
+CLOSE_DELIMITED_BODY = b"a body without a length, ended by the close\n" * 20
 
 
 def received(test_id):
@@ -155,7 +159,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def handle_ws(self):
+    def handle_ws(self, mode):
+        """101, then echoes. /ws-echo-credential first sends "auth=<Authorization>\n" in
+        two writes 50 ms apart, split inside the credential; /ws-tail first sends "tail:"
+        and the first byte of the Authorization value, then waits for the client."""
         key = self.headers.get("Sec-WebSocket-Key", "")
         accept = base64.b64encode(hashlib.sha1(
             (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
@@ -166,6 +173,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         self.close_connection = True
+        auth = self.headers.get("Authorization", "").encode()
+        if mode == "/ws-echo-credential":
+            first = b"auth=" + auth[:len(auth) // 2]
+            self.connection.sendall(first)
+            time.sleep(0.05)
+            self.connection.sendall(auth[len(auth) // 2:] + b"\n")
+        elif mode == "/ws-tail":
+            self.connection.sendall(b"tail:" + auth[:1])
         while True:
             b = self.connection.recv(65536)
             if not b:
@@ -244,7 +259,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # modes go by the last path segment, so /api/echo-credential-header works too
         mode = "/" + u.path.rsplit("/", 1)[-1]
         if self.headers.get("Upgrade", "").lower() == "websocket":
-            self.handle_ws()
+            self.handle_ws(mode)
             return
         sha, n = self.read_body()
         if self.server.received_log:
@@ -294,6 +309,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # compressed whatever the client accepts (a scrubbing proxy must refuse it)
             doc = json.dumps({"authorization": auth}).encode()
             self.send_body(200, gzip.compress(doc), extra=[("Content-Encoding", "gzip")])
+            return
+        if mode == "/close-delimited":
+            # no length: the close ends the body, and Python's ssl closes without
+            # close_notify (as many servers do)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(CLOSE_DELIMITED_BODY)
+            self.close_connection = True
             return
         if mode == "/short-idle":
             # this connection closes after 0.3 s without a request (kept-alive reuse tests)

@@ -140,12 +140,14 @@ class ProxyTest(cbtest.TestCase):
         cls.grant = d.mint("sbx-a", "gh", "localhost", port=cls.up_port)
         cls.token = cls.grant["token"]
         cls.plain_grant = d.mint("sbx-a", "gh", "localhost", port=cls.plain_port)
+        cls.plain_grant_b = d.mint("sbx-b", "gh", "localhost", port=cls.plain_port)
         d.mint("sbx-inj", "inj", "localhost", port=cls.up_port, inject=True,
                header="X-Api-Key", template="{secret}")
         common = ["--upstream-ca", cls.up_ca]
         cls.shared = cls._proxy("shared", common + ["--allow-private", "--allow-host", "127.0.0.1"],
                                 ["sandbox %s/32 sbx-a" % SRC_A, "sandbox %s sbx-b" % SRC_B])
-        cls.sidecar = cls._proxy("sidecar", common + ["--allow-private", "--sandbox-id", "sbx-b"])
+        cls.sidecar = cls._proxy("sidecar", common + ["--allow-private", "--sandbox-id", "sbx-b"],
+                                 ["plaintext_credentials yes"])
         cls.injector = cls._proxy("injector", common + ["--allow-private", "--sandbox-id",
                                                          "sbx-inj"])
         cls.strict = cls._proxy("strict", common + ["--sandbox-id", "sbx-a"])
@@ -834,21 +836,35 @@ class ProxyTest(cbtest.TestCase):
             self.assertNotEqual(r.returncode, 0, bad)
             self.assertIn(b"resolve_workers 1-256", r.stderr, r.stderr)
 
-    def test_plain_http_absolute_form(self):
-        c = http.client.HTTPConnection("127.0.0.1", self.shared.port, timeout=TIMEOUT,
-                                       source_address=(SRC_A, 0))
+    def plain_http(self, proxy, token, src=SRC_A):
+        """A credentialed absolute-form http:// request: (status, headers, body, test id)."""
+        c = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=TIMEOUT,
+                                       source_address=(src, 0))
         try:
             url = "http://localhost:%d/echo-credential-header" % self.plain_port
             tid = uuid.uuid4().hex
-            c.request("GET", url, headers={"Authorization": "Bearer " + self.plain_grant["token"],
+            c.request("GET", url, headers={"Authorization": "Bearer " + token,
                                            "X-Test-Id": tid})
             r = c.getresponse()
-            body = r.read()
-            self.assertEqual(r.status, 200, body)
-            self.assert_one_real(body, test_id=tid)
-            self.assert_clean(r.getheaders(), body)
+            return r.status, r.getheaders(), r.read(), tid
         finally:
             c.close()
+
+    def test_plain_http_absolute_form(self):
+        # plaintext_credentials yes: the credential may travel in clear
+        status, headers, body, tid = self.plain_http(self.sidecar, self.plain_grant_b["token"])
+        self.assertEqual(status, 200, body)
+        self.assert_one_real(body, test_id=tid)
+        self.assert_clean(headers, body)
+
+    def test_plain_http_credential_refused_by_default(self):
+        # a grant names host and port, not the scheme: by default no credential goes out in
+        # clear, and nothing reaches the upstream
+        status, headers, body, tid = self.plain_http(self.shared, self.plain_grant["token"])
+        self.assertEqual(status, 403, body)
+        self.assertIn(b"TLS only", body)
+        self.assertIsNone(echo_upstream.received(tid))
+        self.assert_clean(headers, body)
 
     def test_websocket(self):
         s = self.tunnel()
@@ -867,6 +883,61 @@ class ProxyTest(cbtest.TestCase):
                 break
         s.close()
         self.assertEqual(got, b"ping-frame-bytes")
+
+    def ws_open(self, path):
+        """An upgraded connection through the shared proxy, with the token: the socket."""
+        s = self.tunnel()
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost:%d\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
+                  % (path, self.up_port, self.token.encode()))
+        head = cbtest.read_head(s)
+        self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+        return s
+
+    @staticmethod
+    def recv_at_least(s, n, timeout=10):
+        s.settimeout(timeout)
+        got = b""
+        for _ in range(1000):
+            if len(got) >= n:
+                break
+            b = s.recv(4096)
+            if not b:
+                break
+            got += b
+        return got
+
+    def test_websocket_echo_of_credential_masked(self):
+        # the upstream writes the Authorization it received into the upgraded stream, split
+        # in two writes inside the credential: masked, and of the same length (the framing)
+        s = self.ws_open(b"/ws-echo-credential")
+        try:
+            value = b"Bearer " + self.real.encode()
+            got = self.recv_at_least(s, len(b"auth=\n") + len(value))
+            self.assertNotIn(self.real.encode(), got)
+            self.assertEqual(got, b"auth=" + b"*" * len(value) + b"\n")
+            s.sendall(b"ping-frame-bytes")
+            self.assertEqual(self.recv_at_least(s, 16), b"ping-frame-bytes")
+        finally:
+            s.close()
+
+    def test_websocket_held_bytes_flushed(self):
+        # a stream that ends with what could begin a credential ("B" of "Bearer ...") and
+        # then waits for the sandbox: the held byte still arrives (TUNNEL_FLUSH_MS)
+        s = self.ws_open(b"/ws-tail")
+        try:
+            self.assertEqual(self.recv_at_least(s, 6, timeout=10 * SLOW), b"tail:B")
+        finally:
+            s.close()
+
+    def test_close_delimited_body_without_close_notify(self):
+        # the upstream ends a body without a length by closing TCP without TLS's close_notify:
+        # the sandbox gets the whole body, properly ended (curl and urllib failed on it)
+        status, headers, body = self.get("/close-delimited",
+                                         [("Authorization", "Bearer " + self.token)])
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body, echo_upstream.CLOSE_DELIMITED_BODY)
 
     # --- bad input ----------------------------------------------------------------------------
     def test_bad_input(self):
