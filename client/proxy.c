@@ -44,6 +44,8 @@
 #include <event2/thread.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -66,6 +68,7 @@
 #define PUMP_CHUNK		16384
 #define UADDR_TTL_S		30	/* checked upstream addresses reused this long */
 #define TUNNEL_FLUSH_MS		200	/* a tunnel's held-back bytes go out after this */
+#define CRED_HASH_LEN		32	/* SHA-256 */
 
 enum cstate { CS_HEAD, CS_RESOLVE, CS_FORWARD, CS_TUNNEL, CS_CLOSING, CS_LINGER };
 enum rstate { RS_HEAD, RS_BODY, RS_DONE };
@@ -113,6 +116,14 @@ struct cconn {
 	char uahost[256];		/* the host:port uaddrs were looked up and checked for */
 	int uaport;
 	time_t uatime;			/* when (CLOCK_MONOTONIC seconds) */
+	/*
+	 * Salted hashes of the credentials this request carries (qcred), and of those sent
+	 * on ubev (ucred, cleared with it): see cred_reusable.
+	 */
+	uint8_t qcred[SCRUB_PATTERNS_MAX][CRED_HASH_LEN];
+	size_t nqcred;
+	uint8_t ucred[SCRUB_PATTERNS_MAX][CRED_HASH_LEN];
+	size_t nucred;
 	char *retry_head;		/* head sent on a reused upstream (wiped); NULL: none */
 	size_t retry_len;
 	int got_response_bytes;
@@ -213,6 +224,7 @@ up_free(struct cconn *c)
 	c->ubev = NULL;
 	c->uhost[0] = '\0';
 	c->uport = 0;
+	c->nucred = 0;
 }
 
 static void
@@ -1006,6 +1018,8 @@ up_connect(struct cconn *c)
 	snprintf(c->uhost, sizeof(c->uhost), "%s", c->host);
 	c->uport = c->port;
 	c->utls = c->tls;
+	memcpy(c->ucred, c->qcred, c->nqcred * CRED_HASH_LEN);	/* this request's */
+	c->nucred = c->nqcred;
 	return 0;
  fail:
 	SSL_free(ssl);
@@ -1110,6 +1124,56 @@ build_tunnel_scrub(struct cconn *c, const struct proxy_job *job)
 	return i < job->npats ? CB_ERR_LIMIT : 0;
 }
 
+/*
+ * An upstream may keep a request's credential and return it in a later answer on the
+ * same connection (a request inspector, a session that reflects what it saw). Each
+ * answer is scrubbed only of its own request's credentials, and none is kept once an
+ * answer is out (docs/threat-model.md, asset 1), so an upstream connection is reused
+ * only for a request that carries every credential sent on it before: salted SHA-256
+ * hashes are compared, never values. Sets c->qcred from the job; 1 when ubev may carry
+ * the request, -1 on an error.
+ */
+static int
+cred_reusable(struct cconn *c, const struct proxy_job *job)
+{
+	static uint8_t salt[16];
+	static int salted;
+	unsigned int len;
+	size_t i, j;
+	EVP_MD_CTX *md;
+	int rc = 0;
+
+	if (!salted) {
+		if (RAND_bytes(salt, sizeof(salt)) != 1)
+			return -1;
+		salted = 1;
+	}
+	c->nqcred = 0;
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return -1;
+	for (i = 0; i < job->npats && i < SCRUB_PATTERNS_MAX && rc == 0; i++) {
+		if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+		    EVP_DigestUpdate(md, salt, sizeof(salt)) != 1 ||
+		    EVP_DigestUpdate(md, job->pats[i].value, strlen(job->pats[i].value)) != 1 ||
+		    EVP_DigestFinal_ex(md, c->qcred[c->nqcred], &len) != 1 ||
+		    len != CRED_HASH_LEN)
+			rc = -1;
+		else
+			c->nqcred++;
+	}
+	EVP_MD_CTX_free(md);
+	if (rc != 0)
+		return -1;
+	for (i = 0; i < c->nucred; i++) {
+		for (j = 0; j < c->nqcred; j++)
+			if (memcmp(c->ucred[i], c->qcred[j], CRED_HASH_LEN) == 0)
+				break;
+		if (j == c->nqcred)
+			return 0;
+	}
+	return 1;
+}
+
 /* The worker is done with this connection's job: forward, or answer its refusal. */
 static void
 job_cb(evutil_socket_t fd, short what, void *arg)
@@ -1190,6 +1254,19 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(c->uahost, sizeof(c->uahost), "%s", job->host);
 		c->uaport = job->port;
 		c->uatime = mono_s();
+	}
+	if ((rc = cred_reusable(c, job)) < 0) {
+		send_error(c, 500, "credproxy: internal error");
+		goto out;
+	}
+	if (rc == 0 && c->ubev != NULL && c->ureuse) {
+		log_debug("%s: %s:%d: a fresh upstream connection (credentials differ)", c->peer,
+		    c->host, c->port);
+		c->ureuse = 0;
+	}
+	if (c->ubev != NULL && c->ureuse) {
+		memcpy(c->ucred, c->qcred, c->nqcred * CRED_HASH_LEN);	/* a superset */
+		c->nucred = c->nqcred;
 	}
 	if (c->ubev == NULL || !c->ureuse) {
 		c->unext = 0;

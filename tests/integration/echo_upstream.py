@@ -110,6 +110,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         super().setup()
         self.conn_id = next(_conn_ids)
         self.conn_requests = 0
+        self.prev_auth = ""     # the Authorization of this connection's last request
 
     def log_message(self, fmt, *args):
         if os.environ.get("ECHO_UPSTREAM_VERBOSE"):
@@ -272,6 +273,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if len(_received) < 100000:
                     _received[tid] = [[k, v] for k, v in self.headers.items()]
         auth = self.headers.get("Authorization", "")
+        prev, self.prev_auth = self.prev_auth, auth
+        if mode == "/previous-credential":
+            # what this connection's previous request carried (an upstream that keeps it)
+            self.send_body(200, ("previous=%s\n" % prev).encode(), "text/plain")
+            return
         if mode == "/echo-credential-chunked":
             body = ("authorization=%s\n" % auth).encode()
             split = max(0, min(len(body), int(q.get("split", ["0"])[0])))

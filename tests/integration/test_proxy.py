@@ -939,6 +939,31 @@ class ProxyTest(cbtest.TestCase):
         self.assertEqual(status, 200, body)
         self.assertEqual(body, echo_upstream.CLOSE_DELIMITED_BODY)
 
+    def test_kept_upstream_not_reused_without_its_credential(self):
+        # an upstream that returns, to a request without a credential, what the previous
+        # request on its connection carried: that request goes on a fresh upstream connection
+        c = self.conn()
+        try:
+            status, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                                       conn=c)
+            self.assertEqual(status, 200, body)
+            first = json.loads(body)["conn_id"]
+            status, _, body = self.get("/previous-credential", conn=c)
+            self.assertEqual(status, 200, body)
+            self.assert_clean(body)
+            self.assertEqual(body, b"previous=\n")
+            # with the credential again: the kept connection is reused as before
+            status, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                                       conn=c)
+            self.assertEqual(status, 200, body)
+            again = json.loads(body)
+            status, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token)],
+                                       conn=c)
+            self.assertEqual(json.loads(body)["conn_id"], again["conn_id"])
+            self.assertNotEqual(again["conn_id"], first)
+        finally:
+            c.close()
+
     # --- bad input ----------------------------------------------------------------------------
     def test_bad_input(self):
         hp = b"localhost:%d" % self.plain_port
