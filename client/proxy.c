@@ -57,7 +57,7 @@
 #include "proxy_scrub.h"
 #include "util.h"
 
-#define CONNS_MAX		4096
+#define CONNS_MAX		PROXY_CONNS_MAX
 #define BUF_HIGH		(256 * 1024)	/* back-pressure: stop reading the other side */
 #define READ_HIGH		(64 * 1024)
 #define CLIENT_IDLE_S		120
@@ -82,6 +82,7 @@ struct cconn {
 	struct bufferevent *bev;	/* the sandbox side (plain, or the TLS filter) */
 	struct event *jobev;		/* activated by a worker when job is done */
 	struct event *closeev;		/* frees the cconn from the loop, never mid-callback */
+	struct event *headev;		/* head_timeout: a head not finished in time */
 	struct proxy_job *job;		/* in flight; the cconn outlives it */
 	int closed;			/* sockets gone; memory freed by closeev or job_cb */
 	evutil_socket_t fd;		/* the sandbox socket */
@@ -178,6 +179,7 @@ status_text(int status)
 	switch (status) {
 	case 100: return "Continue";
 	case 101: return "Switching Protocols";
+	case 103: return "Early Hints";
 	case 200: return "OK";
 	case 201: return "Created";
 	case 204: return "No Content";
@@ -299,6 +301,9 @@ conn_close(struct cconn *c)
 	if (c->tflush != NULL)
 		event_free(c->tflush);
 	c->tflush = NULL;
+	if (c->headev != NULL)
+		event_free(c->headev);
+	c->headev = NULL;
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	c->bev = NULL;
@@ -325,6 +330,37 @@ send_error(struct cconn *c, int status, const char *reason)
 	    status_text(status), len, reason);
 	c->state = CS_CLOSING;
 	flow(c);
+}
+
+/* ---- the head deadline ---- */
+
+/*
+ * A request head must be complete head_timeout seconds after its first byte (the first
+ * head of a connection, and the first after a CONNECT with its TLS handshake: from the
+ * connection or the CONNECT answer). The idle timeout alone let a client that sends a
+ * byte every few seconds hold a connection for ever.
+ */
+static void
+head_timer(struct cconn *c)
+{
+	struct timeval tv = { c->px->conf->head_timeout_s, 0 };
+
+	if (c->headev != NULL && !evtimer_pending(c->headev, NULL))
+		evtimer_add(c->headev, &tv);
+}
+
+static void
+head_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cconn *c = arg;
+	struct timeval tv = { LINGER_S, 0 };
+
+	if (c->closed || c->state != CS_HEAD)
+		return;
+	send_error(c, 408, "credproxy: request head not received in time");
+	/* the answer may not leave (a TLS handshake never finished): do not wait long */
+	if (!c->closed && c->bev != NULL)
+		bufferevent_set_timeouts(c->bev, &tv, &tv);
 }
 
 /* ---- flow control ---- */
@@ -1406,6 +1442,7 @@ start_intercept(struct cconn *c)
 	bufferevent_set_timeouts(tb, &tv, &tv);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
 	c->state = CS_HEAD;
+	head_timer(c);		/* the handshake and the first head inside */
 }
 
 /* Checks the request against the connection and queues its resolve job. */
@@ -1539,6 +1576,7 @@ handle_head(struct cconn *c)
 	len = evbuffer_get_length(in);
 	if (len == 0)
 		return;
+	head_timer(c);		/* from this head's first byte, if not armed already */
 	if (len > PH_HEAD_MAX)
 		len = PH_HEAD_MAX;
 	req_reset(c);
@@ -1559,6 +1597,7 @@ handle_head(struct cconn *c)
 		return;
 	}
 	c->have_req = 1;
+	evtimer_del(c->headev);
 	/* the head may hold tokens: wipe it from the buffer as it goes */
 	explicit_bzero(evbuffer_pullup(in, n), (size_t)n);
 	evbuffer_drain(in, (size_t)n);
@@ -1630,6 +1669,20 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- accepting ---- */
 
+/* Open connections of c's sandbox (those of unknown sources count together). */
+static int
+sandbox_conns(const struct proxy *px, const struct cconn *c)
+{
+	const struct cconn *o;
+	int n = 0;
+
+	LIST_FOREACH(o, &px->conns, link)
+		if (!o->closed && o->have_sandbox == c->have_sandbox &&
+		    (!c->have_sandbox || strcmp(o->sandbox, c->sandbox) == 0))
+			n++;
+	return n;
+}
+
 static void
 accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -1640,6 +1693,10 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	char addr[INET6_ADDRSTRLEN];
 	struct timeval tv = { CLIENT_IDLE_S, 0 };
 	int port = 0;
+
+	static const char sbusy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 42\r\nConnection: close\r\n\r\n"
+	    "credproxy: too many connections (sandbox)\n";
 
 	if (px->nconns >= CONNS_MAX || px->draining) {
 		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -1672,11 +1729,21 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		util_strlcpy(c->sandbox, sb, sizeof(c->sandbox));
 		c->have_sandbox = 1;
 	}
+	if (px->conf->sandbox_id == NULL && sandbox_conns(px, c) >= px->conf->sandbox_conns) {
+		/* shared mode: one sandbox (or the unknown sources together) cannot take all */
+		log_info("%s sandbox %s: connection limit of the sandbox reached (%d)", c->peer,
+		    c->have_sandbox ? c->sandbox : "?", px->conf->sandbox_conns);
+		(void)send(fd, sbusy, sizeof(sbusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
 	c->fd = fd;
 	c->bev = bufferevent_socket_new(px->base, fd, 0);
 	c->jobev = event_new(px->base, -1, 0, job_cb, c);
 	c->closeev = event_new(px->base, -1, 0, close_cb, c);
-	if (c->bev == NULL || c->jobev == NULL || c->closeev == NULL) {
+	c->headev = evtimer_new(px->base, head_deadline_cb, c);
+	if (c->bev == NULL || c->jobev == NULL || c->closeev == NULL || c->headev == NULL) {
 		if (c->bev != NULL)
 			bufferevent_free(c->bev);
 		evutil_closesocket(fd);
@@ -1684,6 +1751,8 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 			event_free(c->jobev);
 		if (c->closeev != NULL)
 			event_free(c->closeev);
+		if (c->headev != NULL)
+			event_free(c->headev);
 		free(c);
 		return;
 	}
@@ -1693,6 +1762,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH);
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	c->state = CS_HEAD;
+	head_timer(c);		/* the first head, from the connection */
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	log_debug("%s: new connection, sandbox %s", c->peer, c->have_sandbox ? c->sandbox : "?");
 }

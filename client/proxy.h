@@ -47,10 +47,16 @@ struct proxy_conf {
 	char *user;		/* drop to this user when started as root; NULL: stay */
 	int seccomp;		/* 1: seccomp filter once serving (default on Linux) */
 	int resolve_workers;	/* broker resolves in flight at once (threads) */
+	int sandbox_conns;	/* shared mode: connections one sandbox may hold */
+	int head_timeout_s;	/* from a head's first byte (or the connection) to its end */
 };
 
 #define PROXY_WORKERS_DEFAULT	16
 #define PROXY_WORKERS_MAX	256
+#define PROXY_CONNS_MAX		4096	/* sandbox connections in all */
+#define PROXY_SANDBOX_CONNS_DEFAULT	1024
+#define PROXY_HEAD_TIMEOUT_DEFAULT	60
+#define PROXY_HEAD_TIMEOUT_MAX	3600
 
 /* Returns a new configuration with defaults; *out owned by the caller (proxy_conf_free). */
 int proxy_conf_new(struct proxy_conf **out);

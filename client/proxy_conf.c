@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,8 @@ proxy_conf_new(struct proxy_conf **out)
 	c->listen_port = 3128;
 	c->seccomp = CONF_SECCOMP_DEFAULT;
 	c->resolve_workers = PROXY_WORKERS_DEFAULT;
+	c->sandbox_conns = PROXY_SANDBOX_CONNS_DEFAULT;
+	c->head_timeout_s = PROXY_HEAD_TIMEOUT_DEFAULT;
 	*out = c;
 	return 0;
 }
@@ -316,6 +319,57 @@ set_path(char **dst, const char *dir, const char *v)
 	return 0;
 }
 
+/* Keywords that take an integer from 1 to max, and those that take yes or no. */
+static const struct {
+	const char *kw;
+	long long max;
+	size_t off;		/* an int in struct proxy_conf */
+} int_kws[] = {
+	{ "resolve_workers", PROXY_WORKERS_MAX, offsetof(struct proxy_conf, resolve_workers) },
+	{ "max_conns_per_sandbox", PROXY_CONNS_MAX, offsetof(struct proxy_conf, sandbox_conns) },
+	{ "head_timeout", PROXY_HEAD_TIMEOUT_MAX, offsetof(struct proxy_conf, head_timeout_s) },
+};
+static const struct {
+	const char *kw;
+	size_t off;
+} bool_kws[] = {
+	{ "allow_private", offsetof(struct proxy_conf, allow_private) },
+	{ "plaintext_credentials", offsetof(struct proxy_conf, plaintext_credentials) },
+	{ "seccomp", offsetof(struct proxy_conf, seccomp) },
+};
+
+/* kw with one argument, when it is one of int_kws or bool_kws: 1 after setting it. */
+static int
+set_simple(struct proxy_conf *c, const char *kw, const char *arg, int lineno, char *why,
+    size_t whylen, int *rc)
+{
+	long long v;
+	size_t i;
+
+	*rc = 0;
+	for (i = 0; i < UTIL_ARRAY_LEN(int_kws); i++) {
+		if (strcmp(kw, int_kws[i].kw) != 0)
+			continue;
+		if (util_strtoll(arg, 1, int_kws[i].max, &v) != 0) {
+			snprintf(why, whylen, "line %d: %s 1-%lld", lineno, kw, int_kws[i].max);
+			*rc = CB_ERR_CONFIG;
+		} else
+			*(int *)(void *)((char *)c + int_kws[i].off) = (int)v;
+		return 1;
+	}
+	for (i = 0; i < UTIL_ARRAY_LEN(bool_kws); i++) {
+		if (strcmp(kw, bool_kws[i].kw) != 0)
+			continue;
+		if (strcmp(arg, "yes") != 0 && strcmp(arg, "no") != 0) {
+			snprintf(why, whylen, "line %d: %s yes|no", lineno, kw);
+			*rc = CB_ERR_CONFIG;
+		} else
+			*(int *)(void *)((char *)c + bool_kws[i].off) = strcmp(arg, "yes") == 0;
+		return 1;
+	}
+	return 0;
+}
+
 static int
 conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen)
 {
@@ -324,7 +378,6 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 	char host[256];
 	const char *kw = argv[0];
 	char **dst = NULL;
-	long long v;
 	int port, rc;
 
 	if (strcmp(kw, "sandbox") == 0) {
@@ -342,6 +395,8 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 		snprintf(why, whylen, "line %d: %s takes one argument", lineno, kw);
 		return CB_ERR_CONFIG;
 	}
+	if (set_simple(c, kw, argv[1], lineno, why, whylen, &rc))
+		return rc;
 	if (strcmp(kw, "listen") == 0) {
 		if (proxy_split_hostport(argv[1], host, sizeof(host), &port) != 0) {
 			snprintf(why, whylen, "line %d: listen ADDR:PORT", lineno);
@@ -354,48 +409,6 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 		if ((rc = proxy_conf_add_allow(c, argv[1])) != 0)
 			snprintf(why, whylen, "line %d: bad allow_host", lineno);
 		return rc == 0 || rc == CB_ERR_NOMEM ? rc : CB_ERR_CONFIG;
-	}
-	if (strcmp(kw, "allow_private") == 0) {
-		if (strcmp(argv[1], "yes") == 0)
-			c->allow_private = 1;
-		else if (strcmp(argv[1], "no") == 0)
-			c->allow_private = 0;
-		else {
-			snprintf(why, whylen, "line %d: allow_private yes|no", lineno);
-			return CB_ERR_CONFIG;
-		}
-		return 0;
-	}
-	if (strcmp(kw, "plaintext_credentials") == 0) {
-		if (strcmp(argv[1], "yes") == 0)
-			c->plaintext_credentials = 1;
-		else if (strcmp(argv[1], "no") == 0)
-			c->plaintext_credentials = 0;
-		else {
-			snprintf(why, whylen, "line %d: plaintext_credentials yes|no", lineno);
-			return CB_ERR_CONFIG;
-		}
-		return 0;
-	}
-	if (strcmp(kw, "seccomp") == 0) {
-		if (strcmp(argv[1], "yes") == 0)
-			c->seccomp = 1;
-		else if (strcmp(argv[1], "no") == 0)
-			c->seccomp = 0;
-		else {
-			snprintf(why, whylen, "line %d: seccomp yes|no", lineno);
-			return CB_ERR_CONFIG;
-		}
-		return 0;
-	}
-	if (strcmp(kw, "resolve_workers") == 0) {
-		if (util_strtoll(argv[1], 1, PROXY_WORKERS_MAX, &v) != 0) {
-			snprintf(why, whylen, "line %d: resolve_workers 1-%d", lineno,
-			    PROXY_WORKERS_MAX);
-			return CB_ERR_CONFIG;
-		}
-		c->resolve_workers = (int)v;
-		return 0;
 	}
 	if (strcmp(kw, "user") == 0) {
 		if (argv[1][0] == '\0' || strlen(argv[1]) > PROXY_USER_MAX) {

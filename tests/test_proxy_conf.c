@@ -174,6 +174,8 @@ test_parse(void **state)
 	    "allow_host files.pythonhosted.org\n"
 	    "allow_private yes\n"
 	    "plaintext_credentials yes\n"
+	    "max_conns_per_sandbox 4096\n"
+	    "head_timeout 1\n"
 	    "upstream_ca \"bundle dir/ca.pem\"\n"
 	    "user credproxy\n"
 	    "seccomp no\n";
@@ -185,6 +187,8 @@ test_parse(void **state)
 	assert_int_equal(proxy_conf_new(&c), 0);
 	assert_null(c->user);
 	assert_int_equal(c->plaintext_credentials, 0);
+	assert_int_equal(c->sandbox_conns, PROXY_SANDBOX_CONNS_DEFAULT);
+	assert_int_equal(c->head_timeout_s, PROXY_HEAD_TIMEOUT_DEFAULT);
 #ifdef __linux__
 	assert_int_equal(c->seccomp, 1);
 #endif
@@ -218,6 +222,8 @@ test_parse(void **state)
 	assert_string_equal(c->upstream_ca, "/dep/bundle dir/ca.pem");
 	assert_int_equal(c->allow_private, 1);
 	assert_int_equal(c->plaintext_credentials, 1);
+	assert_int_equal(c->sandbox_conns, 4096);
+	assert_int_equal(c->head_timeout_s, 1);
 	assert_int_equal(c->nallow, 2);
 	assert_int_equal(proxy_conf_allowed(c, "pypi.org"), 1);
 	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "127.0.0.2")), "sbx-a");
@@ -235,6 +241,11 @@ test_parse_refused(void **state)
 		"listen\n",
 		"allow_private maybe\n",
 		"plaintext_credentials on\n",
+		"max_conns_per_sandbox 0\n",
+		"max_conns_per_sandbox 4097\n",
+		"head_timeout 0\n",
+		"head_timeout 3601\n",
+		"head_timeout 5s\n",
 		"plaintext_credentials\n",
 		"sandbox 10.0.0.0/8\n",
 		"sandbox 10.0.0.0/40 sbx\n",

@@ -155,6 +155,12 @@ class ProxyTest(cbtest.TestCase):
         # real clients (git, urllib) cannot choose their source address: a sidecar of their own
         cls.clients = cls._proxy("clients", common + ["--allow-private", "--sandbox-id", "sbx-cli"])
         cls.cli_token = d.mint("sbx-cli", "gh", "localhost", port=cls.up_port)["token"]
+        shared_map = ["sandbox %s/32 sbx-a" % SRC_A, "sandbox %s sbx-b" % SRC_B]
+        cls.limited = cls._proxy("limited", common + ["--allow-private"],
+                                 shared_map + ["max_conns_per_sandbox 3"])
+        cls.head_s = 2 * SLOW
+        cls.headline = cls._proxy("headline", common + ["--allow-private"],
+                                  shared_map + ["head_timeout %d" % cls.head_s])
 
     @classmethod
     def _proxy(cls, name, args, conf_extra=()):
@@ -963,6 +969,99 @@ class ProxyTest(cbtest.TestCase):
             self.assertNotEqual(again["conn_id"], first)
         finally:
             c.close()
+
+    def open_idle(self, proxy, src):
+        return socket.create_connection(("127.0.0.1", proxy.port), timeout=10,
+                                        source_address=(src, 0))
+
+    def test_connection_limit_per_sandbox(self):
+        # shared mode: a sandbox holds at most max_conns_per_sandbox connections; the others
+        # are not starved by it
+        held = [self.open_idle(self.limited, SRC_A) for _ in range(3)]
+        try:
+            def refused():
+                s = self.open_idle(self.limited, SRC_A)
+                try:
+                    s.settimeout(2 * SLOW)
+                    return cbtest.read_head(s)
+                except OSError:
+                    return b""
+                finally:
+                    s.close()
+            head = b""
+            for _ in range(50):     # the three are accepted once the proxy has seen them
+                head = refused()
+                if head:
+                    break
+                time.sleep(0.1)
+            self.assertTrue(head.startswith(b"HTTP/1.1 503"), head)
+            other = self.open_idle(self.limited, SRC_B)
+            try:
+                self.assertTrue(cbtest.connect_tunnel(other, "localhost", self.up_port)
+                                .startswith(b"HTTP/1.1 200"))
+            finally:
+                other.close()
+            held.pop().close()
+            s = None
+            for _ in range(100):    # bounded: the proxy notices the close
+                s = self.open_idle(self.limited, SRC_A)
+                head = cbtest.connect_tunnel(s, "localhost", self.up_port)
+                if head.startswith(b"HTTP/1.1 200"):
+                    break
+                s.close()
+                s = None
+                time.sleep(0.1)
+            self.assertIsNotNone(s, "a connection of sbx-a is accepted again after one closed")
+            s.close()
+        finally:
+            for s in held:
+                s.close()
+
+    def test_head_deadline(self):
+        # a head sent one line at a time, each well within the idle timeout: answered 408 and
+        # closed once head_timeout has passed since its first byte
+        s = self.open_idle(self.headline, SRC_A)
+        got = b""
+        t0 = time.monotonic()
+        try:
+            s.settimeout(0.5)
+            s.sendall(b"GET http://localhost:%d/ HTTP/1.1\r\n" % self.plain_port)
+            for i in range(int(40 * SLOW)):
+                try:
+                    s.sendall(b"X-Slow-%d: 1\r\n" % i)
+                except OSError:
+                    break
+                try:
+                    b = s.recv(4096)
+                    if not b:
+                        break
+                    got += b
+                except socket.timeout:
+                    pass
+                except OSError:
+                    break
+        finally:
+            s.close()
+        self.assertTrue(got.startswith(b"HTTP/1.1 408"), got)
+        self.assertGreaterEqual(time.monotonic() - t0, self.head_s - 0.5)
+
+    def test_head_deadline_after_connect(self):
+        # a CONNECT answered, then no TLS handshake: closed after head_timeout (and the
+        # short linger), not after the idle timeout
+        s = self.open_idle(self.headline, SRC_A)
+        try:
+            self.assertTrue(cbtest.connect_tunnel(s, "localhost", self.up_port)
+                            .startswith(b"HTTP/1.1 200"))
+            s.settimeout(self.head_s + 10 * SLOW)
+            t0 = time.monotonic()
+            try:
+                rest = s.recv(4096)
+            except ConnectionResetError:
+                rest = b""
+            self.assertEqual(rest, b"")
+            self.assertLess(time.monotonic() - t0, self.head_s + 10 * SLOW)
+        finally:
+            s.close()
 
     # --- bad input ----------------------------------------------------------------------------
     def test_bad_input(self):
