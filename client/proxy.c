@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -750,6 +751,20 @@ tunnel_up(struct cconn *c)
 	return 0;
 }
 
+/* 1 when upstream bytes wait below libevent: in the socket, or decrypted in OpenSSL. */
+static int
+up_bytes_pending(struct cconn *c)
+{
+	evutil_socket_t ufd = bufferevent_getfd(c->ubev);
+	SSL *ssl;
+	int n = 0;
+
+	if (c->utls && (ssl = bufferevent_openssl_get_ssl(c->ubev)) != NULL &&
+	    SSL_pending(ssl) > 0)
+		return 1;
+	return ufd >= 0 && ioctl(ufd, FIONREAD, &n) == 0 && n > 0;
+}
+
 static void
 tunnel_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -759,11 +774,11 @@ tunnel_flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->closed || c->state != CS_TUNNEL || c->tscrub == NULL)
 		return;
 	/*
-	 * Upstream bytes not read yet, because the sandbox does not read: the rest of a
-	 * credential may be among them. Held until they are.
+	 * Upstream bytes not read yet (the sandbox does not read, or they arrived while the
+	 * loop was busy): the rest of a credential may be among them. Held until read.
 	 */
 	if (c->ubev != NULL && (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0 ||
-	    (bufferevent_get_enabled(c->ubev) & EV_READ) == 0)) {
+	    (bufferevent_get_enabled(c->ubev) & EV_READ) == 0 || up_bytes_pending(c))) {
 		evtimer_add(c->tflush, &tv);
 		return;
 	}
