@@ -44,6 +44,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -1128,47 +1129,34 @@ swap_replacement(const struct cconn *c, const struct proxy_job *job,
 	return pat->repl;
 }
 
-/* Adds the job's credential values to this request's scrubber. */
-static int
-build_scrub(struct cconn *c, const struct proxy_job *job)
-{
-	const char *repl;
-	size_t i;
-	int rc;
-
-	if ((rc = scrub_new(&c->scrub)) != 0)
-		return rc;
-	for (i = 0; i < job->npats && i < SCRUB_PATTERNS_MAX; i++) {
-		repl = swap_replacement(c, job, &job->pats[i]);
-		rc = scrub_add(c->scrub, (const uint8_t *)job->pats[i].value,
-		    strlen(job->pats[i].value), (const uint8_t *)repl, strlen(repl));
-		if (rc != 0)
-			return rc;
-	}
-	return i < job->npats ? CB_ERR_LIMIT : 0;
-}
-
 /*
- * For an upgrade request: the same values, each masked by as many '*' (the upgraded
- * connection's framing counts bytes, so no length may change there).
+ * A scrubber (*out) of the job's credential values: for the answer, each replaced by
+ * swap_replacement; masked (an upgraded connection's bytes), each by as many '*', since
+ * the framing there counts bytes and no length may change.
  */
 static int
-build_tunnel_scrub(struct cconn *c, const struct proxy_job *job)
+build_scrub(struct cconn *c, const struct proxy_job *job, int masked, struct scrub **out)
 {
-	char *mask;
+	const char *repl;
+	char *mask = NULL;
 	size_t i, n;
 	int rc;
 
-	if ((rc = scrub_new(&c->tscrub)) != 0)
+	if ((rc = scrub_new(out)) != 0)
 		return rc;
 	for (i = 0; i < job->npats && i < SCRUB_PATTERNS_MAX; i++) {
 		n = strlen(job->pats[i].value);
-		if ((mask = malloc(n + 1)) == NULL)
-			return CB_ERR_NOMEM;
-		memset(mask, '*', n);
-		rc = scrub_add(c->tscrub, (const uint8_t *)job->pats[i].value, n,
-		    (const uint8_t *)mask, n);
+		if (masked) {
+			if ((mask = malloc(n + 1)) == NULL)
+				return CB_ERR_NOMEM;
+			memset(mask, '*', n);
+			mask[n] = '\0';
+		}
+		repl = masked ? mask : swap_replacement(c, job, &job->pats[i]);
+		rc = scrub_add(*out, (const uint8_t *)job->pats[i].value, n,
+		    (const uint8_t *)repl, strlen(repl));
 		free(mask);
+		mask = NULL;
 		if (rc != 0)
 			return rc;
 	}
@@ -1217,7 +1205,7 @@ cred_reusable(struct cconn *c, const struct proxy_job *job)
 		return -1;
 	for (i = 0; i < c->nucred; i++) {
 		for (j = 0; j < c->nqcred; j++)
-			if (memcmp(c->ucred[i], c->qcred[j], CRED_HASH_LEN) == 0)
+			if (CRYPTO_memcmp(c->ucred[i], c->qcred[j], CRED_HASH_LEN) == 0)
 				break;
 		if (j == c->nqcred)
 			return 0;
@@ -1263,8 +1251,8 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 		    "(plaintext_credentials no)");
 		goto out;
 	}
-	if (build_scrub(c, job) != 0 ||
-	    (c->req.upgrade && job->npats > 0 && build_tunnel_scrub(c, job) != 0)) {
+	if (build_scrub(c, job, 0, &c->scrub) != 0 ||
+	    (c->req.upgrade && job->npats > 0 && build_scrub(c, job, 1, &c->tscrub) != 0)) {
 		send_error(c, 500, "credproxy: internal error");
 		goto out;
 	}
