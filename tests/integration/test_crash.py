@@ -506,9 +506,9 @@ class CrashTest(cbtest.TestCase):
         # A use is counted in the transaction that audits its resolve (grant_uses, or
         # grant_use_log and its folds): after every kill each stored grant's count equals
         # its audited granted resolves, neither lost nor counted twice.
-        miscounted = [(gid, uses, audited.get((gid, "grant.resolve", "ok"), 0))
-                      for gid, (uses, mx) in stored.items()
-                      if uses != audited.get((gid, "grant.resolve", "ok"), 0)]
+        audited_uses = {gid: audited.get((gid, "grant.resolve", "ok"), 0) for gid in stored}
+        miscounted = [(gid, uses, audited_uses[gid]) for gid, (uses, _) in stored.items()
+                      if uses != audited_uses[gid]]
         self.assertEqual(miscounted, [], "stored uses differ from audited resolves")
         # Every secret resolves to its newest version; the chain verifies online too.
         v = offline_vault(snapshot_db(self.db, self.snap), self.kek, self.gcm)
