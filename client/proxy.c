@@ -491,7 +491,12 @@ cycle_end(struct cconn *c)
 	if (c->out_chunked)
 		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
 	c->rstate = RS_DONE;
-	if (!c->upstream_reusable || !c->req_done || c->px->draining)
+	/*
+	 * Bytes past the end of the answer (a body on a 204 or a HEAD answer, a wrong
+	 * Content-Length) would be read as the next request's answer: not reused.
+	 */
+	if (!c->upstream_reusable || !c->req_done || c->px->draining ||
+	    (c->ubev != NULL && evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0))
 		up_free(c);
 	if (!c->req_done || !c->req.keep_alive || c->close_after || c->px->draining) {
 		req_reset(c);	/* nothing of the request is needed to close */
@@ -1300,6 +1305,13 @@ job_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (rc == 0 && c->ubev != NULL && c->ureuse) {
 		log_debug("%s: %s:%d: a fresh upstream connection (credentials differ)", c->peer,
+		    c->host, c->port);
+		c->ureuse = 0;
+	}
+	if (c->ubev != NULL && c->ureuse &&
+	    (evbuffer_get_length(bufferevent_get_input(c->ubev)) > 0 || up_bytes_pending(c))) {
+		/* the idle upstream sent bytes nobody asked for: not an answer to this request */
+		log_debug("%s: %s:%d: a fresh upstream connection (unrequested bytes)", c->peer,
 		    c->host, c->port);
 		c->ureuse = 0;
 	}

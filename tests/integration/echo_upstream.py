@@ -19,6 +19,8 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
   /echo-basic-password             the decoded password of Basic credentials in the body
   /gzip-echo                       the Authorization value in a gzip body, always
   /short-idle                      the JSON above; the connection then closes when idle 0.3 s
+  /204-with-body                   a 204 followed, in the same write, by bytes that look like
+                                   another answer (STALE_ANSWER): a broken upstream
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
   /git/...                         git's smart HTTP (git http-backend as a CGI) over the bare
                                    repositories in serve(git_root=DIR); without an
@@ -55,6 +57,7 @@ _received_lock = threading.Lock()
 
 
 CLOSE_DELIMITED_BODY = b"a body without a length, ended by the close\n" * 20
+STALE_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nSTALE\n"
 
 
 def received(test_id):
@@ -325,6 +328,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(CLOSE_DELIMITED_BODY)
             self.close_connection = True
+            return
+        if mode == "/204-with-body":
+            # a 204 has no body, whatever follows it: the next answer would start there
+            self.wfile.write(b"HTTP/1.1 204 No Content\r\nServer: echo-upstream\r\n\r\n"
+                             + STALE_ANSWER)
             return
         if mode == "/short-idle":
             # this connection closes after 0.3 s without a request (kept-alive reuse tests)

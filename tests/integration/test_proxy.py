@@ -757,6 +757,23 @@ class ProxyTest(cbtest.TestCase):
         finally:
             c.close()
 
+    def test_bytes_after_an_answer_not_read_as_the_next(self):
+        # an upstream that sends a body after its 204 (or more than its Content-Length):
+        # those bytes are not the answer to the next request on the kept connection
+        c = self.conn()
+        try:
+            st, _, body = self.get("/204-with-body", [("Authorization", "Bearer " + self.token)],
+                                   conn=c)
+            self.assertEqual((st, body), (204, b""))
+            for i in range(2):
+                st, _, body = self.get("/echo?i=%d" % i,
+                                       [("Authorization", "Bearer " + self.token)], conn=c)
+                self.assertEqual(st, 200, body)
+                self.assertNotEqual(body, b"STALE\n")
+                self.assertEqual(json.loads(body)["path"], "/echo?i=%d" % i)
+        finally:
+            c.close()
+
     def test_one_resolve_worker_serves_concurrent_connections(self):
         # resolve_workers 1: every resolve queues for the one worker; all are still answered,
         # each with the real credential, on keep-alive connections reusing their upstream
