@@ -871,6 +871,15 @@ up_progress(struct cconn *c)
 				flow(c);
 			return;
 		}
+		if (c->res.status < 200 && c->req.minor == 0) {
+			/*
+			 * HTTP/1.0 has no 1xx: its client would take one for the final answer.
+			 * The upstream saw HTTP/1.1 (the request line is rewritten), so it may send one.
+			 */
+			ph_response_clear(&c->res);
+			c->have_res = 0;
+			continue;
+		}
 		if (c->res.status >= 200 && !c->res.no_body && c->scrub != NULL &&
 		    scrub_count(c->scrub) > 0 && (enc = ph_header_get(c->res.headers,
 		    c->res.nheaders, "Content-Encoding")) != NULL && strcasecmp(enc, "identity") != 0) {

@@ -21,6 +21,7 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
   /short-idle                      the JSON above; the connection then closes when idle 0.3 s
   /204-with-body                   a 204 followed, in the same write, by bytes that look like
                                    another answer (STALE_ANSWER): a broken upstream
+  /early-hints                     a 103 Early Hints, then the JSON above
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
   /git/...                         git's smart HTTP (git http-backend as a CGI) over the bare
                                    repositories in serve(git_root=DIR); without an
@@ -334,6 +335,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 204 No Content\r\nServer: echo-upstream\r\n\r\n"
                              + STALE_ANSWER)
             return
+        if mode == "/early-hints":
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n")
         if mode == "/short-idle":
             # this connection closes after 0.3 s without a request (kept-alive reuse tests)
             self.connection.settimeout(0.3)

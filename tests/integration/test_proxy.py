@@ -774,6 +774,19 @@ class ProxyTest(cbtest.TestCase):
         finally:
             c.close()
 
+    def test_no_1xx_to_http10_client(self):
+        # the upstream gets HTTP/1.1 and may send a 103 or a 100: an HTTP/1.0 client never
+        # sees it (it would read it as the final answer); an HTTP/1.1 client does
+        for version, interim in ((b"1.0", False), (b"1.1", True)):
+            s = self.tunnel()
+            out = self.exchange(s, b"GET /early-hints HTTP/%s\r\nHost: localhost:%d\r\n"
+                                b"Authorization: Bearer %s\r\nConnection: close\r\n\r\n"
+                                % (version, self.up_port, self.token.encode()))
+            self.assertEqual(out.startswith(b"HTTP/1.1 103 "), interim, out[:200])
+            self.assertIn(b"HTTP/1.1 200 OK\r\n", out)
+            self.assertIn(b'"path": "/early-hints"', out)
+            self.assert_clean(out)
+
     def test_one_resolve_worker_serves_concurrent_connections(self):
         # resolve_workers 1: every resolve queues for the one worker; all are still answered,
         # each with the real credential, on keep-alive connections reusing their upstream
