@@ -601,8 +601,24 @@ send_response_head(struct cconn *c, int upgrade)
 	const char *name;
 	char *v = NULL;
 	size_t i;
-	int scrubbing = c->scrub != NULL && scrub_count(c->scrub) > 0;
+	int scrubbing = c->scrub != NULL && scrub_count(c->scrub) > 0, named;
 
+	/*
+	 * A credential echoed as (part of) a header name cannot be replaced there (a
+	 * replacement need not be a valid name): such an answer is not relayed at all.
+	 */
+	for (i = 0; scrubbing && i < res->nheaders; i++) {
+		if (scrub_string(c->scrub, res->headers[i].name, &v) != 0)
+			return -1;
+		named = strcmp(v, res->headers[i].name) != 0;
+		util_wipe_str(v);
+		v = NULL;
+		if (named) {
+			log_info("%s: %s echoed a credential in a response header name", c->peer,
+			    c->host);
+			return -1;
+		}
+	}
 	c->out_chunked = 0;
 	if (res->no_body || upgrade || res->status < 200)
 		c->rbody = RB_NONE;

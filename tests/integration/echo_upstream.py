@@ -11,6 +11,8 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
                                    body_sha256, body_len, conn_id, conn_requests}
   /echo-credential-header          the same, and the received Authorization value in the
                                    response header X-Echo-Authorization
+  /echo-credential-header-name     the same, with a header named X-Echo-<the last word of
+                                   the received Authorization value>
   /echo-credential-chunked?split=N a chunked body "authorization=<value>\\n" whose first
                                    chunk ends at offset N
   /download?bytes=N[&chunked=1]    N deterministic pseudo-random bytes (download_bytes())
@@ -355,6 +357,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         extra = []
         if mode == "/echo-credential-header":
             extra.append(("X-Echo-Authorization", auth))
+        if mode == "/echo-credential-header-name":
+            extra.append(("X-Echo-" + auth.split(" ")[-1], "1"))
         self.send_body(200, json.dumps(doc).encode(), extra=extra)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = handle_any

@@ -661,6 +661,19 @@ class ProxyTest(cbtest.TestCase):
         self.assertEqual(echoed, "Bearer " + self.token)
         self.assert_clean(rh, body)
 
+    def test_scrub_header_name_echo(self):
+        # a credential echoed as part of a response header name cannot be replaced there
+        # (a replacement need not be a valid name): the answer is refused, never relayed
+        st, hdrs, body = self.get("/echo-credential-header-name",
+                                  [("Authorization", "Bearer " + self.token)])
+        self.assertEqual(st, 502, body)
+        self.assert_clean(hdrs, body)
+        # without a credential to scrub, the same answer passes
+        st, hdrs, body = self.get("/echo-credential-header-name",
+                                  [("Authorization", "Bearer plain-value")])
+        self.assertEqual(st, 200, body)
+        self.assertIn("X-Echo-plain-value", [k for k, _ in hdrs])
+
     def test_compressed_echo_refused(self):
         # credentials go out with Accept-Encoding: identity, whatever the sandbox asked for
         st, _, body = self.get("/echo", [("Authorization", "Bearer " + self.token),
