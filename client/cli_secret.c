@@ -23,7 +23,7 @@
 
 #define SECRET_VALUE_MAX	8192	/* the broker's limit */
 #define SECRET_HOSTS_MAX	64
-#define SECRET_TTL_MAX		(10LL * 365 * 86400)
+#define SECRET_TTL_MAX		(7LL * 86400)	/* the broker's limit (GRANT_TTL_MAX) */
 
 static const char secret_usage[] =
 "usage: credbroker secret put NAME [--host HOST]... [--max-ttl SECONDS] [--from-file FILE]\n"

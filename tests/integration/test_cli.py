@@ -115,6 +115,17 @@ class TestUsage(CliBase):
             self.assertTrue(err(r).startswith("credbroker: "), (args, err(r)))
             self.assertEqual(out(r), "", args)
 
+    def test_secret_put_max_ttl_bound_is_the_brokers(self):
+        # The broker takes max_ttl_s up to 7 days: the CLI refuses more itself (2, with
+        # the real bound), before the value is read or sent.
+        r = self.d.cli("secret", "put", "ttl-cap", "--host", "api.example.com", "--max-ttl",
+                       "604801", input="v\n")
+        self.assertEqual(r.returncode, 2, err(r))
+        self.assertIn("1 to 604800", err(r))
+        r = self.d.cli("secret", "put", "ttl-cap", "--host", "api.example.com", "--max-ttl",
+                       "604800", input="v\n")
+        self.assertEqual(r.returncode, 0, err(r))
+
     def test_no_broker_given_is_2(self):
         r = run("secret", "list")
         self.assertEqual(r.returncode, 2, err(r))
