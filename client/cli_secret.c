@@ -254,6 +254,10 @@ secret_put(struct cli *g, int argc, char **argv)
 	if (argc - first != 1)
 		return cli_usage("secret put", "secret put takes exactly one NAME (the value "
 		    "comes from standard input or --from-file, never from the command line)");
+	/* The broker refuses a secret without hosts: before the value is read or sent. */
+	if (a.nhosts == 0)
+		return cli_usage("secret put", "at least one --host is needed (the hosts the "
+		    "secret may be sent to)");
 	name = argv[first];
 	/* Connect first: a missing deployment is reported before anyone types a value. */
 	if ((rc = cli_connect(g, CLI_ROLE_ADMIN, 0, &c)) != 0)

@@ -126,6 +126,14 @@ class TestUsage(CliBase):
                        "604800", input="v\n")
         self.assertEqual(r.returncode, 0, err(r))
 
+    def test_secret_put_without_host_is_2(self):
+        # The broker refuses a secret with no hosts: a usage error, the value never sent.
+        r = self.d.cli("secret", "put", "no-host", input="v\n")
+        self.assertEqual(r.returncode, 2, err(r))
+        self.assertIn("--host", err(r))
+        st, _, _ = self.d.request("admin", "GET", "/v1/secrets/no-host")
+        self.assertEqual(st, 404)
+
     def test_no_broker_given_is_2(self):
         r = run("secret", "list")
         self.assertEqual(r.returncode, 2, err(r))
@@ -186,7 +194,8 @@ class TestSecrets(CliBase):
         r = self.cli("secret", "put", "cli-file", "--host", "api.example.com", "--from-file", path)
         self.assertIn("version 1", out(r))
         self.assertEqual(self.resolve_value("cli-file"), "Bearer " + VALUE + "f")
-        r = self.cli("secret", "put", "cli-file", "--from-file", path + ".missing", rc=4)
+        r = self.cli("secret", "put", "cli-file", "--host", "api.example.com", "--from-file",
+                     path + ".missing", rc=4)
         self.assertIn(path + ".missing", err(r))
 
     def test_bad_values(self):
