@@ -23,7 +23,7 @@
 
 #define SECRET_VALUE_MAX	8192	/* the broker's limit */
 #define SECRET_HOSTS_MAX	64
-#define SECRET_TTL_MAX		(10LL * 365 * 86400)
+#define SECRET_TTL_MAX		(7LL * 86400)	/* the broker's limit (GRANT_TTL_MAX) */
 
 static const char secret_usage[] =
 "usage: credbroker secret put NAME [--host HOST]... [--max-ttl SECONDS] [--from-file FILE]\n"
@@ -254,6 +254,10 @@ secret_put(struct cli *g, int argc, char **argv)
 	if (argc - first != 1)
 		return cli_usage("secret put", "secret put takes exactly one NAME (the value "
 		    "comes from standard input or --from-file, never from the command line)");
+	/* The broker refuses a secret without hosts: before the value is read or sent. */
+	if (a.nhosts == 0)
+		return cli_usage("secret put", "at least one --host is needed (the hosts the "
+		    "secret may be sent to)");
 	name = argv[first];
 	/* Connect first: a missing deployment is reported before anyone types a value. */
 	if ((rc = cli_connect(g, CLI_ROLE_ADMIN, 0, &c)) != 0)

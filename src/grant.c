@@ -1243,7 +1243,8 @@ static int
 render_binding(struct api_call *call, struct store *rst, json_t *b, const char **name,
     char **rendered, size_t *rlen)
 {
-	const char *tmpl, *secret;
+	struct secret_meta *m = NULL;
+	const char *tmpl, *secret, *host;
 	uint8_t *val = NULL;
 	size_t len = 0;
 	int rc;
@@ -1251,12 +1252,26 @@ render_binding(struct api_call *call, struct store *rst, json_t *b, const char *
 	*rendered = NULL;
 	*rlen = 0;
 	secret = json_string_value(json_object_get(b, "secret"));
+	host = json_string_value(json_object_get(b, "host"));
 	*name = json_string_value(json_object_get(b, "header"));
 	tmpl = json_string_value(json_object_get(b, "template"));
-	if (secret == NULL || *name == NULL || tmpl == NULL)
+	if (secret == NULL || host == NULL || *name == NULL || tmpl == NULL)
 		return CB_ERR_CORRUPT;
 	if ((rc = secret_reveal(rst, call->b->vault, secret, &val, &len)) != 0)
 		return rc;
+	/*
+	 * The secret's own allowlist as it is now, not as it was at the mint: a new
+	 * version (or a new secret of the same name) that no longer names the grant's
+	 * host is not sent there. Read after the value, so a narrowing put that the
+	 * value already reflects is seen.
+	 */
+	if ((rc = secret_get(rst, secret, &m)) == 0 && !secret_host_allowed(m, host))
+		rc = CB_ERR_DENIED;
+	secret_meta_free(m);
+	if (rc != 0) {
+		util_wipe_free(val, len + 1);
+		return rc;
+	}
 	rc = grant_render(tmpl, val, len, rendered, rlen);
 	util_wipe_free(val, len + 1);
 	return rc;
@@ -1432,6 +1447,8 @@ resolve_token(struct grant_ctx *x, struct resolve_req *r, struct store *rst, int
 	    &x->rawlen)) != 0) {
 		if (rc == CB_ERR_NOTFOUND)
 			code = "unknown_secret";
+		else if (rc == CB_ERR_DENIED)
+			code = "host_not_allowed";
 		else {
 			*status = 500;
 			code = "internal_error";
@@ -1499,6 +1516,10 @@ tokenless_grant(void *arg, const struct store_grant *g)
 		rc = add_header(x->call, t->rst, t->headers, b);
 		if (rc == CB_ERR_NOTFOUND) {
 			log_warnx("grant %s: secret of an inject binding is gone", g->id);
+			continue;
+		}
+		if (rc == CB_ERR_DENIED) {
+			log_warnx("grant %s: its host is no longer allowed for its secret", g->id);
 			continue;
 		}
 		if (rc != 0) {

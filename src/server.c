@@ -350,7 +350,7 @@ server_peer(struct MHD_Connection *c, char *out, size_t outlen)
 static int
 server_cert_identity(gnutls_x509_crt_t crt, char *out, size_t outlen)
 {
-	char buf[SERVER_ID_MAX];
+	char buf[SERVER_ID_MAX], *big;
 	size_t size;
 	unsigned int critical;
 	unsigned int idx;
@@ -361,8 +361,20 @@ server_cert_identity(gnutls_x509_crt_t crt, char *out, size_t outlen)
 		type = gnutls_x509_crt_get_subject_alt_name(crt, idx, buf, &size, &critical);
 		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
 			break;
-		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+			/*
+			 * Too long for an identity. A long URI is the first URI: refused, never
+			 * skipped for the next one (a second reading). size is what it needs.
+			 */
+			if (size > SERVER_PEM_MAX || (big = malloc(size + 1)) == NULL)
+				return CB_ERR_INVAL;
+			type = gnutls_x509_crt_get_subject_alt_name(crt, idx, big, &size,
+			    &critical);
+			free(big);
+			if (type < 0 || type == GNUTLS_SAN_URI)
+				return CB_ERR_INVAL;
 			continue;
+		}
 		if (type < 0)
 			return CB_ERR_INVAL;
 		if (type != GNUTLS_SAN_URI)

@@ -168,6 +168,27 @@ class Matrix(cbtest.TestCase):
         recs = self.d.audit()
         self.assertFalse([r for r in recs if "stranger" in r["actor"]])
 
+    def test_long_first_uri_is_not_skipped(self):
+        # The identity is the first SAN URI. One too long to be an identity is refused;
+        # the broker used to skip it and take the next URI (here: the admin's).
+        d = self.d
+        out = os.path.join(d.dir, "hostile", "long-uri")
+        os.makedirs(os.path.dirname(out), exist_ok=True)
+        with open(out + ".ext", "w") as f:
+            f.write("subjectAltName=URI:spiffe://credbroker.dev/%s,"
+                    "URI:spiffe://credbroker.dev/admin\n"
+                    "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature\n" % ("x" * 300))
+        pki = os.path.join(d.dir, "pki")
+        cbtest._openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", out + ".key", "-subj", "/CN=long-uri",
+                        "-out", out + ".csr")
+        cbtest._openssl("x509", "-req", "-in", out + ".csr", "-CA", os.path.join(pki, "ca.pem"),
+                        "-CAkey", os.path.join(pki, "ca.key"), "-CAcreateserial", "-days", "2",
+                        "-extfile", out + ".ext", "-out", out + ".pem")
+        st, js, raw = d.request((out + ".pem", out + ".key"), "GET", "/v1/secrets")
+        self.assertEqual((st, js), (401, {"error": "invalid_client_certificate"}), raw[:200])
+        self.assertNotIn(self.value.encode(), raw)
+
     def test_unknown_path_and_method(self):
         for who in ("harness", "proxy", "admin"):
             st, js, _ = self.d.request(who, "GET", "/v1/nothing")

@@ -115,6 +115,25 @@ class TestUsage(CliBase):
             self.assertTrue(err(r).startswith("credbroker: "), (args, err(r)))
             self.assertEqual(out(r), "", args)
 
+    def test_secret_put_max_ttl_bound_is_the_brokers(self):
+        # The broker takes max_ttl_s up to 7 days: the CLI refuses more itself (2, with
+        # the real bound), before the value is read or sent.
+        r = self.d.cli("secret", "put", "ttl-cap", "--host", "api.example.com", "--max-ttl",
+                       "604801", input="v\n")
+        self.assertEqual(r.returncode, 2, err(r))
+        self.assertIn("1 to 604800", err(r))
+        r = self.d.cli("secret", "put", "ttl-cap", "--host", "api.example.com", "--max-ttl",
+                       "604800", input="v\n")
+        self.assertEqual(r.returncode, 0, err(r))
+
+    def test_secret_put_without_host_is_2(self):
+        # The broker refuses a secret with no hosts: a usage error, the value never sent.
+        r = self.d.cli("secret", "put", "no-host", input="v\n")
+        self.assertEqual(r.returncode, 2, err(r))
+        self.assertIn("--host", err(r))
+        st, _, _ = self.d.request("admin", "GET", "/v1/secrets/no-host")
+        self.assertEqual(st, 404)
+
     def test_no_broker_given_is_2(self):
         r = run("secret", "list")
         self.assertEqual(r.returncode, 2, err(r))
@@ -175,7 +194,8 @@ class TestSecrets(CliBase):
         r = self.cli("secret", "put", "cli-file", "--host", "api.example.com", "--from-file", path)
         self.assertIn("version 1", out(r))
         self.assertEqual(self.resolve_value("cli-file"), "Bearer " + VALUE + "f")
-        r = self.cli("secret", "put", "cli-file", "--from-file", path + ".missing", rc=4)
+        r = self.cli("secret", "put", "cli-file", "--host", "api.example.com", "--from-file",
+                     path + ".missing", rc=4)
         self.assertIn(path + ".missing", err(r))
 
     def test_bad_values(self):

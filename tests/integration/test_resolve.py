@@ -475,6 +475,31 @@ class Resolve(cbtest.TestCase):
         self.assertGranted(*self.resolve(g["token"], s, path="/"), value="token " + SECRET,
                            name="X-Auth")
 
+    def test_secret_hosts_narrowed_after_mint(self):
+        # The secret's allowlist is checked again at resolve: a new version (or a new
+        # secret of the same name) that no longer names the grant's host is not sent there.
+        s, t = self.sbx(), self.sbx()
+        v1, v2, v3 = ("narrow-%d-" % i + secrets.token_hex(8) for i in (1, 2, 3))
+        self.d.put_secret("narrow", v1, ["a.example", "b.example"], max_ttl=60)
+        g = self.d.mint(s, "narrow", "b.example", ttl_s=60)
+        self.d.mint(t, "narrow", "b.example", ttl_s=60, inject=True)
+        self.assertGranted(*self.resolve(g["token"], s, host="b.example", path="/"),
+                           value="Bearer " + v1)
+        self.d.put_secret("narrow", v2, ["a.example"], max_ttl=60)
+        st, js = self.resolve(g["token"], s, host="b.example", path="/")
+        self.assertRefused(st, js, "host_not_allowed")
+        self.assertNotIn(v2, json.dumps(js))
+        self.assertRefused(*self.resolve(None, t, host="b.example", path="/"), "no_grant")
+        st, js, _ = self.d.request("admin", "DELETE", "/v1/secrets/narrow")
+        self.assertEqual(st, 200, js)
+        self.d.put_secret("narrow", v3, ["c.example"], max_ttl=60)
+        self.assertRefused(*self.resolve(g["token"], s, host="b.example", path="/"),
+                           "host_not_allowed")
+        # Widened again: the grant's host is allowed, the current value is sent.
+        self.d.put_secret("narrow", v3, ["b.example", "c.example"], max_ttl=60)
+        self.assertGranted(*self.resolve(g["token"], s, host="b.example", path="/"),
+                           value="Bearer " + v3)
+
     def test_unknown_grant(self):
         # A validly signed token whose grant row is gone (purged) is refused.
         s = self.sbx()
