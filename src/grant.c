@@ -1243,7 +1243,6 @@ static int
 render_binding(struct api_call *call, struct store *rst, json_t *b, const char **name,
     char **rendered, size_t *rlen)
 {
-	struct secret_meta *m = NULL;
 	const char *tmpl, *secret, *host;
 	uint8_t *val = NULL;
 	size_t len = 0;
@@ -1265,10 +1264,7 @@ render_binding(struct api_call *call, struct store *rst, json_t *b, const char *
 	 * host is not sent there. Read after the value, so a narrowing put that the
 	 * value already reflects is seen.
 	 */
-	if ((rc = secret_get(rst, secret, &m)) == 0 && !secret_host_allowed(m, host))
-		rc = CB_ERR_DENIED;
-	secret_meta_free(m);
-	if (rc != 0) {
+	if ((rc = secret_allows_host(rst, secret, host)) != 0) {
 		util_wipe_free(val, len + 1);
 		return rc;
 	}

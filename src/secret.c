@@ -555,8 +555,13 @@ out:
 	return rc;
 }
 
-int
-secret_get(struct store *st, const char *name, struct secret_meta **out)
+/*
+ * The metadata of name: *view points into this thread's cache (valid until its next
+ * lookup; *own NULL) or, on a miss without a cache, at *own (the caller frees it).
+ */
+static int
+secret_meta_view(struct store *st, const char *name, const struct secret_meta **view,
+    struct secret_meta **own)
 {
 	struct store_secret *row = NULL;
 	struct mcache_slot *sl = NULL;
@@ -565,7 +570,8 @@ secret_get(struct store *st, const char *name, struct secret_meta **out)
 	uint64_t gen;
 	int rc, hit;
 
-	*out = NULL;
+	*view = NULL;
+	*own = NULL;
 	if (secret_valid_name(name) != 0)
 		return CB_ERR_NOTFOUND;
 	/* Before the store is read, as in secret_reveal. */
@@ -577,19 +583,56 @@ secret_get(struct store *st, const char *name, struct secret_meta **out)
 		}
 		now = util_mono_us();
 		sl = mcache_slot_of(t, name, now, &hit);
-		if (hit)
-			return secret_meta_dup(sl->m, out);
+		if (hit) {
+			*view = sl->m;
+			return 0;
+		}
 	}
 	if ((rc = store_secret_get(st, name, &row)) != 0)
 		return rc;
-	rc = secret_meta_from_row(row, out);
+	rc = secret_meta_from_row(row, own);
 	store_secret_free(row);
-	if (rc == 0 && sl != NULL) {
+	if (rc != 0)
+		return rc;
+	*view = *own;
+	if (sl != NULL) {
+		/* Filed in the cache: the caller reads it there. */
 		secret_meta_free(sl->m);
-		if (secret_meta_dup(*out, &sl->m) != 0)
-			sl->m = NULL;
+		sl->m = *own;
 		sl->at_us = now;
+		*own = NULL;
 	}
+	return 0;
+}
+
+int
+secret_get(struct store *st, const char *name, struct secret_meta **out)
+{
+	const struct secret_meta *view;
+	struct secret_meta *own;
+	int rc;
+
+	*out = NULL;
+	if ((rc = secret_meta_view(st, name, &view, &own)) != 0)
+		return rc;
+	if (own != NULL) {
+		*out = own;
+		return 0;
+	}
+	return secret_meta_dup(view, out);
+}
+
+int
+secret_allows_host(struct store *st, const char *name, const char *host)
+{
+	const struct secret_meta *view;
+	struct secret_meta *own;
+	int rc;
+
+	if ((rc = secret_meta_view(st, name, &view, &own)) != 0)
+		return rc;
+	rc = secret_host_allowed(view, host) ? 0 : CB_ERR_DENIED;
+	secret_meta_free(own);
 	return rc;
 }
 

@@ -50,6 +50,11 @@ int secret_list(struct store *st, struct secret_meta ***out, size_t *n);
 void secret_list_free(struct secret_meta **list, size_t n);
 /* 1 when host (already normalised) is in the secret's allowlist, else 0. */
 int secret_host_allowed(const struct secret_meta *m, const char *host);
+/*
+ * 0 when the secret's current host allowlist names host, CB_ERR_DENIED when it does not,
+ * CB_ERR_NOTFOUND for no such secret (the metadata cache of secret_get, without a copy).
+ */
+int secret_allows_host(struct store *st, const char *name, const char *host);
 
 /*
  * Decrypts the current version of name: *value is malloc'd, NUL-terminated, owned by

@@ -462,6 +462,13 @@ test_secret_cache(void **state)
 	assert_int_equal(m->nhosts, 2);
 	assert_string_equal(m->hosts[0], "a.example");
 	secret_meta_free(m);
+	/* The allowlist as filed now, from the cache (no copy) and from the store. */
+	assert_int_equal(secret_allows_host(f->st, "a", "b.example"), 0);
+	assert_int_equal(secret_allows_host(f->st, "a", "api.example.com"), CB_ERR_DENIED);
+	assert_int_equal(secret_allows_host(f->st, "nope", "b.example"), CB_ERR_NOTFOUND);
+	secret_cache_invalidate();
+	assert_int_equal(secret_allows_host(f->st, "a", "a.example"), 0);
+	assert_int_equal(secret_allows_host(f->st, "a", "c.example"), CB_ERR_DENIED);
 	/* A new version through secret_put is seen at once. */
 	sc_put(f, "a", "value-two");
 	assert_int_equal(sc_reveal(f, "a", "value-two"), 0);
