@@ -433,7 +433,7 @@ broker_open(void)
 	}
 	store_close(st);
 	log_init("ceiling", bconf->log_level);
-	if (commit_open(bconf->database, &cm) != 0 || store_pool_new(bconf->database, &pool) != 0 ||
+	if (commit_open(bconf->database, v, &cm) != 0 || store_pool_new(bconf->database, &pool) != 0 ||
 	    metrics_new(&m) != 0)
 		die("the broker's writer, readers or metrics");
 	if ((who = conf_find_identity(bconf, o.identity)) == NULL)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -16,6 +17,7 @@
 #include "init.h"
 #include "store.h"
 #include "util.h"
+#include "vault.h"
 
 #include "cli.h"
 
@@ -43,14 +45,17 @@ static const char key_usage[] =
 
 static const char audit_usage[] =
 "usage: credbroker audit tail [--after SEQ] [--limit N]\n"
-"       credbroker audit verify [--db FILE]\n"
+"       credbroker audit verify [--db FILE [--master-key KEYFILE]]\n"
 "\n"
 "tail     prints audit records: with --after SEQ, the first N records after SEQ; without,\n"
 "         the last N records. N is --limit (default 20, at most 1000).\n"
 "verify   checks the hash chain of the audit log through the broker, or offline on\n"
 "         FILE, a copy of the database (or that of a stopped broker). Prints the first\n"
 "         broken record and exits 1 when the chain is broken (edited, deleted or\n"
-"         reordered records).\n"
+"         reordered records), or when the anchor fails its MAC under the master key\n"
+"         (the log rewritten whole, every hash recomputed). Offline, the MAC is checked\n"
+"         with KEYFILE, by default master.key next to FILE if there is one; without a\n"
+"         key the chain is checked but not authenticated, and the output says so.\n"
 "Uses the admin certificate (DIR/pki/admin.pem) unless --cert/--key are given.\n";
 
 /* ---- init ---------------------------------------------------------------------- */
@@ -86,7 +91,7 @@ cli_cmd_init(struct cli *g, int argc, char **argv)
 
 /* ---- key rotate ------------------------------------------------------------------ */
 
-enum { OPT_KIND = CLI_OPT_LOCAL, OPT_AFTER, OPT_LIMIT, OPT_DB };
+enum { OPT_KIND = CLI_OPT_LOCAL, OPT_AFTER, OPT_LIMIT, OPT_DB, OPT_MASTER_KEY };
 
 static int
 key_opt(void *arg, int ch, const char *val)
@@ -177,6 +182,7 @@ struct audit_args {
 	long long limit;
 	int has_after;
 	const char *db;
+	const char *master_key;
 };
 
 static int
@@ -192,6 +198,9 @@ audit_opt(void *arg, int ch, const char *val)
 		return cli_number("audit tail", "--limit", val, 1, AUDIT_PAGE, &a->limit);
 	case OPT_DB:
 		a->db = val;
+		return 0;
+	case OPT_MASTER_KEY:
+		a->master_key = val;
 		return 0;
 	default:
 		return CLI_EXIT_USAGE;
@@ -330,30 +339,68 @@ out:
 /* ---- audit verify ------------------------------------------------------------- */
 
 static int
-audit_verify_report(struct cli *g, int intact, long long records, long long bad,
-    const char *problem)
+audit_verify_report(struct cli *g, int intact, int authenticated, long long records,
+    long long bad, const char *problem)
 {
 	if (g->json) {
 		if (intact)
-			cli_print_new(json_pack("{s:b, s:I}", "intact", 1, "records",
-			    (json_int_t)records));
+			cli_print_new(json_pack("{s:b, s:I, s:b}", "intact", 1, "records",
+			    (json_int_t)records, "authenticated", authenticated));
 		else
-			cli_print_new(json_pack("{s:b, s:I, s:I, s:s}", "intact", 0, "records",
+			cli_print_new(json_pack("{s:b, s:I, s:I, s:s, s:b}", "intact", 0, "records",
 			    (json_int_t)records, "first_bad_seq", (json_int_t)bad, "problem",
-			    problem));
+			    problem, "authenticated", authenticated));
 	} else if (intact)
-		printf("audit chain intact: %lld records\n", records);
+		printf("audit chain intact: %lld records%s\n", records, authenticated ? "" :
+		    " (the anchor's MAC was not checked: no master key)");
 	else
 		printf("audit chain BROKEN at record %lld: %s (%lld records checked)\n", bad,
 		    problem, records);
 	return intact ? CLI_EXIT_OK : CLI_EXIT_REFUSED;
 }
 
+/*
+ * The vault for the anchor's MAC, offline: KEYFILE (an error when it will not open), else
+ * master.key next to db when there is one and it opens (when it does not, say, owned by
+ * the daemon's user, a note says why). *v NULL: the chain is checked unauthenticated.
+ */
 static int
-audit_verify_offline(struct cli *g, const char *db)
+audit_offline_vault(struct store *st, const char *db, const char *keyfile, struct vault **v)
+{
+	char path[4096], why[512];
+	const char *slash;
+	int rc, named = keyfile != NULL;
+
+	*v = NULL;
+	if (!named) {
+		slash = strrchr(db, '/');
+		if (slash == NULL)
+			snprintf(path, sizeof(path), "master.key");
+		else if ((size_t)(slash - db) + sizeof("/master.key") > sizeof(path))
+			return 0;
+		else
+			snprintf(path, sizeof(path), "%.*s/master.key", (int)(slash - db), db);
+		if (access(path, F_OK) != 0)
+			return 0;
+		keyfile = path;
+	}
+	why[0] = '\0';
+	if ((rc = vault_open(st, keyfile, v, why, sizeof(why))) == 0)
+		return 0;
+	if (named)
+		return cli_error(CLI_EXIT_OTHER, "audit verify: master key %s: %s", keyfile,
+		    why[0] != '\0' ? why : cb_strerror(rc));
+	fprintf(stderr, "credbroker: audit verify: %s not used: %s\n", keyfile,
+	    why[0] != '\0' ? why : cb_strerror(rc));
+	return 0;
+}
+
+static int
+audit_verify_offline(struct cli *g, const char *db, const char *keyfile)
 {
 	struct audit_report rep;
 	struct store *st = NULL;
+	struct vault *v = NULL;
 	char why[512];
 	int rc;
 
@@ -361,15 +408,20 @@ audit_verify_offline(struct cli *g, const char *db)
 	if ((rc = store_open(db, STORE_READONLY, &st, why, sizeof(why))) != 0)
 		return cli_error(CLI_EXIT_OTHER, "audit verify: cannot open %s: %s", db,
 		    why[0] != '\0' ? why : cb_strerror(rc));
+	if ((rc = audit_offline_vault(st, db, keyfile, &v)) != 0) {
+		store_close(st);
+		return rc;
+	}
 	memset(&rep, 0, sizeof(rep));
-	rc = audit_verify(st, &rep);
+	rc = audit_verify(st, v, &rep);
+	vault_free(v);
 	store_close(st);
 	if (rc == 0)
-		return audit_verify_report(g, 1, rep.records, 0, "");
+		return audit_verify_report(g, 1, rep.authenticated, rep.records, 0, "");
 	if (rc == CB_ERR_CORRUPT) {
 		rep.problem[sizeof(rep.problem) - 1] = '\0';
-		return audit_verify_report(g, 0, rep.records, rep.first_bad_seq,
-		    rep.problem[0] != '\0' ? rep.problem : "broken chain");
+		return audit_verify_report(g, 0, rep.authenticated, rep.records,
+		    rep.first_bad_seq, rep.problem[0] != '\0' ? rep.problem : "broken chain");
 	}
 	return cli_error(CLI_EXIT_OTHER, "audit verify: %s: %s", db, cb_strerror(rc));
 }
@@ -377,7 +429,7 @@ audit_verify_offline(struct cli *g, const char *db)
 static int
 audit_verify_online(struct cli *g)
 {
-	json_t *j = NULL, *ok, *rec, *bad, *prob;
+	json_t *j = NULL, *ok, *rec, *bad, *prob, *auth;
 	char *json = NULL;
 	cbc_t *c = NULL;
 	int rc;
@@ -395,6 +447,7 @@ audit_verify_online(struct cli *g)
 	rec = json_object_get(j, "records");
 	bad = json_object_get(j, "first_bad_seq");
 	prob = json_object_get(j, "problem");
+	auth = json_object_get(j, "authenticated");	/* absent from older brokers */
 	if (!json_is_boolean(ok) || !json_is_integer(rec) ||
 	    (!json_is_true(ok) && (!json_is_integer(bad) || !json_is_string(prob)))) {
 		rc = cli_error(CLI_EXIT_OTHER, "audit verify: the broker's answer lacks intact, "
@@ -405,7 +458,8 @@ audit_verify_online(struct cli *g)
 		cli_print_json(json);
 		rc = json_is_true(ok) ? CLI_EXIT_OK : CLI_EXIT_REFUSED;
 	} else
-		rc = audit_verify_report(g, json_is_true(ok), json_integer_value(rec),
+		rc = audit_verify_report(g, json_is_true(ok), json_is_true(auth),
+		    json_integer_value(rec),
 		    json_is_true(ok) ? 0 : json_integer_value(bad),
 		    json_is_true(ok) ? "" : json_string_value(prob));
 out:
@@ -422,6 +476,7 @@ cli_cmd_audit(struct cli *g, int argc, char **argv)
 		{ "after", required_argument, NULL, OPT_AFTER },
 		{ "limit", required_argument, NULL, OPT_LIMIT },
 		{ "db", required_argument, NULL, OPT_DB },
+		{ "master-key", required_argument, NULL, OPT_MASTER_KEY },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct audit_args a;
@@ -450,11 +505,14 @@ cli_cmd_audit(struct cli *g, int argc, char **argv)
 	if (first != argc - 1)
 		return cli_usage(cmd, "%s takes no argument", cmd);
 	if (strcmp(sub, "tail") == 0) {
-		if (a.db != NULL)
-			return cli_usage(cmd, "--db is for audit verify");
+		if (a.db != NULL || a.master_key != NULL)
+			return cli_usage(cmd, "--db and --master-key are for audit verify");
 		return audit_tail(g, &a);
 	}
 	if (a.has_after || a.limit != AUDIT_TAIL_DEFAULT)
 		return cli_usage(cmd, "--after and --limit are for audit tail");
-	return a.db != NULL ? audit_verify_offline(g, a.db) : audit_verify_online(g);
+	if (a.master_key != NULL && a.db == NULL)
+		return cli_usage(cmd, "--master-key is for audit verify --db");
+	return a.db != NULL ? audit_verify_offline(g, a.db, a.master_key) :
+	    audit_verify_online(g);
 }

@@ -760,13 +760,14 @@ api_audit_verify(struct api_call *call)
 		api_refuse(call, "audit.verify", 500, "internal_error", NULL, NULL);
 		return;
 	}
-	rc = audit_verify(st, &rep);
+	rc = audit_verify(st, call->b->vault, &rep);
 	if (rc == 0)
-		o = json_pack("{s:b, s:I}", "intact", 1, "records", (json_int_t)rep.records);
+		o = json_pack("{s:b, s:I, s:b}", "intact", 1, "records", (json_int_t)rep.records,
+		    "authenticated", rep.authenticated);
 	else if (rc == CB_ERR_CORRUPT)
-		o = json_pack("{s:b, s:I, s:I, s:s}", "intact", 0, "records",
+		o = json_pack("{s:b, s:I, s:I, s:s, s:b}", "intact", 0, "records",
 		    (json_int_t)rep.records, "first_bad_seq", (json_int_t)rep.first_bad_seq,
-		    "problem", rep.problem);
+		    "problem", rep.problem, "authenticated", rep.authenticated);
 	else {
 		log_warnx("audit verify: %s", cb_strerror(rc));
 		api_refuse(call, "audit.verify", 500, "internal_error", NULL, NULL);

@@ -12,6 +12,8 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "store_audit.h"
+#include "vault.h"
 
 #define AUDIT_TAG		"cbaudit1"
 #define AUDIT_FIELD_MAX		4096	/* bytes per string field; longer is refused on append */
@@ -100,15 +102,16 @@ field_ok(const char *s, int required)
 int
 audit_chain_load(struct store *st, struct audit_chain *ch)
 {
-	uint8_t hash[CRYPTO_HASH_LEN], ahash[CRYPTO_HASH_LEN];
-	int64_t seq, aseq;
+	struct store_audit_anchor a;
+	uint8_t hash[CRYPTO_HASH_LEN];
+	int64_t seq;
 	int rc;
 
 	if ((rc = store_audit_last(st, &seq, hash)) != 0)
 		return rc;
 	ch->last_seq = seq;
 	memcpy(ch->last_hash, hash, CRYPTO_HASH_LEN);
-	rc = store_audit_anchor_get(st, &aseq, ahash);
+	rc = store_audit_anchor_get(st, &a);
 	if (rc == CB_ERR_NOTFOUND || rc == CB_ERR_CORRUPT)
 		return 0;	/* audit_verify reports it */
 	if (rc != 0)
@@ -118,12 +121,12 @@ audit_chain_load(struct store *st, struct audit_chain *ch)
 	 * continue from the anchor, so that the gap or the broken link stays in the chain
 	 * for audit_verify instead of being papered over by the next anchor.
 	 */
-	if (aseq > seq || (aseq == seq && !crypto_memeq(ahash, hash, CRYPTO_HASH_LEN))) {
+	if (a.seq > seq || (a.seq == seq && !crypto_memeq(a.hash, hash, CRYPTO_HASH_LEN))) {
 		log_warnx("audit log damaged: the anchor names record %lld, the last record is "
 		    "%lld; continuing the chain from the anchor (run audit verify)",
-		    (long long)aseq, (long long)seq);
-		ch->last_seq = aseq;
-		memcpy(ch->last_hash, ahash, CRYPTO_HASH_LEN);
+		    (long long)a.seq, (long long)seq);
+		ch->last_seq = a.seq;
+		memcpy(ch->last_hash, a.hash, CRYPTO_HASH_LEN);
 	}
 	return 0;
 }
@@ -155,16 +158,61 @@ audit_append(struct store *wst, struct audit_chain *ch, const struct audit_rec *
 }
 
 int
-audit_anchor_save(struct store *wst, const struct audit_chain *ch)
+audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *ch)
 {
-	return store_audit_anchor_set(wst, ch->last_seq, ch->last_hash);
+	struct store_audit_anchor a;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	a.seq = ch->last_seq;
+	memcpy(a.hash, ch->last_hash, CRYPTO_HASH_LEN);
+	if (v != NULL) {
+		if ((rc = vault_audit_mac(v, a.seq, a.hash, a.mac)) != 0)
+			return rc;
+		a.has_mac = 1;
+	}
+	return store_audit_anchor_set(wst, &a);
+}
+
+/* 0 when the anchor's MAC is right, CB_ERR_CORRUPT when not, CB_ERR_NOTFOUND without one. */
+static int
+anchor_mac_check(struct vault *v, const struct store_audit_anchor *a)
+{
+	uint8_t mac[CRYPTO_HASH_LEN];
+	int rc;
+
+	if (!a->has_mac)
+		return CB_ERR_NOTFOUND;
+	if ((rc = vault_audit_mac(v, a->seq, a->hash, mac)) != 0)
+		return rc;
+	rc = crypto_memeq(mac, a->mac, sizeof(mac)) ? 0 : CB_ERR_CORRUPT;
+	explicit_bzero(mac, sizeof(mac));
+	return rc;
+}
+
+int
+audit_anchor_check(struct store *st, struct vault *v, int *adopt)
+{
+	struct store_audit_anchor a;
+	int rc;
+
+	*adopt = 0;
+	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND || rc == CB_ERR_CORRUPT)
+		return 0;	/* no log yet, or audit_verify reports it */
+	if (rc != 0)
+		return rc;
+	if ((rc = anchor_mac_check(v, &a)) == CB_ERR_NOTFOUND) {
+		*adopt = 1;
+		return 0;
+	}
+	return rc;
 }
 
 struct verify_state {
 	struct audit_report *rep;
 	int64_t expect;			/* next seq */
 	uint8_t prev[CRYPTO_HASH_LEN];	/* hash of the record before */
-	int64_t anchor_seq;
+	const struct store_audit_anchor *anchor;	/* read by the walk before any row */
 	int anchor_seen;		/* the anchor's record was walked */
 	uint8_t anchor_row_hash[CRYPTO_HASH_LEN];
 };
@@ -219,7 +267,7 @@ verify_row(void *arg, const struct store_audit_row *row, int bad_len)
 		    (long long)row->seq, (long long)(row->seq - 1));
 	}
 	memcpy(vs->prev, row->hash, CRYPTO_HASH_LEN);
-	if (row->seq == vs->anchor_seq) {
+	if (row->seq == vs->anchor->seq) {
 		vs->anchor_seen = 1;
 		memcpy(vs->anchor_row_hash, row->hash, CRYPTO_HASH_LEN);
 	}
@@ -229,10 +277,10 @@ verify_row(void *arg, const struct store_audit_row *row, int bad_len)
 }
 
 int
-audit_verify(struct store *st, struct audit_report *rep)
+audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
 {
+	struct store_audit_anchor anchor;
 	struct verify_state vs;
-	uint8_t anchor_hash[CRYPTO_HASH_LEN];
 	int64_t anchor_seq, last;
 	int has_anchor = 0, rc;
 
@@ -240,8 +288,9 @@ audit_verify(struct store *st, struct audit_report *rep)
 	memset(&vs, 0, sizeof(vs));
 	vs.rep = rep;
 	vs.expect = 1;
-	/* The walk reads the anchor first, so vs.anchor_seq is known while rows go by. */
-	rc = store_audit_walk(st, verify_row, &vs, &has_anchor, &vs.anchor_seq, anchor_hash);
+	/* The walk reads the anchor first, so vs.anchor->seq is known while rows go by. */
+	vs.anchor = &anchor;
+	rc = store_audit_walk(st, verify_row, &vs, &has_anchor, &anchor);
 	if (rc != 0 && rc != CB_ERR_CORRUPT)
 		return rc;
 	if (rc == CB_ERR_CORRUPT)
@@ -258,17 +307,34 @@ audit_verify(struct store *st, struct audit_report *rep)
 			    (long long)last);
 		goto out;
 	}
-	anchor_seq = vs.anchor_seq;
+	anchor_seq = anchor.seq;
 	if (anchor_seq > last) {
 		rc = bad(rep, last + 1, "records %lld..%lld missing (tail deleted)",
 		    (long long)(last + 1), (long long)anchor_seq);
 		goto out;
 	}
-	if (anchor_seq == 0)
-		goto out;
-	if (!vs.anchor_seen || !crypto_memeq(vs.anchor_row_hash, anchor_hash, CRYPTO_HASH_LEN))
+	if (anchor_seq > 0 && (!vs.anchor_seen ||
+	    !crypto_memeq(vs.anchor_row_hash, anchor.hash, CRYPTO_HASH_LEN))) {
 		rc = bad(rep, anchor_seq, "record %lld: does not match the audit anchor",
 		    (long long)anchor_seq);
+		goto out;
+	}
+	/*
+	 * A consistent chain may still have been rewritten whole, its hashes recomputed:
+	 * only the anchor's MAC, under the master key, tells.
+	 */
+	if (v == NULL)
+		goto out;
+	rep->authenticated = 1;
+	rc = anchor_mac_check(v, &anchor);
+	if (rc == CB_ERR_NOTFOUND)
+		rc = bad(rep, 1, "the audit anchor has no MAC: records 1..%lld are not "
+		    "authenticated", (long long)anchor_seq);
+	else if (rc == CB_ERR_CORRUPT)
+		rc = bad(rep, 1, "the audit anchor fails its MAC: the log was rewritten "
+		    "(records 1..%lld)", (long long)anchor_seq);
+	if (rc != 0)
+		rep->authenticated = 0;
  out:
 	if (rc == CB_ERR_CORRUPT)
 		log_warnx("audit chain broken: %s", rep->problem);

@@ -16,6 +16,7 @@
 #include "crypto.h"
 
 struct store;
+struct vault;
 
 struct audit_rec {
 	const char *actor;	/* certificate identity (or "credbrokerd" / "admin-cli") */
@@ -45,24 +46,37 @@ int audit_append(struct store *wst, struct audit_chain *ch, const struct audit_r
 /*
  * Writes the chain head into the anchor (meta 'audit_head') inside the caller's
  * transaction; commit.c does it once per batch, just before COMMIT. Without an
- * up-to-date anchor a deleted tail of the log cannot be detected.
+ * up-to-date anchor a deleted tail of the log cannot be detected. With v, the anchor
+ * carries its MAC under the master key (vault_audit_mac): without that key nobody can
+ * rewrite the log, recompute every hash and leave a valid anchor. v NULL: no MAC (tests).
  */
-int audit_anchor_save(struct store *wst, const struct audit_chain *ch);
+int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *ch);
+/*
+ * At start-up: 0 when the anchor's MAC is right or there is no anchor yet;
+ * CB_ERR_CORRUPT when the MAC is wrong (the log was rewritten without the master key:
+ * the daemon refuses to start); 0 with *adopt set when the anchor has no MAC (a
+ * database from before the MAC, or one whose MAC was deleted: the caller appends an
+ * "audit.anchor" record that says so, and saves the anchor with its MAC).
+ */
+int audit_anchor_check(struct store *st, struct vault *v, int *adopt);
 
 /* The result of a chain verification. */
 struct audit_report {
 	int64_t records;	/* records checked */
 	int64_t first_bad_seq;	/* 0 when the chain is intact */
 	char problem[160];	/* "record 42: hash mismatch (edited)", "record 17 missing (deleted)", ... */
+	int authenticated;	/* the anchor's MAC was checked and is right */
 };
 /*
  * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap
  * (deleted record), every hash matches its row (edited record), every prev_hash is
  * the hash of the record before (reordered or deleted record), the anchor names an
- * existing last record with the same hash (deleted tail). Returns 0 (intact),
+ * existing last record with the same hash (deleted tail) and, with v (NULL: not
+ * checked, rep->authenticated 0), that the anchor has its right MAC (a log rewritten
+ * whole, every hash recomputed, or an anchor without a MAC). Returns 0 (intact),
  * CB_ERR_CORRUPT (rep->first_bad_seq and rep->problem name the first broken record)
  * or another error.
  */
-int audit_verify(struct store *st, struct audit_report *rep);
+int audit_verify(struct store *st, struct vault *v, struct audit_report *rep);
 
 #endif

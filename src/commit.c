@@ -70,6 +70,7 @@ struct commit {
 
 	/* owned by the commit thread */
 	struct store *wst;
+	struct vault *v;		/* the anchor's MAC; the daemon's, not owned */
 	struct audit_chain ch;
 	struct commit_op *batch[COMMIT_BATCH_MAX];
 	unsigned char sync[COMMIT_BATCH_MAX];
@@ -141,7 +142,7 @@ run_batch(struct commit *c, size_t n)
 		if (broken)
 			brc = CB_ERR_DB;
 		else if (wrote)
-			brc = audit_anchor_save(c->wst, &c->ch);
+			brc = audit_anchor_save(c->wst, c->v, &c->ch);
 		if (brc == 0)
 			brc = store_commit(c->wst);
 		if (brc != 0) {
@@ -248,12 +249,40 @@ ckpt_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * An anchor without a MAC (a database from before it, or one whose MAC was deleted) is
+ * adopted at start-up: one record says from where on the log is authenticated, and the
+ * anchor gets its MAC in the same transaction.
+ */
+static int
+anchor_adopt(struct commit *c)
+{
+	static const struct audit_rec r = {
+		.actor = "credbrokerd", .role = "none", .action = "audit.anchor",
+		.outcome = "adopted",
+		.detail = "the anchor had no MAC: the records before this one are not authenticated",
+	};
+	int rc;
+
+	log_warnx("the audit anchor has no MAC (a database from before it, or a deleted "
+	    "one): adopted, with a record that says so");
+	if ((rc = store_begin(c->wst)) != 0)
+		return rc;
+	if ((rc = audit_append(c->wst, &c->ch, &r, util_now())) != 0 ||
+	    (rc = audit_anchor_save(c->wst, c->v, &c->ch)) != 0 ||
+	    (rc = store_commit(c->wst)) != 0) {
+		(void)store_rollback(c->wst);
+		(void)audit_chain_load(c->wst, &c->ch);
+	}
+	return rc;
+}
+
 int
-commit_open(const char *db_path, struct commit **out)
+commit_open(const char *db_path, struct vault *v, struct commit **out)
 {
 	struct commit *c = NULL;
 	char why[256];
-	int rc, mu = 0, wcv = 0, dcv = 0, ccv = 0;
+	int rc, mu = 0, wcv = 0, dcv = 0, ccv = 0, adopt = 0;
 
 	*out = NULL;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -265,6 +294,20 @@ commit_open(const char *db_path, struct commit **out)
 	}
 	if ((rc = audit_chain_load(c->wst, &c->ch)) != 0) {
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
+		goto out;
+	}
+	c->v = v;
+	if (v != NULL && (rc = audit_anchor_check(c->wst, v, &adopt)) != 0) {
+		if (rc == CB_ERR_CORRUPT)
+			log_warnx("the audit anchor fails its MAC under this master key: the log "
+			    "was rewritten by someone without it (run credbroker audit verify "
+			    "--db); refusing to start");
+		else
+			log_warnx("cannot check the audit anchor: %s", cb_strerror(rc));
+		goto out;
+	}
+	if (adopt && (rc = anchor_adopt(c)) != 0) {
+		log_warnx("cannot adopt the audit anchor: %s", cb_strerror(rc));
 		goto out;
 	}
 	if ((rc = store_open(db_path, STORE_NOCHECK, &c->ckst, why, sizeof(why))) != 0) {

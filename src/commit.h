@@ -17,6 +17,7 @@
 
 struct store;
 struct commit;
+struct vault;
 
 struct commit_op;
 /*
@@ -44,9 +45,12 @@ struct commit_op {
 /*
  * Opens the writer connection on db_path (without quick_check: the caller's own
  * store_open checked the file), loads the audit chain head, starts the thread.
+ * With v (the daemon's vault, which must outlive the commit), every anchor is saved
+ * with its MAC, and the anchor found is checked first: CB_ERR_CORRUPT when its MAC is
+ * wrong; one without a MAC is adopted (audit_anchor_check). v NULL: no MAC (tests).
  * *out owned by the caller (commit_close).
  */
-int commit_open(const char *db_path, struct commit **out);
+int commit_open(const char *db_path, struct vault *v, struct commit **out);
 /*
  * Queues op (not copied: it must live until done; with done NULL it must live until
  * commit_close). Returns 0, or CB_ERR_BUSY when closing (op not queued, done not called).

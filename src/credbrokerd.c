@@ -249,7 +249,7 @@ daemon_start(struct daemon *d, struct broker_conf *conf)
 	/* The vault holds the keys now; readers and the writer have their own connections. */
 	store_close(d->st);
 	d->st = NULL;
-	if ((rc = commit_open(conf->database, &d->commit)) != 0) {
+	if ((rc = commit_open(conf->database, d->vault, &d->commit)) != 0) {
 		log_warnx("cannot start the commit writer on %s: %s", conf->database,
 		    cb_strerror(rc));
 		return rc;

@@ -22,6 +22,7 @@ enum {
 
 #define ANCHOR_KEY	"audit_head"
 #define ANCHOR_LEN	(8 + STORE_AUDIT_HASH_LEN)	/* big-endian seq || hash */
+#define ANCHOR_MAC_LEN	(ANCHOR_LEN + STORE_AUDIT_HASH_LEN)	/* ... || MAC */
 
 static void
 bind_opt_text(sqlite3_stmt *s, int i, const char *v)
@@ -96,16 +97,17 @@ store_audit_last(struct store *st, int64_t *seq, uint8_t hash[STORE_AUDIT_HASH_L
 }
 
 int
-store_audit_anchor_set(struct store *st, int64_t seq, const uint8_t hash[STORE_AUDIT_HASH_LEN])
+store_audit_anchor_set(struct store *st, const struct store_audit_anchor *a)
 {
-	uint8_t v[ANCHOR_LEN];
+	uint8_t v[ANCHOR_MAC_LEN];
 	sqlite3_stmt *s;
-	uint64_t u = (uint64_t)seq;
+	uint64_t u = (uint64_t)a->seq;
 	int i;
 
 	for (i = 0; i < 8; i++)
 		v[i] = (uint8_t)(u >> (56 - 8 * i));
-	memcpy(v + 8, hash, STORE_AUDIT_HASH_LEN);
+	memcpy(v + 8, a->hash, STORE_AUDIT_HASH_LEN);
+	memcpy(v + ANCHOR_LEN, a->mac, STORE_AUDIT_HASH_LEN);
 	/*
 	 * Updated in place: every batch saves it, and REPLACE deleted and re-inserted the
 	 * row, which rewrote meta's key index too (one more WAL page per batch).
@@ -115,20 +117,19 @@ store_audit_anchor_set(struct store *st, int64_t seq, const uint8_t hash[STORE_A
 	    " ON CONFLICT (k) DO UPDATE SET v = excluded.v");
 	if (s == NULL)
 		return CB_ERR_DB;
-	sqlite3_bind_blob(s, 1, v, sizeof(v), SQLITE_TRANSIENT);
+	sqlite3_bind_blob(s, 1, v, a->has_mac ? ANCHOR_MAC_LEN : ANCHOR_LEN, SQLITE_TRANSIENT);
 	return store_step_done(st, s);
 }
 
 int
-store_audit_anchor_get(struct store *st, int64_t *seq, uint8_t hash[STORE_AUDIT_HASH_LEN])
+store_audit_anchor_get(struct store *st, struct store_audit_anchor *a)
 {
 	sqlite3_stmt *s;
 	const uint8_t *v;
 	uint64_t u = 0;
-	int rc, i;
+	int rc, i, len;
 
-	*seq = 0;
-	memset(hash, 0, STORE_AUDIT_HASH_LEN);
+	memset(a, 0, sizeof(*a));
 	s = store_stmt(st, ST_AUDIT_ANCHOR_GET,
 	    "SELECT v FROM meta WHERE k = '" ANCHOR_KEY "'");
 	if (s == NULL)
@@ -143,14 +144,19 @@ store_audit_anchor_get(struct store *st, int64_t *seq, uint8_t hash[STORE_AUDIT_
 		goto out;
 	}
 	v = sqlite3_column_blob(s, 0);
-	if (v == NULL || sqlite3_column_bytes(s, 0) != ANCHOR_LEN) {
+	len = sqlite3_column_bytes(s, 0);
+	if (v == NULL || (len != ANCHOR_LEN && len != ANCHOR_MAC_LEN)) {
 		rc = CB_ERR_CORRUPT;
 		goto out;
 	}
 	for (i = 0; i < 8; i++)
 		u = (u << 8) | v[i];
-	*seq = (int64_t)u;
-	memcpy(hash, v + 8, STORE_AUDIT_HASH_LEN);
+	a->seq = (int64_t)u;
+	memcpy(a->hash, v + 8, STORE_AUDIT_HASH_LEN);
+	if (len == ANCHOR_MAC_LEN) {
+		memcpy(a->mac, v + ANCHOR_LEN, STORE_AUDIT_HASH_LEN);
+		a->has_mac = 1;
+	}
 	rc = 0;
  out:
 	store_stmt_done(s);
@@ -195,7 +201,7 @@ row_from_stmt(sqlite3_stmt *s, struct store_audit_row *row)
 
 int
 store_audit_walk(struct store *st, store_audit_fn fn, void *arg, int *has_anchor,
-    int64_t *anchor_seq, uint8_t anchor_hash[STORE_AUDIT_HASH_LEN])
+    struct store_audit_anchor *anchor)
 {
 	struct store_audit_row row;
 	sqlite3_stmt *s = NULL;
@@ -208,7 +214,7 @@ store_audit_walk(struct store *st, store_audit_fn fn, void *arg, int *has_anchor
 			return rc;
 		own_txn = 1;
 	}
-	rc = store_audit_anchor_get(st, anchor_seq, anchor_hash);
+	rc = store_audit_anchor_get(st, anchor);
 	if (rc == 0)
 		*has_anchor = 1;
 	else if (rc == CB_ERR_CORRUPT)

@@ -54,20 +54,28 @@ int store_audit_insert(struct store *st, int64_t seq, int64_t ts, const char *ac
 int store_audit_last(struct store *st, int64_t *seq, uint8_t hash[STORE_AUDIT_HASH_LEN]);
 /*
  * The anchor: the last seq and hash, kept in meta ('audit_head') and rewritten in the
- * same transaction as the rows, so that a deleted tail is detectable.
+ * same transaction as the rows, so that a deleted tail is detectable; with a MAC under
+ * the master key (vault_audit_mac), so that a log rewritten with recomputed hashes is
+ * detectable too. An anchor written before the MAC existed has has_mac 0.
  * anchor_get: CB_ERR_NOTFOUND when absent, CB_ERR_CORRUPT when malformed.
  */
-int store_audit_anchor_set(struct store *st, int64_t seq, const uint8_t hash[STORE_AUDIT_HASH_LEN]);
-int store_audit_anchor_get(struct store *st, int64_t *seq, uint8_t hash[STORE_AUDIT_HASH_LEN]);
+struct store_audit_anchor {
+	int64_t seq;
+	uint8_t hash[STORE_AUDIT_HASH_LEN];
+	uint8_t mac[STORE_AUDIT_HASH_LEN];
+	int has_mac;
+};
+int store_audit_anchor_set(struct store *st, const struct store_audit_anchor *a);
+int store_audit_anchor_get(struct store *st, struct store_audit_anchor *a);
 /*
  * Calls fn for every row by seq ascending, in one read transaction (unless the
- * caller's transaction is open) that first reads the anchor into *has_anchor,
- * *anchor_seq and anchor_hash. The row's strings are borrowed for the duration of
- * the call. A non-zero return of fn stops the walk and is returned. A row whose hash
- * columns are not 32 bytes is reported to fn with bad_len set (hashes zeroed).
+ * caller's transaction is open) that first reads the anchor into *has_anchor (1, 0
+ * when absent, -1 when malformed) and *anchor. The row's strings are borrowed for the
+ * duration of the call. A non-zero return of fn stops the walk and is returned. A row
+ * whose hash columns are not 32 bytes is reported to fn with bad_len set (hashes zeroed).
  */
 typedef int (*store_audit_fn)(void *arg, const struct store_audit_row *row, int bad_len);
 int store_audit_walk(struct store *st, store_audit_fn fn, void *arg, int *has_anchor,
-    int64_t *anchor_seq, uint8_t anchor_hash[STORE_AUDIT_HASH_LEN]);
+    struct store_audit_anchor *anchor);
 
 #endif

@@ -24,6 +24,7 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "store_audit.h"
 #include "util.h"
 #include "vault.h"
 
@@ -32,6 +33,7 @@
 #define VAULT_AD_MAX		(64 + 128 + 2 * 8 + 8)
 #define VAULT_KEKCHECK_LABEL	"credbroker kek check v1"
 #define VAULT_META_KEKCHECK	"kek_check"
+#define VAULT_ANCHOR_LABEL	"credbroker audit anchor v1"
 #define VAULT_META_ROTATION	"rotation"
 
 struct vault_key {
@@ -195,6 +197,47 @@ vault_verify_kek(struct store *st, const uint8_t *kek)
 out:
 	explicit_bzero(want, sizeof(want));
 	free(have);
+	return rc;
+}
+
+/* HMAC-SHA256(kek, VAULT_ANCHOR_LABEL || be64 seq || hash): the audit anchor's MAC. */
+static int
+vault_anchor_mac(const uint8_t *kek, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
+    uint8_t mac[CRYPTO_HASH_LEN])
+{
+	uint8_t msg[sizeof(VAULT_ANCHOR_LABEL) - 1 + 8 + CRYPTO_HASH_LEN];
+
+	memcpy(msg, VAULT_ANCHOR_LABEL, sizeof(VAULT_ANCHOR_LABEL) - 1);
+	vault_put64(msg + sizeof(VAULT_ANCHOR_LABEL) - 1, (uint64_t)seq);
+	memcpy(msg + sizeof(VAULT_ANCHOR_LABEL) - 1 + 8, hash, CRYPTO_HASH_LEN);
+	return crypto_hmac_sha256(kek, CRYPTO_KEY_LEN, msg, sizeof(msg), mac);
+}
+
+/*
+ * Master-key rotation: the anchor's MAC moves to the new key, inside the rotation's
+ * transaction, once it is checked under the old one (a rotation never launders a
+ * rewritten log). An anchor without a MAC is left for credbrokerd to adopt.
+ */
+static int
+vault_rekey_anchor(struct store *st, const uint8_t *oldk, const uint8_t *newk, char *why,
+    size_t whylen)
+{
+	struct store_audit_anchor a;
+	uint8_t mac[CRYPTO_HASH_LEN];
+	int rc;
+
+	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND ||
+	    (rc == 0 && !a.has_mac))
+		return 0;
+	if (rc == 0 && (rc = vault_anchor_mac(oldk, a.seq, a.hash, mac)) == 0 &&
+	    !crypto_memeq(mac, a.mac, sizeof(mac)))
+		rc = CB_ERR_CORRUPT;
+	if (rc == CB_ERR_CORRUPT)
+		snprintf(why, whylen, "database %s: the audit anchor fails its MAC (run "
+		    "credbroker audit verify)", store_path(st));
+	if (rc == 0 && (rc = vault_anchor_mac(newk, a.seq, a.hash, a.mac)) == 0)
+		rc = store_audit_anchor_set(st, &a);
+	explicit_bzero(mac, sizeof(mac));
 	return rc;
 }
 
@@ -1078,6 +1121,20 @@ out:
 	return rc;
 }
 
+/* --- the audit anchor --- */
+
+int
+vault_audit_mac(struct vault *v, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
+    uint8_t mac[CRYPTO_HASH_LEN])
+{
+	int rc;
+
+	pthread_rwlock_rdlock(&v->lock);
+	rc = vault_anchor_mac(v->kek, seq, hash, mac);
+	pthread_rwlock_unlock(&v->lock);
+	return rc;
+}
+
 /* --- master-key rotation --- */
 
 int
@@ -1147,6 +1204,8 @@ vault_rotate_master_key(struct store *st, const char *old_path, const char *new_
 		if (rc != 0)
 			goto out;
 	}
+	if ((rc = vault_rekey_anchor(st, oldk, newk, why, whylen)) != 0)
+		goto out;
 	if ((rc = vault_kek_check(newk, check)) != 0 ||
 	    (rc = store_meta_set(st, VAULT_META_KEKCHECK, check, sizeof(check))) != 0)
 		goto out;

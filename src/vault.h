@@ -82,8 +82,17 @@ int vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_a
     char kid_out[VAULT_KID_MAX]);
 
 /*
+ * The audit anchor's MAC (audit.h): HMAC-SHA256 under the master key of
+ * "credbroker audit anchor v1" || be64 seq || hash. Whoever can write the database but
+ * not read the master key cannot rewrite the log and recompute a valid anchor.
+ */
+int vault_audit_mac(struct vault *v, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
+    uint8_t mac[CRYPTO_HASH_LEN]);
+
+/*
  * Master-key rotation, on the broker's host only: re-wraps every data key and signing
- * key from the KEK in old_path to the one in new_path, in one transaction. Crash-safe
+ * key from the KEK in old_path to the one in new_path, and moves the audit anchor's MAC
+ * (refused, CB_ERR_CORRUPT, when it fails under the old key), in one transaction. Crash-safe
  * by atomicity: the database is either wholly under the old key or the new one.
  */
 int vault_rotate_master_key(struct store *st, const char *old_path, const char *new_path,

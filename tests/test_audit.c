@@ -1,7 +1,9 @@
 /*
  * test_audit.c: the hash-chained audit log: append and verify; canonical encoding
  * (field boundaries, NULL vs ""); an edited, deleted, reordered record and a deleted
- * tail are detected and named by seq; the chain head survives a reopen; the listing.
+ * tail are detected and named by seq; the chain head survives a reopen; the listing;
+ * a log rewritten whole with every hash recomputed fails the anchor's MAC under the
+ * master key, which a master-key rotation moves (and refuses to move for such a log).
  */
 #include "config.h"
 
@@ -20,15 +22,19 @@
 #include "err.h"
 #include "log.h"
 #include "store.h"
+#include "store_audit.h"
 #include "testutil.h"
 #include "util.h"
+#include "vault.h"
 
 #define N_RECORDS	40
 
 struct fixture {
 	char dir[64];
 	char path[128];
+	char key[128];
 	struct store *st;
+	struct vault *v;
 	struct audit_chain ch;
 };
 
@@ -51,7 +57,9 @@ setup(void **state)
 	if (mkdtemp(f->dir) == NULL)
 		return -1;
 	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
-	if (open_db(f) != 0)
+	snprintf(f->key, sizeof(f->key), "%s/master.key", f->dir);
+	if (open_db(f) != 0 || vault_create_master_key(f->key) != 0 ||
+	    vault_open(f->st, f->key, &f->v, NULL, 0) != 0)
 		return -1;
 	if (audit_chain_load(f->st, &f->ch) != 0)
 		return -1;
@@ -64,6 +72,7 @@ teardown(void **state)
 {
 	struct fixture *f = *state;
 
+	vault_free(f->v);
 	store_close(f->st);
 	testutil_rm_dir(f->dir);
 	free(f);
@@ -93,7 +102,7 @@ append_n(struct fixture *f, int n)
 		r.detail = i % 4 ? det : NULL;
 		assert_int_equal(audit_append(f->st, &f->ch, &r, 1700000000 + i), 0);
 		if (i % 7 == 6 || i == n - 1) {
-			assert_int_equal(audit_anchor_save(f->st, &f->ch), 0);
+			assert_int_equal(audit_anchor_save(f->st, f->v, &f->ch), 0);
 			assert_int_equal(store_commit(f->st), 0);
 		}
 	}
@@ -111,7 +120,7 @@ expect_broken(struct fixture *f, int64_t seq, const char *word)
 {
 	struct audit_report rep;
 
-	assert_int_equal(audit_verify(f->st, &rep), CB_ERR_CORRUPT);
+	assert_int_equal(audit_verify(f->st, f->v, &rep), CB_ERR_CORRUPT);
 	assert_int_equal(rep.first_bad_seq, seq);
 	if (strstr(rep.problem, word) == NULL)
 		fail_msg("problem \"%s\" does not say \"%s\"", rep.problem, word);
@@ -124,7 +133,7 @@ test_empty_ok(void **state)
 	struct audit_report rep;
 
 	assert_int_equal(f->ch.last_seq, 0);
-	assert_int_equal(audit_verify(f->st, &rep), 0);
+	assert_int_equal(audit_verify(f->st, f->v, &rep), 0);
 	assert_int_equal(rep.records, 0);
 	assert_int_equal(rep.first_bad_seq, 0);
 }
@@ -138,9 +147,10 @@ test_append_verify(void **state)
 
 	append_n(f, N_RECORDS);
 	assert_int_equal(f->ch.last_seq, N_RECORDS);
-	assert_int_equal(audit_verify(f->st, &rep), 0);
+	assert_int_equal(audit_verify(f->st, f->v, &rep), 0);
 	assert_int_equal(rep.records, N_RECORDS);
 	assert_int_equal(rep.first_bad_seq, 0);
+	assert_int_equal(rep.authenticated, 1);
 	assert_int_equal(store_audit_count(f->st, &n), 0);
 	assert_int_equal(n, N_RECORDS);
 }
@@ -161,7 +171,7 @@ test_reopen_continues_chain(void **state)
 	assert_int_equal(f->ch.last_seq, before.last_seq);
 	assert_memory_equal(f->ch.last_hash, before.last_hash, CRYPTO_HASH_LEN);
 	append_n(f, 5);
-	assert_int_equal(audit_verify(f->st, &rep), 0);
+	assert_int_equal(audit_verify(f->st, f->v, &rep), 0);
 	assert_int_equal(rep.records, 15);
 }
 
@@ -291,6 +301,117 @@ test_last_record_replaced_detected(void **state)
 	expect_broken(f, 40, "record 40");
 }
 
+/*
+ * The attacker with write access to the database but not the master key: the log
+ * rebuilt from record 1 with every "expired" made "ok", each hash recomputed, and an
+ * anchor for the new head, either without a MAC or with the old one kept.
+ */
+static void
+rewrite_log(struct fixture *f, int keep_mac)
+{
+	struct store_audit_anchor a;
+	struct audit_chain ch;
+	struct audit_rec r;
+	struct store *st;
+	char why[256];
+	int i;
+
+	tamper(f, "DELETE FROM audit");
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	assert_int_equal(store_audit_anchor_get(st, &a), 0);
+	assert_int_equal(a.has_mac, 1);
+	memset(&ch, 0, sizeof(ch));
+	assert_int_equal(store_begin(st), 0);
+	for (i = 0; i < N_RECORDS; i++) {
+		memset(&r, 0, sizeof(r));
+		r.actor = "spiffe://credbroker/harness";
+		r.role = "harness";
+		r.action = i % 2 ? "grant.resolve" : "grant.mint";
+		r.outcome = "ok";
+		r.sandbox_id = "sbx-1";
+		assert_int_equal(audit_append(st, &ch, &r, 1700000000 + i), 0);
+	}
+	if (keep_mac) {
+		a.seq = ch.last_seq;
+		memcpy(a.hash, ch.last_hash, CRYPTO_HASH_LEN);
+		assert_int_equal(store_audit_anchor_set(st, &a), 0);
+	} else
+		assert_int_equal(audit_anchor_save(st, NULL, &ch), 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+}
+
+static void
+test_rewritten_log_fails_mac(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_report rep;
+	int adopt = -1;
+
+	append_n(f, N_RECORDS);
+	rewrite_log(f, 1);
+	/* Consistent as a chain: only the MAC tells. */
+	assert_int_equal(audit_verify(f->st, NULL, &rep), 0);
+	assert_int_equal(rep.records, N_RECORDS);
+	assert_int_equal(rep.authenticated, 0);
+	expect_broken(f, 1, "fails its MAC");
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), CB_ERR_CORRUPT);
+}
+
+static void
+test_rewritten_log_without_mac_detected(void **state)
+{
+	struct fixture *f = *state;
+	int adopt = -1;
+
+	append_n(f, N_RECORDS);
+	rewrite_log(f, 0);
+	expect_broken(f, 1, "no MAC");
+	/* At start-up an anchor without a MAC is adopted (with a record that says so). */
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 1);
+}
+
+static void
+test_master_rotation_moves_mac(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_report rep;
+	struct vault *v2 = NULL;
+	char newkey[160], why[256];
+	int adopt = -1;
+
+	append_n(f, N_RECORDS);
+	snprintf(newkey, sizeof(newkey), "%s/new.key", f->dir);
+	assert_int_equal(vault_create_master_key(newkey), 0);
+	assert_int_equal(vault_rotate_master_key(f->st, f->key, newkey, why, sizeof(why)), 0);
+	expect_broken(f, 1, "fails its MAC");	/* the old key no longer authenticates it */
+	assert_int_equal(vault_open(f->st, newkey, &v2, why, sizeof(why)), 0);
+	assert_int_equal(audit_verify(f->st, v2, &rep), 0);
+	assert_int_equal(rep.authenticated, 1);
+	assert_int_equal(audit_anchor_check(f->st, v2, &adopt), 0);
+	assert_int_equal(adopt, 0);
+	vault_free(v2);
+}
+
+static void
+test_master_rotation_refuses_rewritten_log(void **state)
+{
+	struct fixture *f = *state;
+	char newkey[160], why[256];
+
+	append_n(f, N_RECORDS);
+	rewrite_log(f, 1);
+	snprintf(newkey, sizeof(newkey), "%s/new.key", f->dir);
+	assert_int_equal(vault_create_master_key(newkey), 0);
+	assert_int_equal(vault_rotate_master_key(f->st, f->key, newkey, why, sizeof(why)),
+	    CB_ERR_CORRUPT);
+	if (strstr(why, "audit anchor") == NULL)
+		fail_msg("why \"%s\" does not name the audit anchor", why);
+	/* Nothing moved: the database is still under the old key. */
+	assert_int_equal(vault_master_key_matches(f->st, f->key, why, sizeof(why)), 0);
+}
+
 /* Two databases with the same record split differently across fields hash differently. */
 static void
 test_field_boundaries(void **state)
@@ -412,6 +533,12 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_anchor_removed_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_last_record_replaced_detected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_log_fails_mac, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_log_without_mac_detected, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_master_rotation_moves_mac, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_master_rotation_refuses_rewritten_log, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_field_boundaries, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_record_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_list, setup, teardown),

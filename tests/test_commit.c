@@ -67,7 +67,7 @@ setup(void **state)
 	if (store_open(f->path, STORE_CREATE, &st, why, sizeof(why)) != 0)
 		return -1;
 	store_close(st);
-	if (commit_open(f->path, &f->c) != 0)
+	if (commit_open(f->path, NULL, &f->c) != 0)
 		return -1;
 	atomic_store(&completed, 0);
 	*state = f;
@@ -276,7 +276,7 @@ test_many_threads(void **state)
 	/* One audit record per op, refusals included, and the chain verifies. */
 	assert_int_equal(store_audit_count(st, &naudit), 0);
 	assert_int_equal(naudit, THREADS * PER_THREAD);
-	assert_int_equal(audit_verify(st, &rep), 0);
+	assert_int_equal(audit_verify(st, NULL, &rep), 0);
 	assert_int_equal(rep.records, THREADS * PER_THREAD);
 	store_close(st);
 	free(ops);
@@ -406,12 +406,12 @@ test_chain_continues_after_reopen(void **state)
 	t.op.done = NULL;
 	assert_int_equal(commit_run(f->c, &t.op), 0);
 	commit_close(f->c);
-	assert_int_equal(commit_open(f->path, &f->c), 0);
+	assert_int_equal(commit_open(f->path, NULL, &f->c), 0);
 	top_init(&t, 6, 1, 0);
 	t.op.done = NULL;
 	assert_int_equal(commit_run(f->c, &t.op), 0);
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
-	assert_int_equal(audit_verify(st, &rep), 0);
+	assert_int_equal(audit_verify(st, NULL, &rep), 0);
 	assert_int_equal(rep.records, 2);
 	store_close(st);
 }
@@ -472,7 +472,7 @@ test_commit_failure(void **state)
 	assert_true(has_key(st, after.key));
 	assert_int_equal(store_audit_count(st, &n), 0);
 	assert_int_equal(n, 2);	/* blocker and after */
-	assert_int_equal(audit_verify(st, &rep), 0);
+	assert_int_equal(audit_verify(st, NULL, &rep), 0);
 	assert_int_equal(rep.records, 2);
 	store_close(st);
 }

@@ -723,7 +723,7 @@ test_resolve_row_cache(void **state)
 	memset(&b, 0, sizeof(b));
 	b.conf = &conf;
 	b.vault = f->v;
-	assert_int_equal(commit_open(f->db, &b.commit), 0);
+	assert_int_equal(commit_open(f->db, NULL, &b.commit), 0);
 	assert_int_equal(store_pool_new(f->db, &b.readers), 0);
 	assert_int_equal(metrics_new(&b.metrics), 0);
 
@@ -1108,7 +1108,7 @@ test_purge_thread(void **state)
 	conf.purge_batch = 4;
 	memset(&b, 0, sizeof(b));
 	b.conf = &conf;
-	assert_int_equal(commit_open(f->path, &b.commit), 0);
+	assert_int_equal(commit_open(f->path, NULL, &b.commit), 0);
 	assert_int_equal(store_pool_new(f->path, &b.readers), 0);
 	assert_int_equal(grant_purge_start(&b), 0);
 	assert_int_equal(grant_purge_start(&b), CB_ERR_EXISTS);

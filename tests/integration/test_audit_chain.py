@@ -3,9 +3,13 @@ refused, leaves exactly one record with the right action and outcome (also under
 concurrency, where requests share a commit), records never hold a token or a secret
 value, and the chain verification names the record after a row is edited, deleted,
 swapped with its neighbour, or the tail is cut off: through GET /v1/audit/verify after a
-restart and through the offline `credbroker audit verify --db`.
+restart and through the offline `credbroker audit verify --db`. A log rewritten whole by
+someone who can write the database but not read the master key (every hash recomputed)
+fails the anchor's MAC: the daemon refuses to start on it and both verifications say so;
+an anchor whose MAC was deleted is adopted at start-up with a record that says so.
 """
 
+import hashlib
 import json
 import os
 import secrets
@@ -22,6 +26,39 @@ SECRET = "ghp_" + secrets.token_hex(16)
 HARNESS = "spiffe://credbroker.dev/harness"
 PROXY = "spiffe://credbroker.dev/proxy"
 COLS = "ts, actor, role, action, outcome, grant_id, sandbox_id, detail, prev_hash, hash"
+
+
+def field(v):
+    if v is None:
+        return b"\x00"
+    b = v.encode()
+    return b"\x01" + len(b).to_bytes(4, "big") + b
+
+
+def rewrite_chain(db, edit):
+    """The attacker without the master key: edit(rows) changes the records, then every
+    hash is recomputed as src/audit.c does and the anchor's seq and hash follow, its MAC
+    bytes left as they were (or dropped when edit returns "drop-mac")."""
+    c = sqlite3.connect(db)
+    with c:
+        rows = [list(r) for r in c.execute(
+            "SELECT seq, ts, actor, role, action, outcome, grant_id, sandbox_id, detail"
+            " FROM audit ORDER BY seq")]
+        drop_mac = edit(rows) == "drop-mac"
+        c.execute("DELETE FROM audit")
+        prev = bytes(32)
+        for r in rows:
+            h = hashlib.sha256(prev + b"cbaudit1" + r[0].to_bytes(8, "big") +
+                               r[1].to_bytes(8, "big") + b"".join(field(x) for x in r[2:]))
+            c.execute("INSERT INTO audit (seq, ts, actor, role, action, outcome, grant_id,"
+                      " sandbox_id, detail, prev_hash, hash)"
+                      " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r + [prev, h.digest()])
+            prev = h.digest()
+        (anchor,) = c.execute("SELECT v FROM meta WHERE k = 'audit_head'").fetchone()
+        assert len(anchor) == 72, len(anchor)   # seq || hash || MAC
+        anchor = rows[-1][0].to_bytes(8, "big") + prev + (b"" if drop_mac else anchor[40:])
+        c.execute("UPDATE meta SET v = ? WHERE k = 'audit_head'", (anchor,))
+    c.close()
 
 
 def last_seq(d):
@@ -194,6 +231,66 @@ class AuditChain(cbtest.TestCase):
             st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
             self.assertIs(js["intact"], True, js)
 
+    def test_rewritten_log_fails_the_anchor_mac(self):
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            g = d.mint("sbx-rw", "github", HOST)
+            st, _ = d.resolve(g["token"], "sbx-other", HOST)
+            self.assertEqual(st, 403)
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((js["intact"], js["authenticated"]), (True, True), js)
+            d.kill()
+            pristine = self.snapshot(d, "pristine.db")
+
+            def launder(rows):
+                # the refused resolve becomes a granted one, the chain stays consistent
+                for r in rows:
+                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
+                        r[5] = "ok"
+                        return None
+                self.fail("no refused resolve to launder")
+
+            forged = os.path.join(d.tmp, "forged.db")
+            shutil.copyfile(pristine, forged)
+            rewrite_chain(forged, launder)
+            # Offline without a key: consistent, and the output says it is unauthenticated.
+            r = d.cli("audit", "verify", "--db", forged, "--json")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(json.loads(r.stdout)["authenticated"], False)
+            # With the deployment's master key: broken.
+            key = os.path.join(d.dir, "master.key")
+            r = d.cli("audit", "verify", "--db", forged, "--master-key", key, "--json")
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            js = json.loads(r.stdout)
+            self.assertIs(js["intact"], False)
+            self.assertIn("MAC", js["problem"])
+            # In place (master.key next to the database): found without --master-key.
+            self.install(d, forged)
+            r = d.cli("audit", "verify", "--db", os.path.join(d.dir, "credbroker.db"))
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn(b"fails its MAC", r.stdout)
+            # The daemon refuses to start on it, and leaves the log as it was.
+            before = self.audit_rows(d)
+            d.start(wait=False)
+            d.proc.wait(timeout=cbtest.START_TIMEOUT)
+            self.assertNotEqual(d.kill(), 0)
+            self.assertIn("fails its MAC", open(d.log_path).read())
+            self.assertEqual(self.audit_rows(d), before)
+
+            # The same with the MAC deleted: adopted at start-up, and the log says so.
+            forged2 = os.path.join(d.tmp, "forged2.db")
+            shutil.copyfile(pristine, forged2)
+            rewrite_chain(forged2, lambda rows: (launder(rows), "drop-mac")[1])
+            r = d.cli("audit", "verify", "--db", forged2, "--master-key", key, "--json")
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn("no MAC", json.loads(r.stdout)["problem"])
+            self.install(d, forged2)
+            d.start()
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((js["intact"], js["authenticated"]), (True, True), js)
+            adopted = [x for x in d.audit() if x["action"] == "audit.anchor"]
+            self.assertEqual([x["outcome"] for x in adopted], ["adopted"], adopted)
+
     def test_concurrent_requests_share_commits(self):
         with cbtest.Deployment() as d:
             d.put_secret("github", SECRET, [HOST])
@@ -241,6 +338,15 @@ class AuditChain(cbtest.TestCase):
             out.close()
             src.close()
         return dst
+
+    def audit_rows(self, d):
+        """The audit table and its anchor, as stored."""
+        c = sqlite3.connect(os.path.join(d.dir, "credbroker.db"))
+        try:
+            return (c.execute("SELECT * FROM audit ORDER BY seq").fetchall(),
+                    c.execute("SELECT v FROM meta WHERE k = 'audit_head'").fetchall())
+        finally:
+            c.close()
 
     def install(self, d, db):
         """Puts db in place of the (stopped) daemon's database."""

@@ -106,6 +106,8 @@ class TestUsage(CliBase):
             ["audit", "tail", "--limit", "1001"],
             ["audit", "tail", "--after", "x"],
             ["audit", "verify", "--limit", "3"],
+            ["audit", "verify", "--master-key", "master.key"],
+            ["audit", "tail", "--master-key", "master.key"],
             ["audit", "fix"],
             ["init", "a", "b"],
         ]
@@ -488,7 +490,16 @@ class TestAuditVerify(cbtest.TestCase):
 
             good = self.copy_db(d, "good.db")
             o = self.verify(d, good, 0)
-            self.assertRegex(o, r"^audit chain intact: \d+ records\n$")
+            # no master.key next to the copy: consistent, its anchor not authenticated
+            self.assertRegex(o, r"^audit chain intact: \d+ records \(the anchor's MAC was "
+                             r"not checked: no master key\)\n$")
+            r = d.cli("audit", "verify", "--db", good, "--master-key",
+                      os.path.join(d.dir, "master.key"))
+            self.assertEqual(r.returncode, 0, out(r) + err(r))
+            self.assertRegex(out(r), r"^audit chain intact: \d+ records\n$")
+            r = d.cli("audit", "verify", "--db", good, "--master-key",
+                      os.path.join(d.tmp, "missing.key"))
+            self.assertEqual(r.returncode, 4, out(r) + err(r))
 
             edited = self.copy_db(d, "edited.db")
             with sqlite3.connect(edited) as c:
