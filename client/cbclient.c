@@ -547,9 +547,9 @@ cbc_build_secret(const unsigned char *value, size_t len, const char *const *host
 	*outlen = 0;
 	if (value == NULL || len == 0 || len > CBC_VALUE_MAX || max_ttl_s < 0)
 		return CBC_E_USAGE;
-	/* The broker refuses these too; say so before the value travels. */
+	/* The broker refuses control characters but tab too; before the value travels. */
 	for (i = 0; i < len; i++)
-		if (value[i] == '\0' || value[i] == '\r' || value[i] == '\n')
+		if ((value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
 			return CBC_E_USAGE;
 	if ((o = json_object()) == NULL)
 		return CBC_E_NOMEM;

@@ -185,9 +185,10 @@ secret_read_value(const char *name, const char *file, unsigned char *buf, size_t
 		return cli_usage("secret put", "the value is longer than %d bytes",
 		    SECRET_VALUE_MAX);
 	for (i = 0; i < n; i++)
-		if (buf[i] == '\0' || buf[i] == '\r' || buf[i] == '\n')
-			return cli_usage("secret put", "the value holds a CR, LF or NUL byte "
-			    "(a value is a single line)");
+		if ((buf[i] < 0x20 && buf[i] != '\t') || buf[i] == 0x7f)
+			return cli_usage("secret put", "the value holds a control character (CR, "
+			    "LF, NUL, DEL or another below 0x20 but tab: a value is a single line "
+			    "of text)");
 	*len = n;
 	return 0;
 }

@@ -405,9 +405,12 @@ secret_valid_value(const uint8_t *value, size_t len)
 		return CB_ERR_INVAL;
 	if (len > SECRET_VALUE_MAX)
 		return CB_ERR_LIMIT;
-	/* CR/LF would let a value split an injected header; NUL would truncate it. */
+	/*
+	 * CR/LF would let a value split an injected header, NUL would truncate it, and no
+	 * other control character but tab is allowed in a header value either (RFC 9110).
+	 */
 	for (i = 0; i < len; i++)
-		if (value[i] == '\r' || value[i] == '\n' || value[i] == '\0')
+		if ((value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
 			return CB_ERR_INVAL;
 	return 0;
 }

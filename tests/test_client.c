@@ -162,6 +162,10 @@ test_build_secret(void **state)
 	    &len), CBC_E_USAGE);
 	assert_int_equal(cbc_build_secret((const unsigned char *)"a\0b", 3, hosts, 0, &body,
 	    &len), CBC_E_USAGE);
+	assert_int_equal(cbc_build_secret((const unsigned char *)"a\x01b", 3, hosts, 0, &body,
+	    &len), CBC_E_USAGE);
+	assert_int_equal(cbc_build_secret((const unsigned char *)"a\x7f", 2, hosts, 0, &body,
+	    &len), CBC_E_USAGE);
 	assert_int_equal(cbc_build_secret((const unsigned char *)"\xff", 1, hosts, 0, &body,
 	    &len), CBC_E_USAGE);
 	assert_int_equal(cbc_build_secret((const unsigned char *)"", 0, hosts, 0, &body, &len),

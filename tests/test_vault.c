@@ -406,7 +406,9 @@ test_secret_validation(void **state)
 	} values[] = {
 		{ "x", 1, 0 }, { "Bearer abc", 10, 0 },
 		{ "", 0, CB_ERR_INVAL }, { "a\rb", 3, CB_ERR_INVAL }, { "a\nb", 3, CB_ERR_INVAL },
-		{ "a\0b", 3, CB_ERR_INVAL },
+		{ "a\0b", 3, CB_ERR_INVAL }, { "a\x01b", 3, CB_ERR_INVAL },
+		{ "a\x1b[0m", 6, CB_ERR_INVAL }, { "a\x7f", 2, CB_ERR_INVAL },
+		{ "a\tb", 3, 0 }, { "caf\xc3\xa9", 5, 0 },
 	};
 	char longname[SECRET_NAME_MAX + 2];
 	char *hosts[] = { "ok.example" }, *badhosts[] = { "bad host" };

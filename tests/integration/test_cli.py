@@ -202,7 +202,9 @@ class TestSecrets(CliBase):
 
     def test_bad_values(self):
         for value, why in ((b"", "empty"), (b"\n", "empty"), (b"a\nb", "CR, LF"),
-                           (b"a\n\n", "CR, LF"), (b"a\x00b", "CR, LF or NUL"),
+                           (b"a\n\n", "CR, LF"), (b"a\x00b", "control character"),
+                           (b"a\x01b", "control character"), (b"a\x1bb", "control character"),
+                           (b"a\x7fb", "control character"),
                            (b"x" * 8193, "longer than 8192"), (b"x" * 20000, "longer than 8192")):
             r = self.d.cli("secret", "put", "cli-bad", "--host", "h.example", input=value)
             self.assertEqual(r.returncode, 2, (value[:20], err(r)))

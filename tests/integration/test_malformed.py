@@ -132,7 +132,7 @@ class Malformed(cbtest.TestCase):
         self.serving()
 
     def test_bad_values_never_echoed(self):
-        for value in ["line1\nline2", "cr\rhere", "x" * 8193, ""]:
+        for value in ["line1\nline2", "cr\rhere", "esc\x1b[2J", "del\x7f", "x" * 8193, ""]:
             with self.subTest(n=len(value)):
                 marker = value if len(value) < 100 else value[:50]
                 rb = self.expect("admin", "PUT", "/v1/secrets/m6", 400, "invalid_value",
