@@ -152,8 +152,17 @@ proxy_addr_is_private(const struct sockaddr *sa)
 		return 1;
 	if ((a[0] & 0xfe) == 0xfc)			/* unique local */
 		return 1;
-	if (a[0] == 0x00 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b)	/* NAT64 */
-		return v4_is_private(a + 12);
+	if (a[0] == 0x00 && a[1] == 0x64 && a[2] == 0xff && a[3] == 0x9b) {
+		/* NAT64 local-use 64:ff9b:1::/48 (RFC 8215): the operator's own translation */
+		if (a[4] == 0x00 && a[5] == 0x01)
+			return 1;
+		return v4_is_private(a + 12);	/* 64:ff9b::/96 embeds an IPv4 address */
+	}
+	if (a[0] == 0x01 && a[1] == 0x00 && memcmp(a + 2, zero, 6) == 0)	/* 100::/64 discard */
+		return 1;
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x00 && a[3] == 0x02 && a[4] == 0x00 &&
+	    a[5] == 0x00)				/* 2001:2::/48 benchmarking */
+		return 1;
 	if (a[0] == 0x20 && a[1] == 0x02)		/* 6to4 embeds an IPv4 address */
 		return v4_is_private(a + 2);
 	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)	/* documentation */
