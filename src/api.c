@@ -268,6 +268,18 @@ api_match(const char *pattern, const char *path, char *arg, size_t arglen)
 	return bad ? -1 : 1;
 }
 
+/* Adds a route's method to call->allow, the answer's Allow header if it is a 405. */
+static void
+api_allow_add(struct api_call *call, const char *method, size_t mlen)
+{
+	size_t used = strlen(call->allow);
+
+	if (used + 2 + mlen >= sizeof(call->allow))
+		return;
+	snprintf(call->allow + used, sizeof(call->allow) - used, "%s%.*s", used > 0 ? ", " : "",
+	    (int)mlen, method);
+}
+
 void
 api_dispatch(struct api_call *call)
 {
@@ -277,6 +289,7 @@ api_dispatch(struct api_call *call)
 	int path_known = 0, m;
 
 	call->path_arg = NULL;
+	call->allow[0] = '\0';
 	for (i = 0; api_routes[i] != NULL; i++) {
 		label = api_routes[i];
 		if ((sp = strchr(label, ' ')) == NULL)
@@ -286,6 +299,7 @@ api_dispatch(struct api_call *call)
 		if (m == 0)
 			continue;
 		path_known = 1;
+		api_allow_add(call, label, mlen);
 		if (strlen(call->method) != mlen || strncmp(call->method, label, mlen) != 0)
 			continue;
 		call->route = label;

@@ -66,6 +66,7 @@ struct api_call {
 	size_t raw_len;
 	const char *content_type;
 	char path_arg_buf[256];		/* storage for path_arg (api.c) */
+	char allow[64];			/* a 405's Allow header ("GET, DELETE"), else "" */
 };
 
 /* Routes a call (see above). Never blocks on disk I/O of the commit thread. */

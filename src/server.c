@@ -287,6 +287,8 @@ server_queue(struct server_req *q)
 		}
 	}
 	server_log(q, q->call.route, status);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && q->call.allow[0] != '\0')
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, q->call.allow);
 	ret = MHD_queue_response(q->c, status, r);
 	MHD_destroy_response(r);
 	return ret;

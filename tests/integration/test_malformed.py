@@ -204,6 +204,20 @@ class Malformed(cbtest.TestCase):
                              ("PATCH", "/v1/secrets/base"), ("FOO", "/metrics")]:
             with self.subTest(method=method, path=path):
                 self.expect("admin", method, path, 405, "method_not_allowed")
+        # A 405 says which methods the path has (RFC 9110 requires Allow).
+        for method, path, allow in [("PATCH", "/v1/secrets/base", {"PUT", "GET", "DELETE"}),
+                                    ("GET", "/v1/grants", {"POST"}),
+                                    ("HEAD", "/healthz", {"GET"}),
+                                    ("POST", "/v1/grants/" + "a" * 44, {"GET", "DELETE"})]:
+            with self.subTest(allow=path):
+                out = self.d.raw_exchange("admin", b"%s %s HTTP/1.1\r\nHost: localhost\r\n"
+                                          b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+                                          % (method.encode(), path.encode()))
+                head = out.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+                self.assertIn(" 405 ", head[0], head)
+                got = [h.split(":", 1)[1] for h in head[1:] if h.lower().startswith("allow:")]
+                self.assertEqual(len(got), 1, head)
+                self.assertEqual({m.strip() for m in got[0].split(",")}, allow, head)
         for path in ["/", "/v1", "/v1/secrets/base/x", "/v1/grants/a/b", "/V1/secrets",
                      "/v1/secrets/", "//v1/secrets", "/healthz/"]:
             with self.subTest(path=path):
