@@ -891,10 +891,10 @@ ph_rewrite_request(const struct ph_request *req, const struct ph_set *set, size_
     const char *host_header, char **out, size_t *outlen)
 {
 	struct ph_out o = { NULL, 0, 0 };
-	char hbuf[256];
-	const char *name;
+	char hbuf[256], clbuf[24];
+	const char *name, *value;
 	size_t i, j, count;
-	int hport, rc;
+	int hport, rc, cl_sent = 0;
 
 	*out = NULL;
 	*outlen = 0;
@@ -933,11 +933,22 @@ ph_rewrite_request(const struct ph_request *req, const struct ph_set *set, size_
 				break;
 		if (j < nset)
 			continue;
+		value = req->headers[i].value;
+		if (strcasecmp(name, "Content-Length") == 0) {
+			/*
+			 * Repeated equal lengths ("5", "05") were accepted as one: the upstream
+			 * gets that one, as a plain number, so no stricter parser refuses it.
+			 */
+			if (cl_sent++ > 0)
+				continue;
+			snprintf(clbuf, sizeof(clbuf), "%lld", (long long)req->content_length);
+			value = clbuf;
+		}
 		if (++count > PH_HEADERS_MAX) {
 			rc = CB_ERR_LIMIT;
 			break;
 		}
-		rc = ph_out_add(&o, name, ": ", req->headers[i].value, "\r\n");
+		rc = ph_out_add(&o, name, ": ", value, "\r\n");
 	}
 	if (rc == 0 && req->upgrade) {
 		count++;

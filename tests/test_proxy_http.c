@@ -514,6 +514,30 @@ test_rewrite_framing_kept(void **state)
 	ph_request_clear(&req);
 }
 
+/* Repeated equal Content-Length values go upstream as one plain number. */
+static void
+test_rewrite_one_content_length(void **state)
+{
+	static const char head[] = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 05\r\n"
+	    "X-A: 1\r\ncontent-length: 5\r\nContent-Length: 0005\r\n\r\n";
+	struct ph_request req;
+	const char *reason, *p;
+	char *out = NULL;
+	size_t outlen;
+	int status, n = 0;
+
+	(void)state;
+	assert_true(ph_parse_request(head, strlen(head), &req, &status, &reason) > 0);
+	assert_int_equal(req.content_length, 5);
+	assert_int_equal(ph_rewrite_request(&req, NULL, 0, "a", &out, &outlen), 0);
+	for (p = out; (p = strcasestr(p, "content-length:")) != NULL; p++)
+		n++;
+	assert_int_equal(n, 1);
+	assert_non_null(strstr(out, "\r\nContent-Length: 5\r\nX-A: 1\r\n"));
+	util_wipe_free(out, outlen);
+	ph_request_clear(&req);
+}
+
 static void
 test_rewrite_upgrade(void **state)
 {
@@ -807,6 +831,7 @@ main(void)
 		cmocka_unit_test(test_tokens_limit),
 		cmocka_unit_test(test_rewrite),
 		cmocka_unit_test(test_rewrite_framing_kept),
+		cmocka_unit_test(test_rewrite_one_content_length),
 		cmocka_unit_test(test_rewrite_upgrade),
 		cmocka_unit_test(test_rewrite_refused),
 		cmocka_unit_test(test_responses),
