@@ -62,7 +62,6 @@
 #define CONNS_MAX		PROXY_CONNS_MAX
 #define BUF_HIGH		(256 * 1024)	/* back-pressure: stop reading the other side */
 #define READ_HIGH		(64 * 1024)
-#define CLIENT_IDLE_S		120
 #define UPSTREAM_TIMEOUT_S	60
 #define DRAIN_MAX_S		30
 #define LINGER_S		2		/* read and drop after an answer, then close */
@@ -402,7 +401,11 @@ set_enabled(struct bufferevent *bev, short what, int on)
 		bufferevent_disable(bev, what);
 }
 
-/* Enables reading on each side only when the other side's output has room. */
+/*
+ * Enables reading on each side only when the other side's output has room. Enabling
+ * restarts a side's idle timer, so traffic either way keeps both alive (a sandbox that
+ * only listens to a push stream in a tunnel is not idle).
+ */
 static void
 flow(struct cconn *c)
 {
@@ -1436,7 +1439,7 @@ start_intercept(struct cconn *c)
 	struct bufferevent *tb;
 	SSL_CTX *ctx = NULL;
 	SSL *ssl;
-	struct timeval tv = { CLIENT_IDLE_S, 0 };
+	struct timeval tv = { c->px->conf->idle_timeout_s, 0 };
 	ssize_t w;
 
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
@@ -1731,7 +1734,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	struct cconn *c;
 	const char *sb;
 	char addr[INET6_ADDRSTRLEN];
-	struct timeval tv = { CLIENT_IDLE_S, 0 };
+	struct timeval tv = { px->conf->idle_timeout_s, 0 };
 	int port = 0;
 
 	static const char sbusy[] = "HTTP/1.1 503 Service Unavailable\r\n"

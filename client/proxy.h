@@ -49,6 +49,7 @@ struct proxy_conf {
 	int resolve_workers;	/* broker resolves in flight at once (threads) */
 	int sandbox_conns;	/* shared mode: connections one sandbox may hold */
 	int head_timeout_s;	/* from a head's first byte (or the connection) to its end */
+	int idle_timeout_s;	/* a sandbox connection (or tunnel) without traffic */
 };
 
 #define PROXY_WORKERS_DEFAULT	16
@@ -57,6 +58,8 @@ struct proxy_conf {
 #define PROXY_SANDBOX_CONNS_DEFAULT	1024
 #define PROXY_HEAD_TIMEOUT_DEFAULT	60
 #define PROXY_HEAD_TIMEOUT_MAX	3600
+#define PROXY_IDLE_TIMEOUT_DEFAULT	120
+#define PROXY_IDLE_TIMEOUT_MAX	86400
 
 /* Returns a new configuration with defaults; *out owned by the caller (proxy_conf_free). */
 int proxy_conf_new(struct proxy_conf **out);

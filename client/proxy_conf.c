@@ -37,6 +37,7 @@ proxy_conf_new(struct proxy_conf **out)
 	c->resolve_workers = PROXY_WORKERS_DEFAULT;
 	c->sandbox_conns = PROXY_SANDBOX_CONNS_DEFAULT;
 	c->head_timeout_s = PROXY_HEAD_TIMEOUT_DEFAULT;
+	c->idle_timeout_s = PROXY_IDLE_TIMEOUT_DEFAULT;
 	*out = c;
 	return 0;
 }
@@ -337,6 +338,7 @@ static const struct {
 	{ "resolve_workers", PROXY_WORKERS_MAX, offsetof(struct proxy_conf, resolve_workers) },
 	{ "max_conns_per_sandbox", PROXY_CONNS_MAX, offsetof(struct proxy_conf, sandbox_conns) },
 	{ "head_timeout", PROXY_HEAD_TIMEOUT_MAX, offsetof(struct proxy_conf, head_timeout_s) },
+	{ "idle_timeout", PROXY_IDLE_TIMEOUT_MAX, offsetof(struct proxy_conf, idle_timeout_s) },
 };
 static const struct {
 	const char *kw;

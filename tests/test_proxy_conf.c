@@ -178,6 +178,7 @@ test_parse(void **state)
 	    "plaintext_credentials yes\n"
 	    "max_conns_per_sandbox 4096\n"
 	    "head_timeout 1\n"
+	    "idle_timeout 86400\n"
 	    "upstream_ca \"bundle dir/ca.pem\"\n"
 	    "user credproxy\n"
 	    "seccomp no\n";
@@ -191,6 +192,7 @@ test_parse(void **state)
 	assert_int_equal(c->plaintext_credentials, 0);
 	assert_int_equal(c->sandbox_conns, PROXY_SANDBOX_CONNS_DEFAULT);
 	assert_int_equal(c->head_timeout_s, PROXY_HEAD_TIMEOUT_DEFAULT);
+	assert_int_equal(c->idle_timeout_s, PROXY_IDLE_TIMEOUT_DEFAULT);
 #ifdef __linux__
 	assert_int_equal(c->seccomp, 1);
 #endif
@@ -226,6 +228,7 @@ test_parse(void **state)
 	assert_int_equal(c->plaintext_credentials, 1);
 	assert_int_equal(c->sandbox_conns, 4096);
 	assert_int_equal(c->head_timeout_s, 1);
+	assert_int_equal(c->idle_timeout_s, 86400);
 	assert_int_equal(c->nallow, 2);
 	assert_int_equal(proxy_conf_allowed(c, "pypi.org"), 1);
 	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "127.0.0.2")), "sbx-a");
@@ -248,6 +251,8 @@ test_parse_refused(void **state)
 		"head_timeout 0\n",
 		"head_timeout 3601\n",
 		"head_timeout 5s\n",
+		"idle_timeout 0\n",
+		"idle_timeout 86401\n",
 		"plaintext_credentials\n",
 		"sandbox 10.0.0.0/8\n",
 		"sandbox 10.0.0.0/40 sbx\n",

@@ -25,6 +25,7 @@ prints "PORT <n>" on stdout once it listens; --log FILE appends each request rec
                                    another answer (STALE_ANSWER): a broken upstream
   /early-hints                     a 103 Early Hints, then the JSON above
   Upgrade: websocket               101, then echoes raw bytes until the peer closes
+                                   (/ws-ticks?n=N&ms=M: first N bytes "t", M ms apart)
   /git/...                         git's smart HTTP (git http-backend as a CGI) over the bare
                                    repositories in serve(git_root=DIR); without an
                                    Authorization header, 401 with WWW-Authenticate: Basic
@@ -166,10 +167,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def handle_ws(self, mode):
+    def handle_ws(self, mode, q):
         """101, then echoes. /ws-echo-credential first sends "auth=<Authorization>\n" in
         two writes 50 ms apart, split inside the credential; /ws-tail first sends "tail:"
-        and the first byte of the Authorization value, then waits for the client."""
+        and the first byte of the Authorization value, then waits for the client;
+        /ws-ticks?n=N&ms=M first sends N bytes "t", one every M ms (a push stream)."""
         key = self.headers.get("Sec-WebSocket-Key", "")
         accept = base64.b64encode(hashlib.sha1(
             (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
@@ -188,6 +190,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.connection.sendall(auth[len(auth) // 2:] + b"\n")
         elif mode == "/ws-tail":
             self.connection.sendall(b"tail:" + auth[:1])
+        elif mode == "/ws-ticks":
+            for _ in range(min(int(q.get("n", ["10"])[0]), 1000)):
+                time.sleep(min(int(q.get("ms", ["100"])[0]), 10000) / 1000)
+                self.connection.sendall(b"t")
         while True:
             b = self.connection.recv(65536)
             if not b:
@@ -266,7 +272,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         # modes go by the last path segment, so /api/echo-credential-header works too
         mode = "/" + u.path.rsplit("/", 1)[-1]
         if self.headers.get("Upgrade", "").lower() == "websocket":
-            self.handle_ws(mode)
+            self.handle_ws(mode, q)
             return
         sha, n = self.read_body()
         if self.server.received_log:

@@ -161,6 +161,9 @@ class ProxyTest(cbtest.TestCase):
         cls.head_s = 2 * SLOW
         cls.headline = cls._proxy("headline", common + ["--allow-private"],
                                   shared_map + ["head_timeout %d" % cls.head_s])
+        cls.idle_s = 2 * SLOW
+        cls.idler = cls._proxy("idler", common + ["--allow-private"],
+                               shared_map + ["idle_timeout %d" % cls.idle_s])
 
     @classmethod
     def _proxy(cls, name, args, conf_extra=()):
@@ -933,9 +936,9 @@ class ProxyTest(cbtest.TestCase):
         s.close()
         self.assertEqual(got, b"ping-frame-bytes")
 
-    def ws_open(self, path):
+    def ws_open(self, path, proxy=None):
         """An upgraded connection through the shared proxy, with the token: the socket."""
-        s = self.tunnel()
+        s = self.tunnel(proxy=proxy)
         s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost:%d\r\nUpgrade: websocket\r\n"
                   b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
@@ -977,6 +980,26 @@ class ProxyTest(cbtest.TestCase):
         s = self.ws_open(b"/ws-tail")
         try:
             self.assertEqual(self.recv_at_least(s, 6, timeout=10 * SLOW), b"tail:B")
+        finally:
+            s.close()
+
+    def test_websocket_push_keeps_a_silent_client(self):
+        # a tunnel is idle only when neither side sends: a client that only listens to a
+        # push stream longer than idle_timeout keeps its connection; silent both ways, closed
+        n, ms = 10, 400 * SLOW          # 4 s of ticks against an idle_timeout of 2 s
+        s = self.ws_open(b"/ws-ticks?n=%d&ms=%d" % (n, ms), proxy=self.idler)
+        try:
+            t0 = time.monotonic()
+            self.assertEqual(self.recv_at_least(s, n, timeout=5 * self.idle_s), b"t" * n)
+            self.assertGreater(time.monotonic() - t0, 1.5 * self.idle_s)
+            s.settimeout(5 * self.idle_s)
+            t1 = time.monotonic()
+            try:
+                rest = s.recv(100)
+            except (ssl.SSLError, ConnectionError):
+                rest = b""
+            self.assertEqual(rest, b"")      # closed by the proxy, not by the timeout here
+            self.assertLess(time.monotonic() - t1, 3 * self.idle_s)
         finally:
             s.close()
 
