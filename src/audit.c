@@ -194,11 +194,26 @@ int
 audit_anchor_check(struct store *st, struct vault *v, int *adopt)
 {
 	struct store_audit_anchor a;
+	uint8_t hash[CRYPTO_HASH_LEN];
+	int64_t seq;
 	int rc;
 
 	*adopt = 0;
-	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND || rc == CB_ERR_CORRUPT)
-		return 0;	/* no log yet, or audit_verify reports it */
+	/*
+	 * A missing or malformed anchor is adopted too: the next batch would otherwise save
+	 * a valid MAC over whatever chain it finds, a rewritten one included, without a
+	 * record. Only an empty log without an anchor is a new one.
+	 */
+	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
+		if ((rc = store_audit_last(st, &seq, hash)) != 0)
+			return rc;
+		*adopt = seq > 0;
+		return 0;
+	}
+	if (rc == CB_ERR_CORRUPT) {
+		*adopt = 1;
+		return 0;
+	}
 	if (rc != 0)
 		return rc;
 	if ((rc = anchor_mac_check(v, &a)) == CB_ERR_NOTFOUND) {

@@ -55,8 +55,9 @@ int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_cha
  * At start-up: 0 when the anchor's MAC is right or there is no anchor yet;
  * CB_ERR_CORRUPT when the MAC is wrong (the log was rewritten without the master key:
  * the daemon refuses to start); 0 with *adopt set when the anchor has no MAC (a
- * database from before the MAC, or one whose MAC was deleted: the caller appends an
- * "audit.anchor" record that says so, and saves the anchor with its MAC).
+ * database from before the MAC, or one whose MAC was deleted), is malformed, or is
+ * missing while the log has records: the caller appends an "audit.anchor" record that
+ * says so, and saves the anchor with its MAC.
  */
 int audit_anchor_check(struct store *st, struct vault *v, int *adopt);
 

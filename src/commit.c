@@ -260,12 +260,13 @@ anchor_adopt(struct commit *c)
 	static const struct audit_rec r = {
 		.actor = "credbrokerd", .role = "none", .action = "audit.anchor",
 		.outcome = "adopted",
-		.detail = "the anchor had no MAC: the records before this one are not authenticated",
+		.detail = "the anchor had no MAC (or was missing or malformed): the records "
+		    "before this one are not authenticated",
 	};
 	int rc;
 
 	log_warnx("the audit anchor has no MAC (a database from before it, or a deleted "
-	    "one): adopted, with a record that says so");
+	    "one), or is missing or malformed: adopted, with a record that says so");
 	if ((rc = store_begin(c->wst)) != 0)
 		return rc;
 	if ((rc = audit_append(c->wst, &c->ch, &r, util_now())) != 0 ||

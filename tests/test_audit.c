@@ -372,6 +372,32 @@ test_rewritten_log_without_mac_detected(void **state)
 	assert_int_equal(adopt, 1);
 }
 
+/*
+ * The rewritten log with its anchor deleted or malformed: the next batch would save a
+ * valid MAC over it, so it is adopted (with a record) like an anchor without a MAC.
+ * A database without records and without an anchor has nothing to adopt.
+ */
+static void
+test_rewritten_log_anchor_deleted_or_malformed_adopted(void **state)
+{
+	struct fixture *f = *state;
+	int adopt = -1;
+
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 0);
+	append_n(f, N_RECORDS);
+	rewrite_log(f, 0);
+	tamper(f, "DELETE FROM meta WHERE k = 'audit_head'");
+	expect_broken(f, N_RECORDS, "anchor missing");
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 1);
+	tamper(f, "INSERT INTO meta (k, v) VALUES ('audit_head', x'00')");
+	expect_broken(f, N_RECORDS + 1, "malformed");
+	adopt = -1;
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 1);
+}
+
 static void
 test_master_rotation_moves_mac(void **state)
 {
@@ -536,6 +562,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rewritten_log_fails_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewritten_log_without_mac_detected, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_log_anchor_deleted_or_malformed_adopted,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_master_rotation_moves_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_master_rotation_refuses_rewritten_log, setup,
 		    teardown),

@@ -291,6 +291,51 @@ class AuditChain(cbtest.TestCase):
             adopted = [x for x in d.audit() if x["action"] == "audit.anchor"]
             self.assertEqual([x["outcome"] for x in adopted], ["adopted"], adopted)
 
+    def test_rewritten_log_with_its_anchor_deleted_or_malformed(self):
+        """The attacker rewrites the log and deletes the anchor, or leaves a malformed one:
+        the daemon must not save a valid MAC over the rewritten chain without a record
+        that says so (else both verifications report the forged log authenticated)."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            g = d.mint("sbx-rw", "github", HOST)
+            st, _ = d.resolve(g["token"], "sbx-other", HOST)
+            self.assertEqual(st, 403)
+            d.kill()
+            pristine = self.snapshot(d, "pristine.db")
+            key = os.path.join(d.dir, "master.key")
+
+            def launder(rows):
+                for r in rows:
+                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
+                        r[5] = "ok"
+                        return None
+                self.fail("no refused resolve to launder")
+
+            for how, sql in (("deleted", "DELETE FROM meta WHERE k = 'audit_head'"),
+                             ("malformed", "UPDATE meta SET v = x'00' WHERE k = 'audit_head'")):
+                forged = os.path.join(d.tmp, "forged-%s.db" % how)
+                shutil.copyfile(pristine, forged)
+                rewrite_chain(forged, launder)
+                c = sqlite3.connect(forged)
+                with c:
+                    c.execute(sql)
+                c.close()
+                self.install(d, forged)
+                d.start()
+                # a request or two: their batch saves the anchor
+                d.mint("sbx-after-" + how, "github", HOST)
+                st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+                adopted = [x for x in d.audit() if x["action"] == "audit.anchor"]
+                d.kill()
+                r = d.cli("audit", "verify", "--db", os.path.join(d.dir, "credbroker.db"),
+                          "--master-key", key, "--json")
+                if js["intact"] and js["authenticated"]:
+                    # authenticated from here on only: a record must say so
+                    self.assertEqual([x["outcome"] for x in adopted], ["adopted"],
+                                     (how, adopted))
+                else:
+                    self.assertEqual(r.returncode, 1, (how, r.stdout + r.stderr))
+
     def test_concurrent_requests_share_commits(self):
         with cbtest.Deployment() as d:
             d.put_secret("github", SECRET, [HOST])
