@@ -336,6 +336,46 @@ class AuditChain(cbtest.TestCase):
                 else:
                     self.assertEqual(r.returncode, 1, (how, r.stdout + r.stderr))
 
+    def test_rewritten_log_under_a_running_daemon(self):
+        """The attacker rewrites the log of a running daemon and then holds the database's
+        write lock until a batch fails: the commit thread must not take the rewritten
+        head for its own and save a valid MAC over it."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            g = d.mint("sbx-rw", "github", HOST)
+            st, _ = d.resolve(g["token"], "sbx-other", HOST)
+            self.assertEqual(st, 403)
+            db = os.path.join(d.dir, "credbroker.db")
+
+            def launder(rows):
+                for r in rows:
+                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
+                        r[5] = "ok"
+                        return None
+                self.fail("no refused resolve to launder")
+
+            # (open first: rewrite_chain's close must not be the file's last one, which
+            # would checkpoint and delete the WAL under the daemon)
+            lock = sqlite3.connect(db, isolation_level=None, timeout=10)
+            lock.execute("SELECT count(*) FROM audit").fetchall()
+            rewrite_chain(db, launder)
+            lock.execute("BEGIN IMMEDIATE")
+            res = []
+            t = threading.Thread(target=lambda: res.append(d.request(
+                "harness", "POST", "/v1/grants", timeout=30,
+                body={"sandbox_id": "sbx-locked", "ttl_s": 60,
+                      "bindings": [{"secret": "github", "host": HOST}]})[0]))
+            t.start()
+            t.join(timeout=12)   # the batch waits out the busy timeout (5 s) and fails
+            lock.execute("ROLLBACK")
+            t.join(timeout=30)
+            self.assertFalse(t.is_alive())
+            self.assertNotEqual(res, [201], "the batch did not fail")
+            d.mint("sbx-after", "github", HOST)
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            lock.close()
+            self.assertIs(js["intact"], False, js)
+
     def test_concurrent_requests_share_commits(self):
         with cbtest.Deployment() as d:
             d.put_secret("github", SECRET, [HOST])
