@@ -376,6 +376,34 @@ class AuditChain(cbtest.TestCase):
             lock.close()
             self.assertIs(js["intact"], False, js)
 
+    def test_record_appended_after_the_anchor(self):
+        """A forged record appended after the anchored one (its hash chained, the anchor
+        and its MAC left as they are): both verifications report it and the daemon does
+        not start on it (it would continue the chain, and its MAC cover the record)."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            d.mint("sbx-rw", "github", HOST)
+            d.kill()
+            db = os.path.join(d.dir, "credbroker.db")
+            c = sqlite3.connect(db)
+            with c:
+                seq, ts, prev = c.execute(
+                    "SELECT seq, ts, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                r = [seq + 1, ts, HARNESS, "harness", "grant.resolve", "ok", None,
+                     "sbx-framed", None]
+                h = hashlib.sha256(prev + b"cbaudit1" + r[0].to_bytes(8, "big") +
+                                   r[1].to_bytes(8, "big") + b"".join(field(x) for x in r[2:]))
+                c.execute("INSERT INTO audit (seq, ts, actor, role, action, outcome, grant_id,"
+                          " sandbox_id, detail, prev_hash, hash)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r + [prev, h.digest()])
+            c.close()
+            r = d.cli("audit", "verify", "--db", db, "--json")
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertEqual(json.loads(r.stdout)["first_bad_seq"], seq + 1)
+            d.start(wait=False)
+            d.proc.wait(timeout=cbtest.START_TIMEOUT)
+            self.assertNotEqual(d.kill(), 0)
+
     def test_concurrent_requests_share_commits(self):
         with cbtest.Deployment() as d:
             d.put_secret("github", SECRET, [HOST])
