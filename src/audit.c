@@ -194,18 +194,41 @@ int
 audit_anchor_check(struct store *st, struct vault *v, int *adopt)
 {
 	struct store_audit_anchor a;
+	uint8_t hash[CRYPTO_HASH_LEN];
+	int64_t seq;
 	int rc;
 
 	*adopt = 0;
-	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND || rc == CB_ERR_CORRUPT)
-		return 0;	/* no log yet, or audit_verify reports it */
+	/*
+	 * A missing or malformed anchor is adopted too: the next batch would otherwise save
+	 * a valid MAC over whatever chain it finds, a rewritten one included, without a
+	 * record. Only an empty log without an anchor is a new one.
+	 */
+	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
+		if ((rc = store_audit_last(st, &seq, hash)) != 0)
+			return rc;
+		*adopt = seq > 0;
+		return 0;
+	}
+	if (rc == CB_ERR_CORRUPT) {
+		*adopt = 1;
+		return 0;
+	}
 	if (rc != 0)
 		return rc;
 	if ((rc = anchor_mac_check(v, &a)) == CB_ERR_NOTFOUND) {
 		*adopt = 1;
 		return 0;
 	}
-	return rc;
+	if (rc != 0)
+		return rc;
+	/*
+	 * Records after the anchored one were appended without the master key: the chain
+	 * would continue from them, and the next anchor's MAC cover them.
+	 */
+	if ((rc = store_audit_last(st, &seq, hash)) != 0)
+		return rc;
+	return seq > a.seq ? CB_ERR_CORRUPT : 0;
 }
 
 struct verify_state {
@@ -317,6 +340,12 @@ audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
 	    !crypto_memeq(vs.anchor_row_hash, anchor.hash, CRYPTO_HASH_LEN))) {
 		rc = bad(rep, anchor_seq, "record %lld: does not match the audit anchor",
 		    (long long)anchor_seq);
+		goto out;
+	}
+	/* The writer saves the anchor with the records: none comes after the anchored one. */
+	if (anchor_seq < last) {
+		rc = bad(rep, anchor_seq + 1, "records %lld..%lld come after the audit anchor's "
+		    "(appended without it)", (long long)(anchor_seq + 1), (long long)last);
 		goto out;
 	}
 	/*

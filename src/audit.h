@@ -54,9 +54,11 @@ int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_cha
 /*
  * At start-up: 0 when the anchor's MAC is right or there is no anchor yet;
  * CB_ERR_CORRUPT when the MAC is wrong (the log was rewritten without the master key:
- * the daemon refuses to start); 0 with *adopt set when the anchor has no MAC (a
- * database from before the MAC, or one whose MAC was deleted: the caller appends an
- * "audit.anchor" record that says so, and saves the anchor with its MAC).
+ * the daemon refuses to start), also when records follow the anchored one (appended
+ * without the key); 0 with *adopt set when the anchor has no MAC (a
+ * database from before the MAC, or one whose MAC was deleted), is malformed, or is
+ * missing while the log has records: the caller appends an "audit.anchor" record that
+ * says so, and saves the anchor with its MAC.
  */
 int audit_anchor_check(struct store *st, struct vault *v, int *adopt);
 
@@ -71,7 +73,7 @@ struct audit_report {
  * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap
  * (deleted record), every hash matches its row (edited record), every prev_hash is
  * the hash of the record before (reordered or deleted record), the anchor names an
- * existing last record with the same hash (deleted tail) and, with v (NULL: not
+ * existing last record with the same hash (deleted tail, appended records) and, with v (NULL: not
  * checked, rep->authenticated 0), that the anchor has its right MAC (a log rewritten
  * whole, every hash recomputed, or an anchor without a MAC). Returns 0 (intact),
  * CB_ERR_CORRUPT (rep->first_bad_seq and rep->problem name the first broken record)

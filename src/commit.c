@@ -127,6 +127,7 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 static void
 run_batch(struct commit *c, size_t n)
 {
+	struct audit_chain ch0;
 	int64_t now, seq0, t0, took;
 	size_t i;
 	int brc, wrote, broken = 0, frames, log, done;
@@ -134,6 +135,7 @@ run_batch(struct commit *c, size_t n)
 
 	t0 = util_mono_us();
 	now = util_now();
+	ch0 = c->ch;
 	seq0 = c->ch.last_seq;
 	if ((brc = store_begin(c->wst)) == 0) {
 		for (i = 0; i < n && !broken; i++)
@@ -154,9 +156,13 @@ run_batch(struct commit *c, size_t n)
 	if (brc != 0) {
 		for (i = 0; i < n; i++)
 			c->batch[i]->rc = brc;
-		/* The rows are gone: the chain head must follow the database again. */
-		if (audit_chain_load(c->wst, &c->ch) != 0)
-			log_warnx("cannot reload the audit chain head");
+		/*
+		 * The rows are gone: the chain head is the one before the batch again. Not
+		 * reloaded from the database: whoever made the batch fail (say, by holding its
+		 * write lock) may have rewritten the log there, and the next anchor's MAC
+		 * would authenticate that.
+		 */
+		c->ch = ch0;
 	}
 
 	took = util_mono_us() - t0;
@@ -260,12 +266,13 @@ anchor_adopt(struct commit *c)
 	static const struct audit_rec r = {
 		.actor = "credbrokerd", .role = "none", .action = "audit.anchor",
 		.outcome = "adopted",
-		.detail = "the anchor had no MAC: the records before this one are not authenticated",
+		.detail = "the anchor had no MAC (or was missing or malformed): the records "
+		    "before this one are not authenticated",
 	};
 	int rc;
 
 	log_warnx("the audit anchor has no MAC (a database from before it, or a deleted "
-	    "one): adopted, with a record that says so");
+	    "one), or is missing or malformed: adopted, with a record that says so");
 	if ((rc = store_begin(c->wst)) != 0)
 		return rc;
 	if ((rc = audit_append(c->wst, &c->ch, &r, util_now())) != 0 ||

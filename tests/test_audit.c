@@ -372,6 +372,65 @@ test_rewritten_log_without_mac_detected(void **state)
 	assert_int_equal(adopt, 1);
 }
 
+/*
+ * The rewritten log with its anchor deleted or malformed: the next batch would save a
+ * valid MAC over it, so it is adopted (with a record) like an anchor without a MAC.
+ * A database without records and without an anchor has nothing to adopt.
+ */
+static void
+test_rewritten_log_anchor_deleted_or_malformed_adopted(void **state)
+{
+	struct fixture *f = *state;
+	int adopt = -1;
+
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 0);
+	append_n(f, N_RECORDS);
+	rewrite_log(f, 0);
+	tamper(f, "DELETE FROM meta WHERE k = 'audit_head'");
+	expect_broken(f, N_RECORDS, "anchor missing");
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 1);
+	tamper(f, "INSERT INTO meta (k, v) VALUES ('audit_head', x'00')");
+	expect_broken(f, N_RECORDS + 1, "malformed");
+	adopt = -1;
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(adopt, 1);
+}
+
+/*
+ * Records appended after the anchored one by someone without the master key (hashes
+ * chained from the anchored record, anchor left as it is, its MAC right): not covered
+ * by the MAC, they are reported, and the daemon does not start on them (it would
+ * continue the chain from them and the next anchor's MAC would cover them).
+ */
+static void
+test_records_after_the_anchor_detected(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_chain ch;
+	struct audit_rec r;
+	struct store *st;
+	char why[256];
+	int adopt = -1;
+
+	append_n(f, N_RECORDS);
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	assert_int_equal(audit_chain_load(st, &ch), 0);
+	memset(&r, 0, sizeof(r));
+	r.actor = "spiffe://credbroker/harness";
+	r.role = "harness";
+	r.action = "grant.resolve";
+	r.outcome = "ok";
+	r.sandbox_id = "sbx-framed";
+	assert_int_equal(store_begin(st), 0);
+	assert_int_equal(audit_append(st, &ch, &r, 1700000100), 0);
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	expect_broken(f, N_RECORDS + 1, "anchor");
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), CB_ERR_CORRUPT);
+}
+
 static void
 test_master_rotation_moves_mac(void **state)
 {
@@ -535,6 +594,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_last_record_replaced_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewritten_log_fails_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewritten_log_without_mac_detected, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_rewritten_log_anchor_deleted_or_malformed_adopted,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_records_after_the_anchor_detected, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_master_rotation_moves_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_master_rotation_refuses_rewritten_log, setup,

@@ -291,6 +291,119 @@ class AuditChain(cbtest.TestCase):
             adopted = [x for x in d.audit() if x["action"] == "audit.anchor"]
             self.assertEqual([x["outcome"] for x in adopted], ["adopted"], adopted)
 
+    def test_rewritten_log_with_its_anchor_deleted_or_malformed(self):
+        """The attacker rewrites the log and deletes the anchor, or leaves a malformed one:
+        the daemon must not save a valid MAC over the rewritten chain without a record
+        that says so (else both verifications report the forged log authenticated)."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            g = d.mint("sbx-rw", "github", HOST)
+            st, _ = d.resolve(g["token"], "sbx-other", HOST)
+            self.assertEqual(st, 403)
+            d.kill()
+            pristine = self.snapshot(d, "pristine.db")
+            key = os.path.join(d.dir, "master.key")
+
+            def launder(rows):
+                for r in rows:
+                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
+                        r[5] = "ok"
+                        return None
+                self.fail("no refused resolve to launder")
+
+            for how, sql in (("deleted", "DELETE FROM meta WHERE k = 'audit_head'"),
+                             ("malformed", "UPDATE meta SET v = x'00' WHERE k = 'audit_head'")):
+                forged = os.path.join(d.tmp, "forged-%s.db" % how)
+                shutil.copyfile(pristine, forged)
+                rewrite_chain(forged, launder)
+                c = sqlite3.connect(forged)
+                with c:
+                    c.execute(sql)
+                c.close()
+                self.install(d, forged)
+                d.start()
+                # a request or two: their batch saves the anchor
+                d.mint("sbx-after-" + how, "github", HOST)
+                st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+                adopted = [x for x in d.audit() if x["action"] == "audit.anchor"]
+                d.kill()
+                r = d.cli("audit", "verify", "--db", os.path.join(d.dir, "credbroker.db"),
+                          "--master-key", key, "--json")
+                if js["intact"] and js["authenticated"]:
+                    # authenticated from here on only: a record must say so
+                    self.assertEqual([x["outcome"] for x in adopted], ["adopted"],
+                                     (how, adopted))
+                else:
+                    self.assertEqual(r.returncode, 1, (how, r.stdout + r.stderr))
+
+    def test_rewritten_log_under_a_running_daemon(self):
+        """The attacker rewrites the log of a running daemon and then holds the database's
+        write lock until a batch fails: the commit thread must not take the rewritten
+        head for its own and save a valid MAC over it."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            g = d.mint("sbx-rw", "github", HOST)
+            st, _ = d.resolve(g["token"], "sbx-other", HOST)
+            self.assertEqual(st, 403)
+            db = os.path.join(d.dir, "credbroker.db")
+
+            def launder(rows):
+                for r in rows:
+                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
+                        r[5] = "ok"
+                        return None
+                self.fail("no refused resolve to launder")
+
+            # (open first: rewrite_chain's close must not be the file's last one, which
+            # would checkpoint and delete the WAL under the daemon)
+            lock = sqlite3.connect(db, isolation_level=None, timeout=10)
+            lock.execute("SELECT count(*) FROM audit").fetchall()
+            rewrite_chain(db, launder)
+            lock.execute("BEGIN IMMEDIATE")
+            res = []
+            t = threading.Thread(target=lambda: res.append(d.request(
+                "harness", "POST", "/v1/grants", timeout=30,
+                body={"sandbox_id": "sbx-locked", "ttl_s": 60,
+                      "bindings": [{"secret": "github", "host": HOST}]})[0]))
+            t.start()
+            t.join(timeout=12)   # the batch waits out the busy timeout (5 s) and fails
+            lock.execute("ROLLBACK")
+            t.join(timeout=30)
+            self.assertFalse(t.is_alive())
+            self.assertNotEqual(res, [201], "the batch did not fail")
+            d.mint("sbx-after", "github", HOST)
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            lock.close()
+            self.assertIs(js["intact"], False, js)
+
+    def test_record_appended_after_the_anchor(self):
+        """A forged record appended after the anchored one (its hash chained, the anchor
+        and its MAC left as they are): both verifications report it and the daemon does
+        not start on it (it would continue the chain, and its MAC cover the record)."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            d.mint("sbx-rw", "github", HOST)
+            d.kill()
+            db = os.path.join(d.dir, "credbroker.db")
+            c = sqlite3.connect(db)
+            with c:
+                seq, ts, prev = c.execute(
+                    "SELECT seq, ts, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                r = [seq + 1, ts, HARNESS, "harness", "grant.resolve", "ok", None,
+                     "sbx-framed", None]
+                h = hashlib.sha256(prev + b"cbaudit1" + r[0].to_bytes(8, "big") +
+                                   r[1].to_bytes(8, "big") + b"".join(field(x) for x in r[2:]))
+                c.execute("INSERT INTO audit (seq, ts, actor, role, action, outcome, grant_id,"
+                          " sandbox_id, detail, prev_hash, hash)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r + [prev, h.digest()])
+            c.close()
+            r = d.cli("audit", "verify", "--db", db, "--json")
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertEqual(json.loads(r.stdout)["first_bad_seq"], seq + 1)
+            d.start(wait=False)
+            d.proc.wait(timeout=cbtest.START_TIMEOUT)
+            self.assertNotEqual(d.kill(), 0)
+
     def test_concurrent_requests_share_commits(self):
         with cbtest.Deployment() as d:
             d.put_secret("github", SECRET, [HOST])
