@@ -14,6 +14,7 @@
 
 #include "audit.h"
 #include "commit.h"
+#include "crypto.h"
 #include "err.h"
 #include "log.h"
 #include "metrics.h"
@@ -127,7 +128,7 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 static void
 run_batch(struct commit *c, size_t n)
 {
-	struct audit_chain ch0;
+	struct audit_chain ch0, db;
 	int64_t now, seq0, t0, took;
 	size_t i;
 	int brc, wrote, broken = 0, frames, log, done;
@@ -157,12 +158,17 @@ run_batch(struct commit *c, size_t n)
 		for (i = 0; i < n; i++)
 			c->batch[i]->rc = brc;
 		/*
-		 * The rows are gone: the chain head is the one before the batch again. Not
-		 * reloaded from the database: whoever made the batch fail (say, by holding its
-		 * write lock) may have rewritten the log there, and the next anchor's MAC
-		 * would authenticate that.
+		 * Rolled back: the chain head is the one before the batch again, unless the
+		 * database holds the batch's own head (a COMMIT that failed after its WAL
+		 * frames were written). Not simply reloaded: whoever made the batch fail
+		 * (say, by holding its write lock) may have rewritten the log, and the next
+		 * anchor's MAC would authenticate that.
 		 */
-		c->ch = ch0;
+		if (audit_chain_load(c->wst, &db) == 0 && db.last_seq == c->ch.last_seq &&
+		    crypto_memeq(db.last_hash, c->ch.last_hash, CRYPTO_HASH_LEN))
+			log_warnx("the failed batch's records are in the database after all");
+		else
+			c->ch = ch0;
 	}
 
 	took = util_mono_us() - t0;
