@@ -202,12 +202,11 @@ audit_anchor_check(struct store *st, struct vault *v, int *adopt)
 	/*
 	 * A missing or malformed anchor is adopted too: the next batch would otherwise save
 	 * a valid MAC over whatever chain it finds, a rewritten one included, without a
-	 * record. Only an empty log without an anchor is a new one.
+	 * record. A new database has one from the start (vault_init_db), so a missing one is
+	 * a log wiped, or one from before the MAC.
 	 */
 	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
-		if ((rc = store_audit_last(st, &seq, hash)) != 0)
-			return rc;
-		*adopt = seq > 0;
+		*adopt = 1;
 		return 0;
 	}
 	if (rc == CB_ERR_CORRUPT) {
@@ -237,6 +236,7 @@ struct verify_state {
 	uint8_t prev[CRYPTO_HASH_LEN];	/* hash of the record before */
 	const struct store_audit_anchor *anchor;	/* read by the walk before any row */
 	int anchor_seen;		/* the anchor's record was walked */
+	int64_t adopted;		/* the last "audit.anchor adopted" record, or 0 */
 	uint8_t anchor_row_hash[CRYPTO_HASH_LEN];
 };
 
@@ -290,6 +290,9 @@ verify_row(void *arg, const struct store_audit_row *row, int bad_len)
 		    (long long)row->seq, (long long)(row->seq - 1));
 	}
 	memcpy(vs->prev, row->hash, CRYPTO_HASH_LEN);
+	if (strcmp(row->action, "audit.anchor") == 0 && strcmp(row->outcome, "adopted") == 0 &&
+	    strcmp(row->role, "none") == 0)
+		vs->adopted = row->seq;
 	if (row->seq == vs->anchor->seq) {
 		vs->anchor_seen = 1;
 		memcpy(vs->anchor_row_hash, row->hash, CRYPTO_HASH_LEN);
@@ -364,6 +367,8 @@ audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
 		    "(records 1..%lld)", (long long)anchor_seq);
 	if (rc != 0)
 		rep->authenticated = 0;
+	else
+		rep->authenticated_from = vs.adopted > 0 ? vs.adopted : 1;
  out:
 	if (rc == CB_ERR_CORRUPT)
 		log_warnx("audit chain broken: %s", rep->problem);

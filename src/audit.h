@@ -68,6 +68,9 @@ struct audit_report {
 	int64_t first_bad_seq;	/* 0 when the chain is intact */
 	char problem[160];	/* "record 42: hash mismatch (edited)", "record 17 missing (deleted)", ... */
 	int authenticated;	/* the anchor's MAC was checked and is right */
+	int64_t authenticated_from;	/* then: the first record it vouches for (1, or the
+					 * last "audit.anchor adopted" record: those before
+					 * it were not authenticated when it was adopted) */
 };
 /*
  * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap

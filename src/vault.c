@@ -446,10 +446,15 @@ out:
 	return rc;
 }
 
-/* Initialises an empty database under kek: check value, first data key, first signing key. */
+/*
+ * Initialises an empty database under kek: check value, first data key, first signing key,
+ * and the empty audit log's anchor with its MAC (so that a log wiped later, anchor and
+ * all, is not taken for a new one: credbrokerd adopts it with a record).
+ */
 static int
 vault_init_db(struct store *st, const uint8_t *kek)
 {
+	struct store_audit_anchor a;
 	struct vault_key dk, sk;
 	uint8_t check[CRYPTO_HASH_LEN];
 	uint8_t *tmp = NULL;
@@ -473,6 +478,15 @@ vault_init_db(struct store *st, const uint8_t *kek)
 	    (rc = store_meta_set(st, VAULT_META_KEKCHECK, check, sizeof(check))) != 0 ||
 	    (rc = vault_new_data_key(kek, st, "active", &dk)) != 0 ||
 	    (rc = vault_new_signing_key(kek, st, &sk)) != 0)
+		goto fail;
+	/* An anchor there already (a log written before the keys: tests) is left alone. */
+	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
+		memset(&a, 0, sizeof(a));
+		a.has_mac = 1;
+		if ((rc = vault_anchor_mac(kek, 0, a.hash, a.mac)) == 0)
+			rc = store_audit_anchor_set(st, &a);
+	}
+	if (rc != 0 && rc != CB_ERR_CORRUPT)
 		goto fail;
 	if ((rc = store_commit(st)) != 0)
 		goto fail;

@@ -290,6 +290,31 @@ class AuditChain(cbtest.TestCase):
             self.assertEqual((js["intact"], js["authenticated"]), (True, True), js)
             adopted = [x for x in d.audit() if x["action"] == "audit.anchor"]
             self.assertEqual([x["outcome"] for x in adopted], ["adopted"], adopted)
+            # ... and the verifications say from where on the log is authenticated
+            self.assertEqual(js["authenticated_from"], adopted[0]["seq"], js)
+            r = d.cli("audit", "verify")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn(b"authenticated from record %d" % adopted[0]["seq"], r.stdout)
+
+    def test_wiped_log_is_adopted(self):
+        """A new deployment's log starts with a MAC'd anchor (no adoption); a log wiped
+        later, records and anchor, is not taken for a new one."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            self.assertEqual([x for x in d.audit() if x["action"] == "audit.anchor"], [])
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((js["intact"], js["authenticated"], js["authenticated_from"]),
+                             (True, True, 1), js)
+            d.kill()
+            c = sqlite3.connect(os.path.join(d.dir, "credbroker.db"))
+            with c:
+                c.execute("DELETE FROM audit")
+                c.execute("DELETE FROM meta WHERE k = 'audit_head'")
+            c.close()
+            d.start()
+            recs = d.audit()
+            self.assertEqual([(x["seq"], x["action"], x["outcome"]) for x in recs[:1]],
+                             [(1, "audit.anchor", "adopted")], recs)
 
     def test_rewritten_log_with_its_anchor_deleted_or_malformed(self):
         """The attacker rewrites the log and deletes the anchor, or leaves a malformed one:
