@@ -230,7 +230,14 @@ store_precheck_file(const char *path, int flags, int *exists, char *why, size_t 
 		snprintf(why, whylen, "database %s: not a regular file", path);
 		return CB_ERR_CORRUPT;
 	}
-	if (sb.st_size == 0)
+	/*
+	 * Later opens of a file this process has open already (STORE_NOCHECK: the daemon's
+	 * readers, writer and checkpointer) must not open() and close() it: closing any
+	 * descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+	 * included, and another process closing its connection would then checkpoint and
+	 * delete the WAL under the daemon. The first open checked the header.
+	 */
+	if (sb.st_size == 0 || (flags & STORE_NOCHECK))
 		return 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(why, whylen, "database %s: %s", path, strerror(errno));

@@ -18,8 +18,10 @@ enum store_flags {
 	STORE_CREATE = 1 << 0,	/* create the file if missing (init only) */
 	STORE_READONLY = 1 << 1,	/* open read-only, never migrate (offline audit verify) */
 	/*
-	 * Skip PRAGMA quick_check (a walk of the whole file): for the daemon's further
-	 * connections once its first open at start-up has checked the file.
+	 * Skip PRAGMA quick_check (a walk of the whole file) and the header check: for the
+	 * daemon's further connections once its first open at start-up has checked the
+	 * file. Required then: the header check's open() and close() of the file would
+	 * drop the POSIX locks of the process's other connections.
 	 */
 	STORE_NOCHECK = 1 << 2,
 };

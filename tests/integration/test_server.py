@@ -317,6 +317,45 @@ class Lifecycle(cbtest.TestCase):
             self.assertIn(b"credbroker.db", r.stderr)
             self.assertIn(b"schema version 999", r.stderr)
 
+    def test_outside_connection_keeps_the_daemons_wal(self):
+        # Another process (a backup, sqlite3, an offline verify) that opens the live
+        # database and closes it must find the daemon's SQLite locks held: else, as the
+        # last user, it checkpoints and deletes the WAL under the daemon. An open() and
+        # close() of the file by the daemon itself (each reader's pre-check) released all
+        # of its POSIX locks on it.
+        with cbtest.Deployment(conf={"threads": "2"}) as d:
+            d.put_secret("gh", "ghp_" + os.urandom(8).hex(), ["api.github.com"])
+            errs = []
+
+            def work(i):
+                try:
+                    g = d.mint("sbx-w%d" % i, "gh", "api.github.com")
+                    for _ in range(5):
+                        st, _ = d.resolve(g["token"], "sbx-w%d" % i, "api.github.com")
+                        if st != 200:
+                            errs.append(st)
+                except Exception as e:  # noqa: BLE001 - reported below
+                    errs.append(repr(e))
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            self.assertEqual(errs, [])
+            db = os.path.join(d.dir, "credbroker.db")
+            self.assertTrue(os.path.exists(db + "-wal"))
+            import sqlite3
+            for _ in range(3):
+                c = sqlite3.connect(db)
+                c.execute("SELECT count(*) FROM audit").fetchone()
+                c.close()
+            self.assertTrue(os.path.exists(db + "-wal"),
+                            "an outside connection's close removed the daemon's WAL")
+            g = d.mint("sbx-after", "gh", "api.github.com")
+            self.assertEqual(d.resolve(g["token"], "sbx-after", "api.github.com")[0], 200)
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((st, js["intact"]), (200, True), js)
+
     def test_lock_and_drain(self):
         with cbtest.Deployment() as d:
             # A second daemon on the same database refuses to start.
