@@ -359,7 +359,7 @@ audit_verify_report(struct cli *g, int intact, int authenticated, long long from
 		    "an anchor without a MAC was adopted)\n", records, from);
 	else if (intact)
 		printf("audit chain intact: %lld records%s\n", records, authenticated ? "" :
-		    " (the anchor's MAC was not checked: no master key)");
+		    " (the anchor's MAC was not checked: no usable master key)");
 	else
 		printf("audit chain BROKEN at record %lld: %s (%lld records checked)\n", bad,
 		    problem, records);

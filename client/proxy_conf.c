@@ -121,8 +121,10 @@ v4_is_private(const uint8_t *a)
 	    (a[0] == 100 && (a[1] & 0xc0) == 64) ||	/* 100.64/10 CGNAT */
 	    (a[0] == 169 && a[1] == 254) ||
 	    (a[0] == 172 && (a[1] & 0xf0) == 16) ||
-	    (a[0] == 192 && a[1] == 0 && a[2] == 0) ||
+	    (a[0] == 192 && a[1] == 0 && (a[2] == 0 || a[2] == 2)) ||	/* 192.0.2: TEST-NET-1 */
 	    (a[0] == 192 && a[1] == 168) ||
+	    (a[0] == 198 && a[1] == 51 && a[2] == 100) ||	/* TEST-NET-2 */
+	    (a[0] == 203 && a[1] == 0 && a[2] == 113) ||	/* TEST-NET-3 */
 	    (a[0] == 198 && (a[1] & 0xfe) == 18) ||	/* benchmarking */
 	    a[0] >= 224;				/* multicast, reserved, broadcast */
 }
@@ -167,6 +169,10 @@ proxy_addr_is_private(const struct sockaddr *sa)
 	if (a[0] == 0x20 && a[1] == 0x02)		/* 6to4 embeds an IPv4 address */
 		return v4_is_private(a + 2);
 	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x0d && a[3] == 0xb8)	/* documentation */
+		return 1;
+	if (a[0] == 0x3f && a[1] == 0xff && (a[2] & 0xf0) == 0x00)	/* 3fff::/20 documentation */
+		return 1;
+	if (a[0] == 0x20 && a[1] == 0x01 && a[2] == 0x00 && a[3] == 0x00)	/* Teredo 2001::/32 */
 		return 1;
 	return 0;
 }

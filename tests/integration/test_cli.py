@@ -494,7 +494,7 @@ class TestAuditVerify(cbtest.TestCase):
             o = self.verify(d, good, 0)
             # no master.key next to the copy: consistent, its anchor not authenticated
             self.assertRegex(o, r"^audit chain intact: \d+ records \(the anchor's MAC was "
-                             r"not checked: no master key\)\n$")
+                             r"not checked: no usable master key\)\n$")
             r = d.cli("audit", "verify", "--db", good, "--master-key",
                       os.path.join(d.dir, "master.key"))
             self.assertEqual(r.returncode, 0, out(r) + err(r))
