@@ -367,8 +367,10 @@ audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
 		    "(records 1..%lld)", (long long)anchor_seq);
 	if (rc != 0)
 		rep->authenticated = 0;
-	else
+	else {
 		rep->authenticated_from = vs.adopted > 0 ? vs.adopted : 1;
+		rep->adopted = vs.adopted;
+	}
  out:
 	if (rc == CB_ERR_CORRUPT)
 		log_warnx("audit chain broken: %s", rep->problem);

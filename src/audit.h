@@ -71,6 +71,8 @@ struct audit_report {
 	int64_t authenticated_from;	/* then: the first record it vouches for (1, or the
 					 * last "audit.anchor adopted" record: those before
 					 * it were not authenticated when it was adopted) */
+	int64_t adopted;	/* then: that last adoption record, 0 when none (also
+				 * reported when it is record 1: a log wiped whole) */
 };
 /*
  * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap

@@ -315,6 +315,18 @@ class AuditChain(cbtest.TestCase):
             recs = d.audit()
             self.assertEqual([(x["seq"], x["action"], x["outcome"]) for x in recs[:1]],
                              [(1, "audit.anchor", "adopted")], recs)
+            # The verifications say so, though the adoption record is record 1.
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((js["intact"], js["authenticated"], js.get("adopted")),
+                             (True, True, 1), js)
+            r = d.cli("audit", "verify")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn(b"adopted", r.stdout)
+            d.kill()
+            r = d.cli("audit", "verify", "--db", os.path.join(d.dir, "credbroker.db"),
+                      "--master-key", os.path.join(d.dir, "master.key"), "--json")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(json.loads(r.stdout).get("adopted"), 1, r.stdout)
 
     def test_wiped_log_with_the_kek_check_deleted(self):
         """The attacker wipes the log and its anchor and deletes the master key's check
