@@ -311,7 +311,7 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 	c->v = v;
 	if ((rc = audit_chain_load(c->wst, &c->ch)) != 0)
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
-	else if (v != NULL && (rc = audit_anchor_check(c->wst, v, &adopt)) != 0) {
+	else if (v != NULL && (rc = audit_anchor_check(c->wst, v, &adopt, &c->ch)) != 0) {
 		if (rc == CB_ERR_CORRUPT)
 			log_warnx("the audit anchor fails its MAC under this master key: the log "
 			    "was rewritten by someone without it (run credbroker audit verify "
