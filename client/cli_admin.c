@@ -340,13 +340,13 @@ out:
 
 static int
 audit_verify_report(struct cli *g, int intact, int authenticated, long long from,
-    long long records, long long bad, const char *problem)
+    long long adopted, long long records, long long bad, const char *problem)
 {
 	if (g->json) {
 		if (intact && authenticated)
-			cli_print_new(json_pack("{s:b, s:I, s:b, s:I}", "intact", 1, "records",
+			cli_print_new(json_pack("{s:b, s:I, s:b, s:I, s:I}", "intact", 1, "records",
 			    (json_int_t)records, "authenticated", 1, "authenticated_from",
-			    (json_int_t)from));
+			    (json_int_t)from, "adopted", (json_int_t)adopted));
 		else if (intact)
 			cli_print_new(json_pack("{s:b, s:I, s:b}", "intact", 1, "records",
 			    (json_int_t)records, "authenticated", 0));
@@ -354,9 +354,10 @@ audit_verify_report(struct cli *g, int intact, int authenticated, long long from
 			cli_print_new(json_pack("{s:b, s:I, s:I, s:s, s:b}", "intact", 0, "records",
 			    (json_int_t)records, "first_bad_seq", (json_int_t)bad, "problem",
 			    problem, "authenticated", authenticated));
-	} else if (intact && authenticated && from > 1)
+	} else if (intact && authenticated && adopted > 0)
 		printf("audit chain intact: %lld records (authenticated from record %lld, where "
-		    "an anchor without a MAC was adopted)\n", records, from);
+		    "an anchor without a MAC, or a missing or malformed one, was adopted)\n",
+		    records, from);
 	else if (intact)
 		printf("audit chain intact: %lld records%s\n", records, authenticated ? "" :
 		    " (the anchor's MAC was not checked: no usable master key)");
@@ -425,10 +426,10 @@ audit_verify_offline(struct cli *g, const char *db, const char *keyfile)
 	store_close(st);
 	if (rc == 0)
 		return audit_verify_report(g, 1, rep.authenticated, rep.authenticated_from,
-		    rep.records, 0, "");
+		    rep.adopted, rep.records, 0, "");
 	if (rc == CB_ERR_CORRUPT) {
 		rep.problem[sizeof(rep.problem) - 1] = '\0';
-		return audit_verify_report(g, 0, rep.authenticated, 0, rep.records,
+		return audit_verify_report(g, 0, rep.authenticated, 0, 0, rep.records,
 		    rep.first_bad_seq, rep.problem[0] != '\0' ? rep.problem : "broken chain");
 	}
 	return cli_error(CLI_EXIT_OTHER, "audit verify: %s: %s", db, cb_strerror(rc));
@@ -437,7 +438,7 @@ audit_verify_offline(struct cli *g, const char *db, const char *keyfile)
 static int
 audit_verify_online(struct cli *g)
 {
-	json_t *j = NULL, *ok, *rec, *bad, *prob, *auth, *from;
+	json_t *j = NULL, *ok, *rec, *bad, *prob, *auth, *from, *adopted;
 	char *json = NULL;
 	cbc_t *c = NULL;
 	int rc;
@@ -457,6 +458,7 @@ audit_verify_online(struct cli *g)
 	prob = json_object_get(j, "problem");
 	auth = json_object_get(j, "authenticated");	/* absent from older brokers */
 	from = json_object_get(j, "authenticated_from");
+	adopted = json_object_get(j, "adopted");	/* older brokers: from > 1 */
 	if (!json_is_boolean(ok) || !json_is_integer(rec) ||
 	    (!json_is_true(ok) && (!json_is_integer(bad) || !json_is_string(prob)))) {
 		rc = cli_error(CLI_EXIT_OTHER, "audit verify: the broker's answer lacks intact, "
@@ -468,7 +470,10 @@ audit_verify_online(struct cli *g)
 		rc = json_is_true(ok) ? CLI_EXIT_OK : CLI_EXIT_REFUSED;
 	} else
 		rc = audit_verify_report(g, json_is_true(ok), json_is_true(auth),
-		    json_is_integer(from) ? json_integer_value(from) : 1, json_integer_value(rec),
+		    json_is_integer(from) ? json_integer_value(from) : 1,
+		    json_is_integer(adopted) ? json_integer_value(adopted) :
+		    json_is_integer(from) && json_integer_value(from) > 1 ?
+		    json_integer_value(from) : 0, json_integer_value(rec),
 		    json_is_true(ok) ? 0 : json_integer_value(bad),
 		    json_is_true(ok) ? "" : json_string_value(prob));
 out:

@@ -776,9 +776,10 @@ api_audit_verify(struct api_call *call)
 	}
 	rc = audit_verify(st, call->b->vault, &rep);
 	if (rc == 0)
-		o = json_pack("{s:b, s:I, s:b, s:I}", "intact", 1, "records",
+		o = json_pack("{s:b, s:I, s:b, s:I, s:I}", "intact", 1, "records",
 		    (json_int_t)rep.records, "authenticated", rep.authenticated,
-		    "authenticated_from", (json_int_t)rep.authenticated_from);
+		    "authenticated_from", (json_int_t)rep.authenticated_from, "adopted",
+		    (json_int_t)rep.adopted);
 	else if (rc == CB_ERR_CORRUPT)
 		o = json_pack("{s:b, s:I, s:I, s:s, s:b}", "intact", 0, "records",
 		    (json_int_t)rep.records, "first_bad_seq", (json_int_t)rep.first_bad_seq,

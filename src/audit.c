@@ -191,7 +191,7 @@ anchor_mac_check(struct vault *v, const struct store_audit_anchor *a)
 }
 
 int
-audit_anchor_check(struct store *st, struct vault *v, int *adopt)
+audit_anchor_check(struct store *st, struct vault *v, int *adopt, struct audit_chain *head)
 {
 	struct store_audit_anchor a;
 	uint8_t hash[CRYPTO_HASH_LEN];
@@ -227,7 +227,13 @@ audit_anchor_check(struct store *st, struct vault *v, int *adopt)
 	 */
 	if ((rc = store_audit_last(st, &seq, hash)) != 0)
 		return rc;
-	return seq > a.seq ? CB_ERR_CORRUPT : 0;
+	if (seq > a.seq)
+		return CB_ERR_CORRUPT;
+	if (head != NULL) {
+		head->last_seq = a.seq;
+		memcpy(head->last_hash, a.hash, CRYPTO_HASH_LEN);
+	}
+	return 0;
 }
 
 struct verify_state {
@@ -367,8 +373,10 @@ audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
 		    "(records 1..%lld)", (long long)anchor_seq);
 	if (rc != 0)
 		rep->authenticated = 0;
-	else
+	else {
 		rep->authenticated_from = vs.adopted > 0 ? vs.adopted : 1;
+		rep->adopted = vs.adopted;
+	}
  out:
 	if (rc == CB_ERR_CORRUPT)
 		log_warnx("audit chain broken: %s", rep->problem);

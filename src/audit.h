@@ -52,7 +52,9 @@ int audit_append(struct store *wst, struct audit_chain *ch, const struct audit_r
  */
 int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *ch);
 /*
- * At start-up: 0 when the anchor's MAC is right or there is no anchor yet;
+ * At start-up: 0 when the anchor's MAC is right (then, with head, *head is the anchor's
+ * seq and hash: the writer continues from what the MAC vouches for, not from a head
+ * read on its own, which a writer of the file could show otherwise);
  * CB_ERR_CORRUPT when the MAC is wrong (the log was rewritten without the master key:
  * the daemon refuses to start), also when records follow the anchored one (appended
  * without the key); 0 with *adopt set when the anchor has no MAC (a
@@ -60,7 +62,8 @@ int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_cha
  * missing while the log has records: the caller appends an "audit.anchor" record that
  * says so, and saves the anchor with its MAC.
  */
-int audit_anchor_check(struct store *st, struct vault *v, int *adopt);
+int audit_anchor_check(struct store *st, struct vault *v, int *adopt,
+    struct audit_chain *head);
 
 /* The result of a chain verification. */
 struct audit_report {
@@ -71,6 +74,8 @@ struct audit_report {
 	int64_t authenticated_from;	/* then: the first record it vouches for (1, or the
 					 * last "audit.anchor adopted" record: those before
 					 * it were not authenticated when it was adopted) */
+	int64_t adopted;	/* then: that last adoption record, 0 when none (also
+				 * reported when it is record 1: a log wiped whole) */
 };
 /*
  * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap

@@ -264,7 +264,7 @@ ckpt_thread(void *arg)
 /*
  * An anchor without a MAC (a database from before it, or one whose MAC was deleted) is
  * adopted at start-up: one record says from where on the log is authenticated, and the
- * anchor gets its MAC in the same transaction.
+ * anchor gets its MAC in the same transaction (the caller's).
  */
 static int
 anchor_adopt(struct commit *c)
@@ -279,15 +279,9 @@ anchor_adopt(struct commit *c)
 
 	log_warnx("the audit anchor has no MAC (a database from before it, or a deleted "
 	    "one), or is missing or malformed: adopted, with a record that says so");
-	if ((rc = store_begin(c->wst)) != 0)
+	if ((rc = audit_append(c->wst, &c->ch, &r, util_now())) != 0)
 		return rc;
-	if ((rc = audit_append(c->wst, &c->ch, &r, util_now())) != 0 ||
-	    (rc = audit_anchor_save(c->wst, c->v, &c->ch)) != 0 ||
-	    (rc = store_commit(c->wst)) != 0) {
-		(void)store_rollback(c->wst);
-		(void)audit_chain_load(c->wst, &c->ch);
-	}
-	return rc;
+	return audit_anchor_save(c->wst, c->v, &c->ch);
 }
 
 int
@@ -305,22 +299,31 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 		log_warnx("commit writer: %s", why);
 		goto out;
 	}
-	if ((rc = audit_chain_load(c->wst, &c->ch)) != 0) {
+	/*
+	 * One transaction: the head loaded, the anchor checked and an adoption see the same
+	 * database. Else a writer could have the check pass on the real log and the chain
+	 * continue from the rewritten one the load saw, for the next anchor's MAC to cover.
+	 */
+	if ((rc = store_begin(c->wst)) != 0) {
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
 		goto out;
 	}
 	c->v = v;
-	if (v != NULL && (rc = audit_anchor_check(c->wst, v, &adopt)) != 0) {
+	if ((rc = audit_chain_load(c->wst, &c->ch)) != 0)
+		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
+	else if (v != NULL && (rc = audit_anchor_check(c->wst, v, &adopt, &c->ch)) != 0) {
 		if (rc == CB_ERR_CORRUPT)
 			log_warnx("the audit anchor fails its MAC under this master key: the log "
 			    "was rewritten by someone without it (run credbroker audit verify "
 			    "--db); refusing to start");
 		else
 			log_warnx("cannot check the audit anchor: %s", cb_strerror(rc));
-		goto out;
-	}
-	if (adopt && (rc = anchor_adopt(c)) != 0) {
+	} else if (adopt && (rc = anchor_adopt(c)) != 0)
 		log_warnx("cannot adopt the audit anchor: %s", cb_strerror(rc));
+	else if ((rc = store_commit(c->wst)) != 0)
+		log_warnx("cannot commit the audit chain check: %s", cb_strerror(rc));
+	if (rc != 0) {
+		(void)store_rollback(c->wst);
 		goto out;
 	}
 	if ((rc = store_open(db_path, STORE_NOCHECK, &c->ckst, why, sizeof(why))) != 0) {

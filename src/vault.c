@@ -449,16 +449,20 @@ out:
 /*
  * Initialises an empty database under kek: check value, first data key, first signing key,
  * and the empty audit log's anchor with its MAC (so that a log wiped later, anchor and
- * all, is not taken for a new one: credbrokerd adopts it with a record).
+ * all, is not taken for a new one: credbrokerd adopts it with a record). A database with
+ * keys or audit records but no check value (deleted) is not a new one: it gets no anchor,
+ * so that a log wiped with the check value is adopted too, not anchored afresh.
  */
 static int
 vault_init_db(struct store *st, const uint8_t *kek)
 {
 	struct store_audit_anchor a;
+	struct store_key *keys = NULL;
 	struct vault_key dk, sk;
 	uint8_t check[CRYPTO_HASH_LEN];
 	uint8_t *tmp = NULL;
-	size_t tmplen;
+	size_t tmplen, ndk = 0, nsk = 0;
+	int64_t seq = 0;
 	int rc;
 
 	memset(&dk, 0, sizeof(dk));
@@ -474,13 +478,23 @@ vault_init_db(struct store *st, const uint8_t *kek)
 	}
 	if (rc != CB_ERR_NOTFOUND)
 		goto fail;
+	if ((rc = store_data_keys_list(st, &keys, &ndk)) != 0)
+		goto fail;
+	store_keys_free(keys, ndk);
+	if ((rc = store_signing_keys_list(st, &keys, &nsk)) != 0)
+		goto fail;
+	store_keys_free(keys, nsk);
+	if ((rc = store_audit_last(st, &seq, a.hash)) != 0)
+		goto fail;
 	if ((rc = vault_kek_check(kek, check)) != 0 ||
 	    (rc = store_meta_set(st, VAULT_META_KEKCHECK, check, sizeof(check))) != 0 ||
 	    (rc = vault_new_data_key(kek, st, "active", &dk)) != 0 ||
 	    (rc = vault_new_signing_key(kek, st, &sk)) != 0)
 		goto fail;
 	/* An anchor there already (a log written before the keys: tests) is left alone. */
-	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
+	if (ndk + nsk > 0 || seq > 0)
+		rc = 0;
+	else if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
 		memset(&a, 0, sizeof(a));
 		a.has_mac = 1;
 		if ((rc = vault_anchor_mac(kek, 0, a.hash, a.mac)) == 0)

@@ -17,8 +17,10 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "audit.h"
+#include "commit.h"
 #include "err.h"
 #include "log.h"
 #include "store.h"
@@ -355,7 +357,7 @@ test_rewritten_log_fails_mac(void **state)
 	assert_int_equal(rep.records, N_RECORDS);
 	assert_int_equal(rep.authenticated, 0);
 	expect_broken(f, 1, "fails its MAC");
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), CB_ERR_CORRUPT);
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), CB_ERR_CORRUPT);
 }
 
 static void
@@ -368,7 +370,7 @@ test_rewritten_log_without_mac_detected(void **state)
 	rewrite_log(f, 0);
 	expect_broken(f, 1, "no MAC");
 	/* At start-up an anchor without a MAC is adopted (with a record that says so). */
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
 	assert_int_equal(adopt, 1);
 }
 
@@ -383,18 +385,18 @@ test_rewritten_log_anchor_deleted_or_malformed_adopted(void **state)
 	struct fixture *f = *state;
 	int adopt = -1;
 
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
 	assert_int_equal(adopt, 0);
 	append_n(f, N_RECORDS);
 	rewrite_log(f, 0);
 	tamper(f, "DELETE FROM meta WHERE k = 'audit_head'");
 	expect_broken(f, N_RECORDS, "anchor missing");
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
 	assert_int_equal(adopt, 1);
 	tamper(f, "INSERT INTO meta (k, v) VALUES ('audit_head', x'00')");
 	expect_broken(f, N_RECORDS + 1, "malformed");
 	adopt = -1;
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
 	assert_int_equal(adopt, 1);
 }
 
@@ -428,7 +430,204 @@ test_records_after_the_anchor_detected(void **state)
 	assert_int_equal(store_commit(st), 0);
 	store_close(st);
 	expect_broken(f, N_RECORDS + 1, "anchor");
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt), CB_ERR_CORRUPT);
+	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), CB_ERR_CORRUPT);
+}
+
+/*
+ * A writer racing the daemon's start: the head is loaded while the log is a rewritten
+ * one (a record more than the anchored one, which is left as it was), and the anchor is
+ * checked once the real log is back; then the rewritten log is put back again. The
+ * commit thread must not continue the rewritten chain and save a valid MAC over it.
+ * The race is made deterministic by a statement trace on the writer connection: the
+ * real log is put back just before the second read of the anchor.
+ */
+#define ANCHOR_GET_SQL	"SELECT v FROM meta WHERE k = 'audit_head'"
+
+static const char *race_path;
+static int race_reads, race_busy;
+
+static int
+race_trace(unsigned type, void *ctx, void *p, void *x)
+{
+	sqlite3 *db;
+	const char *sql = sqlite3_sql(p);
+
+	(void)type;
+	(void)ctx;
+	(void)x;
+	if (race_busy || sql == NULL || strcmp(sql, ANCHOR_GET_SQL) != 0 || ++race_reads != 2)
+		return 0;
+	race_busy = 1;
+	if (sqlite3_open(race_path, &db) == SQLITE_OK)
+		(void)sqlite3_exec(db, "BEGIN IMMEDIATE; DELETE FROM audit;"
+		    " INSERT INTO audit SELECT * FROM audit_g; COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	race_busy = 0;
+	return 0;
+}
+
+static int
+race_hook(sqlite3 *db, char **err, const struct sqlite3_api_routines *api)
+{
+	(void)err;
+	(void)api;
+	if (!race_busy)
+		sqlite3_trace_v2(db, SQLITE_TRACE_STMT, race_trace, NULL);
+	return SQLITE_OK;
+}
+
+static void
+test_start_race_rewritten_head(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_report rep;
+	struct audit_chain ch;
+	struct commit_op op;
+	struct commit *c = NULL;
+	struct audit_rec r;
+	struct store *st;
+	char why[256];
+	int i, rc;
+
+	append_n(f, N_RECORDS);
+	/* the real log kept aside, the table rewritten with one record more */
+	tamper(f, "CREATE TABLE audit_g AS SELECT * FROM audit");
+	tamper(f, "DELETE FROM audit");
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	memset(&ch, 0, sizeof(ch));
+	assert_int_equal(store_begin(st), 0);
+	for (i = 0; i <= N_RECORDS; i++) {
+		memset(&r, 0, sizeof(r));
+		r.actor = "spiffe://credbroker/harness";
+		r.role = "harness";
+		r.action = "grant.mint";
+		r.outcome = "ok";
+		assert_int_equal(audit_append(st, &ch, &r, 1700000000 + i), 0);
+	}
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	tamper(f, "CREATE TABLE audit_x AS SELECT * FROM audit");
+
+	race_path = f->path;
+	race_reads = 0;
+	assert_int_equal(sqlite3_auto_extension((void (*)(void))race_hook), SQLITE_OK);
+	rc = commit_open(f->path, f->v, &c);
+	sqlite3_cancel_auto_extension((void (*)(void))race_hook);
+	assert_int_equal(race_reads >= 2, 1);
+	if (rc != 0)
+		return;		/* refused to start: fine */
+	/* the attacker puts the rewritten log back; a request comes */
+	tamper(f, "DELETE FROM audit; INSERT INTO audit SELECT * FROM audit_x");
+	memset(&op, 0, sizeof(op));
+	op.audit.actor = "spiffe://credbroker/harness";
+	op.audit.role = "harness";
+	op.audit.action = "grant.mint";
+	op.audit.outcome = "ok";
+	(void)commit_run(c, &op);
+	commit_close(c);
+	rc = audit_verify(f->st, f->v, &rep);
+	if (rc == 0 && rep.authenticated && rep.authenticated_from == 1)
+		fail_msg("the rewritten log (%lld records) is reported intact and "
+		    "authenticated from record 1", (long long)rep.records);
+}
+
+/*
+ * The same with the log's table made a view by the writer (a database file's schema is
+ * the writer's too): the view shows the rewritten log or the real one as it likes (say,
+ * by random()), so that one transaction is not enough; here it shows the real one from
+ * the second read of the anchor on. The head must be the MAC-checked anchor's.
+ */
+static int race_phase;
+
+static void
+race_phase_fn(sqlite3_context *cx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int(cx, race_phase);
+}
+
+static int
+phase_trace(unsigned type, void *ctx, void *p, void *x)
+{
+	const char *sql = sqlite3_sql(p);
+
+	(void)type;
+	(void)ctx;
+	(void)x;
+	if (sql != NULL && strcmp(sql, ANCHOR_GET_SQL) == 0 && ++race_reads == 2)
+		race_phase = 1;
+	return 0;
+}
+
+static int
+phase_hook(sqlite3 *db, char **err, const struct sqlite3_api_routines *api)
+{
+	(void)err;
+	(void)api;
+	sqlite3_trace_v2(db, SQLITE_TRACE_STMT, phase_trace, NULL);
+	return sqlite3_create_function(db, "race_phase", 0, SQLITE_UTF8, NULL, race_phase_fn,
+	    NULL, NULL);
+}
+
+static void
+test_start_view_rewritten_head(void **state)
+{
+	struct fixture *f = *state;
+	struct audit_report rep;
+	struct audit_chain ch;
+	struct commit_op op;
+	struct commit *c = NULL;
+	struct audit_rec r;
+	struct store *st;
+	char why[256];
+	int i, rc;
+
+	append_n(f, N_RECORDS);
+	tamper(f, "CREATE TABLE audit_g AS SELECT * FROM audit");
+	tamper(f, "DELETE FROM audit");
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	memset(&ch, 0, sizeof(ch));
+	assert_int_equal(store_begin(st), 0);
+	for (i = 0; i <= N_RECORDS; i++) {
+		memset(&r, 0, sizeof(r));
+		r.actor = "spiffe://credbroker/harness";
+		r.role = "harness";
+		r.action = "grant.mint";
+		r.outcome = "ok";
+		assert_int_equal(audit_append(st, &ch, &r, 1700000000 + i), 0);
+	}
+	assert_int_equal(store_commit(st), 0);
+	store_close(st);
+	tamper(f, "ALTER TABLE audit RENAME TO audit_x;"
+	    " CREATE VIEW audit AS SELECT * FROM audit_x WHERE race_phase() = 0"
+	    " UNION ALL SELECT * FROM audit_g WHERE race_phase() = 1;"
+	    " CREATE TRIGGER audit_ins INSTEAD OF INSERT ON audit BEGIN"
+	    " INSERT INTO audit_x VALUES (NEW.seq, NEW.ts, NEW.actor, NEW.role, NEW.action,"
+	    " NEW.outcome, NEW.grant_id, NEW.sandbox_id, NEW.detail, NEW.prev_hash, NEW.hash);"
+	    " END");
+
+	race_phase = 0;
+	race_reads = 0;
+	assert_int_equal(sqlite3_auto_extension((void (*)(void))phase_hook), SQLITE_OK);
+	rc = commit_open(f->path, f->v, &c);
+	sqlite3_cancel_auto_extension((void (*)(void))phase_hook);
+	assert_int_equal(race_reads >= 2, 1);
+	if (rc != 0)
+		return;		/* refused to start: fine */
+	memset(&op, 0, sizeof(op));
+	op.audit.actor = "spiffe://credbroker/harness";
+	op.audit.role = "harness";
+	op.audit.action = "grant.mint";
+	op.audit.outcome = "ok";
+	(void)commit_run(c, &op);
+	commit_close(c);
+	/* the writer puts the table back */
+	tamper(f, "DROP VIEW audit; ALTER TABLE audit_x RENAME TO audit");
+	rc = audit_verify(f->st, f->v, &rep);
+	if (rc == 0 && rep.authenticated && rep.authenticated_from == 1)
+		fail_msg("the rewritten log (%lld records) is reported intact and "
+		    "authenticated from record 1", (long long)rep.records);
 }
 
 static void
@@ -448,7 +647,7 @@ test_master_rotation_moves_mac(void **state)
 	assert_int_equal(vault_open(f->st, newkey, &v2, why, sizeof(why)), 0);
 	assert_int_equal(audit_verify(f->st, v2, &rep), 0);
 	assert_int_equal(rep.authenticated, 1);
-	assert_int_equal(audit_anchor_check(f->st, v2, &adopt), 0);
+	assert_int_equal(audit_anchor_check(f->st, v2, &adopt, NULL), 0);
 	assert_int_equal(adopt, 0);
 	vault_free(v2);
 }
@@ -599,6 +798,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_records_after_the_anchor_detected, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_start_race_rewritten_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_start_view_rewritten_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_master_rotation_moves_mac, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_master_rotation_refuses_rewritten_log, setup,
 		    teardown),

@@ -315,6 +315,42 @@ class AuditChain(cbtest.TestCase):
             recs = d.audit()
             self.assertEqual([(x["seq"], x["action"], x["outcome"]) for x in recs[:1]],
                              [(1, "audit.anchor", "adopted")], recs)
+            # The verifications say so, though the adoption record is record 1.
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((js["intact"], js["authenticated"], js.get("adopted")),
+                             (True, True, 1), js)
+            r = d.cli("audit", "verify")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertIn(b"adopted", r.stdout)
+            d.kill()
+            r = d.cli("audit", "verify", "--db", os.path.join(d.dir, "credbroker.db"),
+                      "--master-key", os.path.join(d.dir, "master.key"), "--json")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(json.loads(r.stdout).get("adopted"), 1, r.stdout)
+
+    def test_wiped_log_with_the_kek_check_deleted(self):
+        """The attacker wipes the log and its anchor and deletes the master key's check
+        value too: the database still has its keys, so it is not a new one, and the start
+        must not save a fresh anchor with a valid MAC (the wiped log then verified as
+        intact and authenticated from record 1) but adopt the missing one."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            d.mint("sbx-wipe", "github", HOST)
+            d.kill()
+            c = sqlite3.connect(os.path.join(d.dir, "credbroker.db"))
+            with c:
+                c.execute("DELETE FROM audit")
+                c.execute("DELETE FROM meta WHERE k IN ('audit_head', 'kek_check')")
+                # the keys stay usable next to the ones the start adds
+                c.execute("UPDATE data_keys SET state = 'retiring'")
+                c.execute("UPDATE signing_keys SET state = 'verify'")
+            c.close()
+            d.start()
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            recs = d.audit()
+            self.assertEqual([(x["seq"], x["action"], x["outcome"]) for x in recs[:1]],
+                             [(1, "audit.anchor", "adopted")], (js, recs))
+            self.assertEqual(js["authenticated_from"], 1, js)
 
     def test_rewritten_log_with_its_anchor_deleted_or_malformed(self):
         """The attacker rewrites the log and deletes the anchor, or leaves a malformed one:
