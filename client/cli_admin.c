@@ -409,6 +409,7 @@ audit_verify_offline(struct cli *g, const char *db, const char *keyfile)
 	struct audit_report rep;
 	struct store *st = NULL;
 	struct vault *v = NULL;
+	uint8_t key[CRYPTO_KEY_LEN];
 	char why[512];
 	int rc;
 
@@ -421,7 +422,13 @@ audit_verify_offline(struct cli *g, const char *db, const char *keyfile)
 		return rc;
 	}
 	memset(&rep, 0, sizeof(rep));
-	rc = audit_verify(st, v, &rep);
+	if (v != NULL && (rc = vault_audit_key(v, key)) != 0) {
+		vault_free(v);
+		store_close(st);
+		return cli_error(CLI_EXIT_OTHER, "audit verify: %s", cb_strerror(rc));
+	}
+	rc = audit_verify(st, v != NULL ? key : NULL, &rep);
+	explicit_bzero(key, sizeof(key));
 	vault_free(v);
 	store_close(st);
 	if (rc == 0)

@@ -765,16 +765,19 @@ static void
 api_audit_verify(struct api_call *call)
 {
 	struct audit_report rep;
+	uint8_t key[CRYPTO_KEY_LEN];
 	struct store *st;
 	json_t *o;
 	int rc;
 
 	memset(&rep, 0, sizeof(rep));
-	if ((st = api_reader(call)) == NULL) {
+	if ((st = api_reader(call)) == NULL ||
+	    vault_audit_key(call->b->vault, key) != 0) {
 		api_refuse(call, "audit.verify", 500, "internal_error", NULL, NULL);
 		return;
 	}
-	rc = audit_verify(st, call->b->vault, &rep);
+	rc = audit_verify(st, key, &rep);
+	explicit_bzero(key, sizeof(key));
 	if (rc == 0)
 		o = json_pack("{s:b, s:I, s:b, s:I, s:I}", "intact", 1, "records",
 		    (json_int_t)rep.records, "authenticated", rep.authenticated,

@@ -158,7 +158,7 @@ audit_append(struct store *wst, struct audit_chain *ch, const struct audit_rec *
 }
 
 int
-audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *ch)
+audit_anchor_save(struct store *wst, const uint8_t *key, const struct audit_chain *ch)
 {
 	struct store_audit_anchor a;
 	int rc;
@@ -166,8 +166,8 @@ audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *
 	memset(&a, 0, sizeof(a));
 	a.seq = ch->last_seq;
 	memcpy(a.hash, ch->last_hash, CRYPTO_HASH_LEN);
-	if (v != NULL) {
-		if ((rc = vault_audit_mac(v, a.seq, a.hash, a.mac)) != 0)
+	if (key != NULL) {
+		if ((rc = vault_audit_mac(key, a.seq, a.hash, a.mac)) != 0)
 			return rc;
 		a.has_mac = 1;
 	}
@@ -176,14 +176,14 @@ audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *
 
 /* 0 when the anchor's MAC is right, CB_ERR_CORRUPT when not, CB_ERR_NOTFOUND without one. */
 static int
-anchor_mac_check(struct vault *v, const struct store_audit_anchor *a)
+anchor_mac_check(const uint8_t *key, const struct store_audit_anchor *a)
 {
 	uint8_t mac[CRYPTO_HASH_LEN];
 	int rc;
 
 	if (!a->has_mac)
 		return CB_ERR_NOTFOUND;
-	if ((rc = vault_audit_mac(v, a->seq, a->hash, mac)) != 0)
+	if ((rc = vault_audit_mac(key, a->seq, a->hash, mac)) != 0)
 		return rc;
 	rc = crypto_memeq(mac, a->mac, sizeof(mac)) ? 0 : CB_ERR_CORRUPT;
 	explicit_bzero(mac, sizeof(mac));
@@ -191,7 +191,7 @@ anchor_mac_check(struct vault *v, const struct store_audit_anchor *a)
 }
 
 int
-audit_anchor_check(struct store *st, struct vault *v, int *adopt, struct audit_chain *head)
+audit_anchor_check(struct store *st, const uint8_t *key, int *adopt, struct audit_chain *head)
 {
 	struct store_audit_anchor a;
 	uint8_t hash[CRYPTO_HASH_LEN];
@@ -215,7 +215,7 @@ audit_anchor_check(struct store *st, struct vault *v, int *adopt, struct audit_c
 	}
 	if (rc != 0)
 		return rc;
-	if ((rc = anchor_mac_check(v, &a)) == CB_ERR_NOTFOUND) {
+	if ((rc = anchor_mac_check(key, &a)) == CB_ERR_NOTFOUND) {
 		*adopt = 1;
 		return 0;
 	}
@@ -309,7 +309,7 @@ verify_row(void *arg, const struct store_audit_row *row, int bad_len)
 }
 
 int
-audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
+audit_verify(struct store *st, const uint8_t *key, struct audit_report *rep)
 {
 	struct store_audit_anchor anchor;
 	struct verify_state vs;
@@ -361,10 +361,10 @@ audit_verify(struct store *st, struct vault *v, struct audit_report *rep)
 	 * A consistent chain may still have been rewritten whole, its hashes recomputed:
 	 * only the anchor's MAC, under the master key, tells.
 	 */
-	if (v == NULL)
+	if (key == NULL)
 		goto out;
 	rep->authenticated = 1;
-	rc = anchor_mac_check(v, &anchor);
+	rc = anchor_mac_check(key, &anchor);
 	if (rc == CB_ERR_NOTFOUND)
 		rc = bad(rep, 1, "the audit anchor has no MAC: records 1..%lld are not "
 		    "authenticated", (long long)anchor_seq);

@@ -16,7 +16,6 @@
 #include "crypto.h"
 
 struct store;
-struct vault;
 
 struct audit_rec {
 	const char *actor;	/* certificate identity (or "credbrokerd" / "admin-cli") */
@@ -46,11 +45,12 @@ int audit_append(struct store *wst, struct audit_chain *ch, const struct audit_r
 /*
  * Writes the chain head into the anchor (meta 'audit_head') inside the caller's
  * transaction; commit.c does it once per batch, just before COMMIT. Without an
- * up-to-date anchor a deleted tail of the log cannot be detected. With v, the anchor
- * carries its MAC under the master key (vault_audit_mac): without that key nobody can
- * rewrite the log, recompute every hash and leave a valid anchor. v NULL: no MAC (tests).
+ * up-to-date anchor a deleted tail of the log cannot be detected. With key (the anchor
+ * key derived from the master key, vault_audit_key), the anchor carries its MAC
+ * (vault_audit_mac): without that key nobody can rewrite the log, recompute every hash
+ * and leave a valid anchor. key NULL: no MAC (tests).
  */
-int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_chain *ch);
+int audit_anchor_save(struct store *wst, const uint8_t *key, const struct audit_chain *ch);
 /*
  * At start-up: 0 when the anchor's MAC is right (then, with head, *head is the anchor's
  * seq and hash: the writer continues from what the MAC vouches for, not from a head
@@ -62,7 +62,7 @@ int audit_anchor_save(struct store *wst, struct vault *v, const struct audit_cha
  * missing while the log has records: the caller appends an "audit.anchor" record that
  * says so, and saves the anchor with its MAC.
  */
-int audit_anchor_check(struct store *st, struct vault *v, int *adopt,
+int audit_anchor_check(struct store *st, const uint8_t *key, int *adopt,
     struct audit_chain *head);
 
 /* The result of a chain verification. */
@@ -81,12 +81,12 @@ struct audit_report {
  * Walks the whole chain (one read snapshot, seq ascending) and checks: seq has no gap
  * (deleted record), every hash matches its row (edited record), every prev_hash is
  * the hash of the record before (reordered or deleted record), the anchor names an
- * existing last record with the same hash (deleted tail, appended records) and, with v (NULL: not
+ * existing last record with the same hash (deleted tail, appended records) and, with key (NULL: not
  * checked, rep->authenticated 0), that the anchor has its right MAC (a log rewritten
  * whole, every hash recomputed, or an anchor without a MAC). Returns 0 (intact),
  * CB_ERR_CORRUPT (rep->first_bad_seq and rep->problem name the first broken record)
  * or another error.
  */
-int audit_verify(struct store *st, struct vault *v, struct audit_report *rep);
+int audit_verify(struct store *st, const uint8_t *key, struct audit_report *rep);
 
 #endif

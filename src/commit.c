@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "util.h"
+#include "vault.h"
 
 #define COMMIT_BATCH_MAX	1024
 /*
@@ -71,7 +72,7 @@ struct commit {
 
 	/* owned by the commit thread */
 	struct store *wst;
-	struct vault *v;		/* the anchor's MAC; the daemon's, not owned */
+	uint8_t *akey;			/* the anchor's MAC key (vault_audit_key): secure memory */
 	struct audit_chain ch;
 	struct commit_op *batch[COMMIT_BATCH_MAX];
 	unsigned char sync[COMMIT_BATCH_MAX];
@@ -145,7 +146,7 @@ run_batch(struct commit *c, size_t n)
 		if (broken)
 			brc = CB_ERR_DB;
 		else if (wrote)
-			brc = audit_anchor_save(c->wst, c->v, &c->ch);
+			brc = audit_anchor_save(c->wst, c->akey, &c->ch);
 		if (brc == 0)
 			brc = store_commit(c->wst);
 		if (brc != 0) {
@@ -281,7 +282,7 @@ anchor_adopt(struct commit *c)
 	    "one), or is missing or malformed: adopted, with a record that says so");
 	if ((rc = audit_append(c->wst, &c->ch, &r, util_now())) != 0)
 		return rc;
-	return audit_anchor_save(c->wst, c->v, &c->ch);
+	return audit_anchor_save(c->wst, c->akey, &c->ch);
 }
 
 int
@@ -304,14 +305,25 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 	 * database. Else a writer could have the check pass on the real log and the chain
 	 * continue from the rewritten one the load saw, for the next anchor's MAC to cover.
 	 */
+	/*
+	 * The commit thread's own copy of the anchor key: it must never wait on the vault's
+	 * lock inside a transaction, which a key rotation holds while it waits for the
+	 * database's write lock (a deadlock until the busy timeout).
+	 */
+	if (v != NULL && ((c->akey = crypto_secure_alloc(CRYPTO_KEY_LEN)) == NULL ||
+	    (rc = vault_audit_key(v, c->akey)) != 0)) {
+		if (c->akey == NULL)
+			rc = CB_ERR_NOMEM;
+		goto out;
+	}
 	if ((rc = store_begin(c->wst)) != 0) {
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
 		goto out;
 	}
-	c->v = v;
 	if ((rc = audit_chain_load(c->wst, &c->ch)) != 0)
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
-	else if (v != NULL && (rc = audit_anchor_check(c->wst, v, &adopt, &c->ch)) != 0) {
+	else if (c->akey != NULL &&
+	    (rc = audit_anchor_check(c->wst, c->akey, &adopt, &c->ch)) != 0) {
 		if (rc == CB_ERR_CORRUPT)
 			log_warnx("the audit anchor fails its MAC under this master key: the log "
 			    "was rewritten by someone without it (run credbroker audit verify "
@@ -378,6 +390,7 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 			pthread_mutex_destroy(&c->mu);
 		store_close(c->ckst);
 		store_close(c->wst);
+		crypto_secure_free(c->akey, CRYPTO_KEY_LEN);
 		free(c);
 	}
 	return rc;
@@ -447,6 +460,7 @@ commit_close(struct commit *c)
 		pthread_join(c->ckpt_thread, NULL);
 	store_close(c->ckst);
 	store_close(c->wst);
+	crypto_secure_free(c->akey, CRYPTO_KEY_LEN);
 	pthread_cond_destroy(&c->ckpt_cv);
 	pthread_cond_destroy(&c->done_cv);
 	pthread_cond_destroy(&c->work_cv);

@@ -34,6 +34,7 @@
 #define VAULT_KEKCHECK_LABEL	"credbroker kek check v1"
 #define VAULT_META_KEKCHECK	"kek_check"
 #define VAULT_ANCHOR_LABEL	"credbroker audit anchor v1"
+#define VAULT_ANCHOR_KEY_LABEL	"credbroker audit anchor key v1"
 #define VAULT_META_ROTATION	"rotation"
 
 struct vault_key {
@@ -200,17 +201,38 @@ out:
 	return rc;
 }
 
-/* HMAC-SHA256(kek, VAULT_ANCHOR_LABEL || be64 seq || hash): the audit anchor's MAC. */
+/* The audit anchor's key: HMAC-SHA256(kek, VAULT_ANCHOR_KEY_LABEL). */
 static int
-vault_anchor_mac(const uint8_t *kek, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
-    uint8_t mac[CRYPTO_HASH_LEN])
+vault_anchor_key(const uint8_t *kek, uint8_t key[CRYPTO_KEY_LEN])
+{
+	return crypto_hmac_sha256(kek, CRYPTO_KEY_LEN, VAULT_ANCHOR_KEY_LABEL,
+	    sizeof(VAULT_ANCHOR_KEY_LABEL) - 1, key);
+}
+
+int
+vault_audit_mac(const uint8_t key[CRYPTO_KEY_LEN], int64_t seq,
+    const uint8_t hash[CRYPTO_HASH_LEN], uint8_t mac[CRYPTO_HASH_LEN])
 {
 	uint8_t msg[sizeof(VAULT_ANCHOR_LABEL) - 1 + 8 + CRYPTO_HASH_LEN];
 
 	memcpy(msg, VAULT_ANCHOR_LABEL, sizeof(VAULT_ANCHOR_LABEL) - 1);
 	vault_put64(msg + sizeof(VAULT_ANCHOR_LABEL) - 1, (uint64_t)seq);
 	memcpy(msg + sizeof(VAULT_ANCHOR_LABEL) - 1 + 8, hash, CRYPTO_HASH_LEN);
-	return crypto_hmac_sha256(kek, CRYPTO_KEY_LEN, msg, sizeof(msg), mac);
+	return crypto_hmac_sha256(key, CRYPTO_KEY_LEN, msg, sizeof(msg), mac);
+}
+
+/* The anchor's MAC under the anchor key of kek. */
+static int
+vault_anchor_mac(const uint8_t *kek, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
+    uint8_t mac[CRYPTO_HASH_LEN])
+{
+	uint8_t key[CRYPTO_KEY_LEN];
+	int rc;
+
+	if ((rc = vault_anchor_key(kek, key)) == 0)
+		rc = vault_audit_mac(key, seq, hash, mac);
+	explicit_bzero(key, sizeof(key));
+	return rc;
 }
 
 /*
@@ -1152,13 +1174,12 @@ out:
 /* --- the audit anchor --- */
 
 int
-vault_audit_mac(struct vault *v, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
-    uint8_t mac[CRYPTO_HASH_LEN])
+vault_audit_key(struct vault *v, uint8_t key[CRYPTO_KEY_LEN])
 {
 	int rc;
 
 	pthread_rwlock_rdlock(&v->lock);
-	rc = vault_anchor_mac(v->kek, seq, hash, mac);
+	rc = vault_anchor_key(v->kek, key);
 	pthread_rwlock_unlock(&v->lock);
 	return rc;
 }

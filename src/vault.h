@@ -82,12 +82,18 @@ int vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_a
     char kid_out[VAULT_KID_MAX]);
 
 /*
- * The audit anchor's MAC (audit.h): HMAC-SHA256 under the master key of
- * "credbroker audit anchor v1" || be64 seq || hash. Whoever can write the database but
- * not read the master key cannot rewrite the log and recompute a valid anchor.
+ * The audit anchor (audit.h) is MAC'd under a key derived from the master key,
+ * HMAC-SHA256(KEK, "credbroker audit anchor key v1"): whoever can write the database
+ * but not read the master key cannot rewrite the log and recompute a valid anchor.
+ * vault_audit_key copies that key out (the caller wipes it): the commit thread holds its
+ * own copy, so that it never waits on the vault's lock inside a transaction (a key
+ * rotation holds that lock while it waits for the database's write lock). The master key
+ * only changes offline, so the copy stays right while the daemon runs.
+ * vault_audit_mac: HMAC-SHA256(key, "credbroker audit anchor v1" || be64 seq || hash).
  */
-int vault_audit_mac(struct vault *v, int64_t seq, const uint8_t hash[CRYPTO_HASH_LEN],
-    uint8_t mac[CRYPTO_HASH_LEN]);
+int vault_audit_key(struct vault *v, uint8_t key[CRYPTO_KEY_LEN]);
+int vault_audit_mac(const uint8_t key[CRYPTO_KEY_LEN], int64_t seq,
+    const uint8_t hash[CRYPTO_HASH_LEN], uint8_t mac[CRYPTO_HASH_LEN]);
 
 /*
  * Master-key rotation, on the broker's host only: re-wraps every data key and signing

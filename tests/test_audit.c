@@ -37,6 +37,7 @@ struct fixture {
 	char key[128];
 	struct store *st;
 	struct vault *v;
+	uint8_t akey[CRYPTO_KEY_LEN];	/* the anchor key (vault_audit_key) */
 	struct audit_chain ch;
 };
 
@@ -61,7 +62,7 @@ setup(void **state)
 	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
 	snprintf(f->key, sizeof(f->key), "%s/master.key", f->dir);
 	if (open_db(f) != 0 || vault_create_master_key(f->key) != 0 ||
-	    vault_open(f->st, f->key, &f->v, NULL, 0) != 0)
+	    vault_open(f->st, f->key, &f->v, NULL, 0) != 0 || vault_audit_key(f->v, f->akey) != 0)
 		return -1;
 	if (audit_chain_load(f->st, &f->ch) != 0)
 		return -1;
@@ -104,7 +105,7 @@ append_n(struct fixture *f, int n)
 		r.detail = i % 4 ? det : NULL;
 		assert_int_equal(audit_append(f->st, &f->ch, &r, 1700000000 + i), 0);
 		if (i % 7 == 6 || i == n - 1) {
-			assert_int_equal(audit_anchor_save(f->st, f->v, &f->ch), 0);
+			assert_int_equal(audit_anchor_save(f->st, f->akey, &f->ch), 0);
 			assert_int_equal(store_commit(f->st), 0);
 		}
 	}
@@ -122,7 +123,7 @@ expect_broken(struct fixture *f, int64_t seq, const char *word)
 {
 	struct audit_report rep;
 
-	assert_int_equal(audit_verify(f->st, f->v, &rep), CB_ERR_CORRUPT);
+	assert_int_equal(audit_verify(f->st, f->akey, &rep), CB_ERR_CORRUPT);
 	assert_int_equal(rep.first_bad_seq, seq);
 	if (strstr(rep.problem, word) == NULL)
 		fail_msg("problem \"%s\" does not say \"%s\"", rep.problem, word);
@@ -135,7 +136,7 @@ test_empty_ok(void **state)
 	struct audit_report rep;
 
 	assert_int_equal(f->ch.last_seq, 0);
-	assert_int_equal(audit_verify(f->st, f->v, &rep), 0);
+	assert_int_equal(audit_verify(f->st, f->akey, &rep), 0);
 	assert_int_equal(rep.records, 0);
 	assert_int_equal(rep.first_bad_seq, 0);
 }
@@ -149,7 +150,7 @@ test_append_verify(void **state)
 
 	append_n(f, N_RECORDS);
 	assert_int_equal(f->ch.last_seq, N_RECORDS);
-	assert_int_equal(audit_verify(f->st, f->v, &rep), 0);
+	assert_int_equal(audit_verify(f->st, f->akey, &rep), 0);
 	assert_int_equal(rep.records, N_RECORDS);
 	assert_int_equal(rep.first_bad_seq, 0);
 	assert_int_equal(rep.authenticated, 1);
@@ -173,7 +174,7 @@ test_reopen_continues_chain(void **state)
 	assert_int_equal(f->ch.last_seq, before.last_seq);
 	assert_memory_equal(f->ch.last_hash, before.last_hash, CRYPTO_HASH_LEN);
 	append_n(f, 5);
-	assert_int_equal(audit_verify(f->st, f->v, &rep), 0);
+	assert_int_equal(audit_verify(f->st, f->akey, &rep), 0);
 	assert_int_equal(rep.records, 15);
 }
 
@@ -357,7 +358,7 @@ test_rewritten_log_fails_mac(void **state)
 	assert_int_equal(rep.records, N_RECORDS);
 	assert_int_equal(rep.authenticated, 0);
 	expect_broken(f, 1, "fails its MAC");
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), CB_ERR_CORRUPT);
+	assert_int_equal(audit_anchor_check(f->st, f->akey, &adopt, NULL), CB_ERR_CORRUPT);
 }
 
 static void
@@ -370,7 +371,7 @@ test_rewritten_log_without_mac_detected(void **state)
 	rewrite_log(f, 0);
 	expect_broken(f, 1, "no MAC");
 	/* At start-up an anchor without a MAC is adopted (with a record that says so). */
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->akey, &adopt, NULL), 0);
 	assert_int_equal(adopt, 1);
 }
 
@@ -385,18 +386,18 @@ test_rewritten_log_anchor_deleted_or_malformed_adopted(void **state)
 	struct fixture *f = *state;
 	int adopt = -1;
 
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->akey, &adopt, NULL), 0);
 	assert_int_equal(adopt, 0);
 	append_n(f, N_RECORDS);
 	rewrite_log(f, 0);
 	tamper(f, "DELETE FROM meta WHERE k = 'audit_head'");
 	expect_broken(f, N_RECORDS, "anchor missing");
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->akey, &adopt, NULL), 0);
 	assert_int_equal(adopt, 1);
 	tamper(f, "INSERT INTO meta (k, v) VALUES ('audit_head', x'00')");
 	expect_broken(f, N_RECORDS + 1, "malformed");
 	adopt = -1;
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), 0);
+	assert_int_equal(audit_anchor_check(f->st, f->akey, &adopt, NULL), 0);
 	assert_int_equal(adopt, 1);
 }
 
@@ -430,7 +431,7 @@ test_records_after_the_anchor_detected(void **state)
 	assert_int_equal(store_commit(st), 0);
 	store_close(st);
 	expect_broken(f, N_RECORDS + 1, "anchor");
-	assert_int_equal(audit_anchor_check(f->st, f->v, &adopt, NULL), CB_ERR_CORRUPT);
+	assert_int_equal(audit_anchor_check(f->st, f->akey, &adopt, NULL), CB_ERR_CORRUPT);
 }
 
 /*
@@ -525,7 +526,7 @@ test_start_race_rewritten_head(void **state)
 	op.audit.outcome = "ok";
 	(void)commit_run(c, &op);
 	commit_close(c);
-	rc = audit_verify(f->st, f->v, &rep);
+	rc = audit_verify(f->st, f->akey, &rep);
 	if (rc == 0 && rep.authenticated && rep.authenticated_from == 1)
 		fail_msg("the rewritten log (%lld records) is reported intact and "
 		    "authenticated from record 1", (long long)rep.records);
@@ -624,7 +625,7 @@ test_start_view_rewritten_head(void **state)
 	commit_close(c);
 	/* the writer puts the table back */
 	tamper(f, "DROP VIEW audit; ALTER TABLE audit_x RENAME TO audit");
-	rc = audit_verify(f->st, f->v, &rep);
+	rc = audit_verify(f->st, f->akey, &rep);
 	if (rc == 0 && rep.authenticated && rep.authenticated_from == 1)
 		fail_msg("the rewritten log (%lld records) is reported intact and "
 		    "authenticated from record 1", (long long)rep.records);
@@ -636,6 +637,7 @@ test_master_rotation_moves_mac(void **state)
 	struct fixture *f = *state;
 	struct audit_report rep;
 	struct vault *v2 = NULL;
+	uint8_t key2[CRYPTO_KEY_LEN];
 	char newkey[160], why[256];
 	int adopt = -1;
 
@@ -645,9 +647,10 @@ test_master_rotation_moves_mac(void **state)
 	assert_int_equal(vault_rotate_master_key(f->st, f->key, newkey, why, sizeof(why)), 0);
 	expect_broken(f, 1, "fails its MAC");	/* the old key no longer authenticates it */
 	assert_int_equal(vault_open(f->st, newkey, &v2, why, sizeof(why)), 0);
-	assert_int_equal(audit_verify(f->st, v2, &rep), 0);
+	assert_int_equal(vault_audit_key(v2, key2), 0);
+	assert_int_equal(audit_verify(f->st, key2, &rep), 0);
 	assert_int_equal(rep.authenticated, 1);
-	assert_int_equal(audit_anchor_check(f->st, v2, &adopt, NULL), 0);
+	assert_int_equal(audit_anchor_check(f->st, key2, &adopt, NULL), 0);
 	assert_int_equal(adopt, 0);
 	vault_free(v2);
 }
