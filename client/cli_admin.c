@@ -417,6 +417,13 @@ audit_verify_offline(struct cli *g, const char *db, const char *keyfile)
 	if ((rc = store_open(db, STORE_READONLY, &st, why, sizeof(why))) != 0)
 		return cli_error(CLI_EXIT_OTHER, "audit verify: cannot open %s: %s", db,
 		    why[0] != '\0' ? why : cb_strerror(rc));
+	/* A view or trigger could show the verification other rows than the log's. */
+	if ((rc = store_schema_check(st, why, sizeof(why))) != 0) {
+		store_close(st);
+		if (rc == CB_ERR_CORRUPT)
+			return audit_verify_report(g, 0, 0, 0, 0, 0, 1, why);
+		return cli_error(CLI_EXIT_OTHER, "audit verify: %s", why);
+	}
 	if ((rc = audit_offline_vault(st, db, keyfile, &v)) != 0) {
 		store_close(st);
 		return rc;

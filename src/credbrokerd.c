@@ -237,7 +237,8 @@ daemon_start(struct daemon *d, struct broker_conf *conf)
 
 	memset(d, 0, sizeof(*d));
 	why[0] = '\0';
-	if ((rc = store_open(conf->database, 0, &d->st, why, sizeof(why))) != 0) {
+	if ((rc = store_open(conf->database, 0, &d->st, why, sizeof(why))) != 0 ||
+	    (rc = store_schema_check(d->st, why, sizeof(why))) != 0) {
 		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));
 		return rc;
 	}

@@ -285,6 +285,71 @@ fail:
 	return 0;
 }
 
+#define SCHEMA_QUERY "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema" \
+	" WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name"
+
+/* The schema object at s's current row, "TYPE NAME", for a message. */
+static void
+schema_object(sqlite3_stmt *s, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s %s", (const char *)sqlite3_column_text(s, 0),
+	    (const char *)sqlite3_column_text(s, 1));
+}
+
+int
+store_schema_check(struct store *st, char *why, size_t whylen)
+{
+	sqlite3 *ref = NULL;
+	sqlite3_stmt *a = NULL, *b = NULL;
+	char obj[160];
+	int i, ra, rb, col, rc = CB_ERR_DB;
+
+	/* What the migrations make, in a database of their own. */
+	if (sqlite3_open_v2(":memory:", &ref, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	    NULL) != SQLITE_OK)
+		goto out;
+	for (i = 0; i < schema_migration_count; i++)
+		if (sqlite3_exec(ref, schema_migrations[i].sql, NULL, NULL, NULL) != SQLITE_OK)
+			goto out;
+	if (sqlite3_prepare_v2(st->db, SCHEMA_QUERY, -1, &a, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(ref, SCHEMA_QUERY, -1, &b, NULL) != SQLITE_OK)
+		goto out;
+	for (;;) {
+		ra = sqlite3_step(a);
+		rb = sqlite3_step(b);
+		if ((ra != SQLITE_ROW && ra != SQLITE_DONE) || (rb != SQLITE_ROW && rb != SQLITE_DONE))
+			goto out;
+		if (ra == SQLITE_DONE && rb == SQLITE_DONE)
+			break;
+		rc = CB_ERR_CORRUPT;
+		if (ra == SQLITE_DONE || rb == SQLITE_DONE) {
+			schema_object(ra == SQLITE_DONE ? b : a, obj, sizeof(obj));
+			snprintf(why, whylen, "database %s: its schema is not credbroker's: %s %s; "
+			    "refusing to use it", st->path, obj, ra == SQLITE_DONE ? "missing" :
+			    "added");
+			goto out;
+		}
+		for (col = 0; col < 4; col++)
+			if (strcmp((const char *)sqlite3_column_text(a, col),
+			    (const char *)sqlite3_column_text(b, col)) != 0)
+				break;
+		if (col < 4) {
+			schema_object(a, obj, sizeof(obj));
+			snprintf(why, whylen, "database %s: its schema is not credbroker's: %s "
+			    "changed, added or in place of another; refusing to use it", st->path, obj);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	if (rc == CB_ERR_DB)
+		snprintf(why, whylen, "database %s: cannot read its schema", st->path);
+	sqlite3_finalize(a);
+	sqlite3_finalize(b);
+	sqlite3_close(ref);
+	return rc;
+}
+
 /*
  * Once per process, before SQLite's first use: no memory statistics. With them (SQLite's
  * default), every sqlite3_malloc and sqlite3_free of every connection takes one global

@@ -36,6 +36,15 @@ enum store_flags {
 int store_open(const char *path, int flags, struct store **out, char *why, size_t whylen);
 /* Finalizes statements and closes; NULL is fine. */
 void store_close(struct store *st);
+/*
+ * 0 when the database's tables, indexes, views and triggers are exactly the ones its
+ * migrations make (compared with a new in-memory database of them); CB_ERR_CORRUPT, why
+ * naming the first difference, when one was added, changed or removed. Whoever can write
+ * the file can write its schema too: a view in place of a table, or a trigger, would run
+ * inside the daemon's own statements (say, show the audit verification other rows than
+ * the listings). credbrokerd and the offline audit verify refuse such a database.
+ */
+int store_schema_check(struct store *st, char *why, size_t whylen);
 /* Returns the path the store was opened with (owned by the store). */
 const char *store_path(const struct store *st);
 /* 1 when the store was opened with STORE_READONLY, else 0. */

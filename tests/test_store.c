@@ -330,6 +330,44 @@ test_readonly(void **state)
 	assert_null(ro);
 }
 
+/* The schema as the migrations make it, and every way of changing it, refused. */
+static void
+test_schema_check(void **state)
+{
+	static const char *const changes[] = {
+		"CREATE TRIGGER t_x AFTER INSERT ON audit BEGIN DELETE FROM grants; END",
+		"CREATE VIEW v_x AS SELECT 1",
+		"CREATE INDEX i_x ON audit(actor)",
+		"CREATE TABLE t_x (x)",
+		"ALTER TABLE audit RENAME TO audit_real; CREATE VIEW audit AS SELECT * FROM audit_real",
+		"DROP TRIGGER grants_lookup_insert",
+		"DROP TRIGGER grants_lookup_insert; CREATE TRIGGER grants_lookup_insert AFTER INSERT"
+		" ON grants BEGIN SELECT 1; END",
+		"ALTER TABLE meta ADD COLUMN x BLOB",
+	};
+	struct fixture *f = *state;
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(changes) / sizeof(changes[0]); i++) {
+		open_new(f);
+		assert_int_equal(store_schema_check(f->st, why, sizeof(why)), 0);
+		testutil_sql(f->path, changes[i]);
+		why[0] = '\0';
+		if (store_schema_check(f->st, why, sizeof(why)) != CB_ERR_CORRUPT)
+			fail_msg("not refused: %s", changes[i]);
+		if (strstr(why, "schema is not credbroker's") == NULL)
+			fail_msg("why: %s", why);
+		store_close(f->st);
+		f->st = NULL;
+		unlink(f->path);
+	}
+	/* ANALYZE's tables are SQLite's own: not a change. */
+	open_new(f);
+	testutil_sql(f->path, "ANALYZE");
+	assert_int_equal(store_schema_check(f->st, why, sizeof(why)), 0);
+}
+
 static void
 test_meta(void **state)
 {
@@ -659,6 +697,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_transactions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys_rows, setup, teardown),

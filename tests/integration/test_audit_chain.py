@@ -296,6 +296,37 @@ class AuditChain(cbtest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.assertIn(b"authenticated from record %d" % adopted[0]["seq"], r.stdout)
 
+    def test_altered_schema_refused(self):
+        """Whoever writes the file writes its schema too: the log's table made a view (which
+        could show the verification other rows than the listings), or a trigger added. The
+        daemon refuses to start on it, untouched, and the offline verification says so."""
+        with cbtest.Deployment() as d:
+            d.put_secret("github", SECRET, [HOST])
+            d.mint("sbx-sc", "github", HOST)
+            d.kill()
+            db = os.path.join(d.dir, "credbroker.db")
+            for sql in ("ALTER TABLE audit RENAME TO audit_real;"
+                        " CREATE VIEW audit AS SELECT * FROM audit_real",
+                        "CREATE TRIGGER t_x AFTER INSERT ON audit BEGIN SELECT 1; END"):
+                with self.subTest(sql=sql):
+                    pristine = self.snapshot(d, "pristine.db")
+                    c = sqlite3.connect(db)
+                    c.executescript(sql)
+                    c.close()
+                    before = self.audit_rows(d)
+                    d.start(wait=False)
+                    d.proc.wait(timeout=cbtest.START_TIMEOUT)
+                    self.assertNotEqual(d.kill(), 0)
+                    self.assertIn("schema is not credbroker's", open(d.log_path).read())
+                    self.assertEqual(self.audit_rows(d), before)
+                    r = d.cli("audit", "verify", "--db", db, "--json")
+                    self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                    self.assertIn("schema is not credbroker's", json.loads(r.stdout)["problem"])
+                    self.install(d, pristine)
+            d.start()
+            st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
+            self.assertEqual((js["intact"], js["authenticated"]), (True, True), js)
+
     def test_wiped_log_is_adopted(self):
         """A new deployment's log starts with a MAC'd anchor (no adoption); a log wiped
         later, records and anchor, is not taken for a new one."""
