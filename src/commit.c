@@ -301,11 +301,6 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 		goto out;
 	}
 	/*
-	 * One transaction: the head loaded, the anchor checked and an adoption see the same
-	 * database. Else a writer could have the check pass on the real log and the chain
-	 * continue from the rewritten one the load saw, for the next anchor's MAC to cover.
-	 */
-	/*
 	 * The commit thread's own copy of the anchor key: it must never wait on the vault's
 	 * lock inside a transaction, which a key rotation holds while it waits for the
 	 * database's write lock (a deadlock until the busy timeout).
@@ -316,6 +311,11 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 			rc = CB_ERR_NOMEM;
 		goto out;
 	}
+	/*
+	 * One transaction: the head loaded, the anchor checked and an adoption see the same
+	 * database. Else a writer could have the check pass on the real log and the chain
+	 * continue from the rewritten one the load saw, for the next anchor's MAC to cover.
+	 */
 	if ((rc = store_begin(c->wst)) != 0) {
 		log_warnx("cannot load the audit chain head: %s", cb_strerror(rc));
 		goto out;
