@@ -255,8 +255,9 @@ vault_rekey_anchor(struct store *st, const uint8_t *oldk, const uint8_t *newk, c
 	    !crypto_memeq(mac, a.mac, sizeof(mac)))
 		rc = CB_ERR_CORRUPT;
 	if (rc == CB_ERR_CORRUPT)
-		snprintf(why, whylen, "database %s: the audit anchor fails its MAC (run "
-		    "credbroker audit verify)", store_path(st));
+		snprintf(why, whylen, "database %s: the audit anchor is malformed or fails its "
+		    "MAC (run credbroker audit verify; a malformed one is adopted at the "
+		    "daemon's next start)", store_path(st));
 	if (rc == 0 && (rc = vault_anchor_mac(newk, a.seq, a.hash, a.mac)) == 0)
 		rc = store_audit_anchor_set(st, &a);
 	explicit_bzero(mac, sizeof(mac));
