@@ -205,21 +205,12 @@ audit_anchor_check(struct store *st, const uint8_t *key, int *adopt, struct audi
 	 * record. A new database has one from the start (vault_init_db), so a missing one is
 	 * a log wiped, or one from before the MAC.
 	 */
-	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND) {
+	if ((rc = store_audit_anchor_get(st, &a)) == CB_ERR_NOTFOUND || rc == CB_ERR_CORRUPT ||
+	    (rc == 0 && !a.has_mac)) {
 		*adopt = 1;
 		return 0;
 	}
-	if (rc == CB_ERR_CORRUPT) {
-		*adopt = 1;
-		return 0;
-	}
-	if (rc != 0)
-		return rc;
-	if ((rc = anchor_mac_check(key, &a)) == CB_ERR_NOTFOUND) {
-		*adopt = 1;
-		return 0;
-	}
-	if (rc != 0)
+	if (rc != 0 || (rc = anchor_mac_check(key, &a)) != 0)
 		return rc;
 	/*
 	 * Records after the anchored one were appended without the master key: the chain

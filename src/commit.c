@@ -325,9 +325,9 @@ commit_open(const char *db_path, struct vault *v, struct commit **out)
 	else if (c->akey != NULL &&
 	    (rc = audit_anchor_check(c->wst, c->akey, &adopt, &c->ch)) != 0) {
 		if (rc == CB_ERR_CORRUPT)
-			log_warnx("the audit anchor fails its MAC under this master key: the log "
-			    "was rewritten by someone without it (run credbroker audit verify "
-			    "--db); refusing to start");
+			log_warnx("the audit anchor fails its MAC under this master key, or "
+			    "records follow it: the log was written by someone without the key "
+			    "(run credbroker audit verify --db); refusing to start");
 		else
 			log_warnx("cannot check the audit anchor: %s", cb_strerror(rc));
 	} else if (adopt && (rc = anchor_adopt(c)) != 0)

@@ -304,6 +304,24 @@ test_last_record_replaced_detected(void **state)
 	expect_broken(f, 40, "record 40");
 }
 
+/* Appends n forged records (all "ok", hashes recomputed) to ch in st's open transaction. */
+static void
+forge_records(struct store *st, struct audit_chain *ch, int n)
+{
+	struct audit_rec r;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		memset(&r, 0, sizeof(r));
+		r.actor = "spiffe://credbroker/harness";
+		r.role = "harness";
+		r.action = i % 2 ? "grant.resolve" : "grant.mint";
+		r.outcome = "ok";
+		r.sandbox_id = "sbx-1";
+		assert_int_equal(audit_append(st, ch, &r, 1700000000 + i), 0);
+	}
+}
+
 /*
  * The attacker with write access to the database but not the master key: the log
  * rebuilt from record 1 with every "expired" made "ok", each hash recomputed, and an
@@ -314,10 +332,8 @@ rewrite_log(struct fixture *f, int keep_mac)
 {
 	struct store_audit_anchor a;
 	struct audit_chain ch;
-	struct audit_rec r;
 	struct store *st;
 	char why[256];
-	int i;
 
 	tamper(f, "DELETE FROM audit");
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
@@ -325,15 +341,7 @@ rewrite_log(struct fixture *f, int keep_mac)
 	assert_int_equal(a.has_mac, 1);
 	memset(&ch, 0, sizeof(ch));
 	assert_int_equal(store_begin(st), 0);
-	for (i = 0; i < N_RECORDS; i++) {
-		memset(&r, 0, sizeof(r));
-		r.actor = "spiffe://credbroker/harness";
-		r.role = "harness";
-		r.action = i % 2 ? "grant.resolve" : "grant.mint";
-		r.outcome = "ok";
-		r.sandbox_id = "sbx-1";
-		assert_int_equal(audit_append(st, &ch, &r, 1700000000 + i), 0);
-	}
+	forge_records(st, &ch, N_RECORDS);
 	if (keep_mac) {
 		a.seq = ch.last_seq;
 		memcpy(a.hash, ch.last_hash, CRYPTO_HASH_LEN);
@@ -477,36 +485,63 @@ race_hook(sqlite3 *db, char **err, const struct sqlite3_api_routines *api)
 	return SQLITE_OK;
 }
 
+/*
+ * The real log kept aside in audit_g, the table rewritten with one record more (N_RECORDS
+ * + 1, hashes recomputed), the anchor and its MAC left as they were.
+ */
 static void
-test_start_race_rewritten_head(void **state)
+forge_longer_log(struct fixture *f)
 {
-	struct fixture *f = *state;
-	struct audit_report rep;
 	struct audit_chain ch;
-	struct commit_op op;
-	struct commit *c = NULL;
-	struct audit_rec r;
 	struct store *st;
 	char why[256];
-	int i, rc;
 
 	append_n(f, N_RECORDS);
-	/* the real log kept aside, the table rewritten with one record more */
 	tamper(f, "CREATE TABLE audit_g AS SELECT * FROM audit");
 	tamper(f, "DELETE FROM audit");
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
 	memset(&ch, 0, sizeof(ch));
 	assert_int_equal(store_begin(st), 0);
-	for (i = 0; i <= N_RECORDS; i++) {
-		memset(&r, 0, sizeof(r));
-		r.actor = "spiffe://credbroker/harness";
-		r.role = "harness";
-		r.action = "grant.mint";
-		r.outcome = "ok";
-		assert_int_equal(audit_append(st, &ch, &r, 1700000000 + i), 0);
-	}
+	forge_records(st, &ch, N_RECORDS + 1);
 	assert_int_equal(store_commit(st), 0);
 	store_close(st);
+}
+
+/* One request through c (its batch saves the anchor), then c closed. */
+static void
+commit_one_and_close(struct commit *c)
+{
+	struct commit_op op;
+
+	memset(&op, 0, sizeof(op));
+	op.audit.actor = "spiffe://credbroker/harness";
+	op.audit.role = "harness";
+	op.audit.action = "grant.mint";
+	op.audit.outcome = "ok";
+	(void)commit_run(c, &op);
+	commit_close(c);
+}
+
+/* The rewritten log must not pass as intact and authenticated from record 1. */
+static void
+assert_not_laundered(struct fixture *f)
+{
+	struct audit_report rep;
+
+	if (audit_verify(f->st, f->akey, &rep) == 0 && rep.authenticated &&
+	    rep.authenticated_from == 1)
+		fail_msg("the rewritten log (%lld records) is reported intact and "
+		    "authenticated from record 1", (long long)rep.records);
+}
+
+static void
+test_start_race_rewritten_head(void **state)
+{
+	struct fixture *f = *state;
+	struct commit *c = NULL;
+	int rc;
+
+	forge_longer_log(f);
 	tamper(f, "CREATE TABLE audit_x AS SELECT * FROM audit");
 
 	race_path = f->path;
@@ -519,17 +554,8 @@ test_start_race_rewritten_head(void **state)
 		return;		/* refused to start: fine */
 	/* the attacker puts the rewritten log back; a request comes */
 	tamper(f, "DELETE FROM audit; INSERT INTO audit SELECT * FROM audit_x");
-	memset(&op, 0, sizeof(op));
-	op.audit.actor = "spiffe://credbroker/harness";
-	op.audit.role = "harness";
-	op.audit.action = "grant.mint";
-	op.audit.outcome = "ok";
-	(void)commit_run(c, &op);
-	commit_close(c);
-	rc = audit_verify(f->st, f->akey, &rep);
-	if (rc == 0 && rep.authenticated && rep.authenticated_from == 1)
-		fail_msg("the rewritten log (%lld records) is reported intact and "
-		    "authenticated from record 1", (long long)rep.records);
+	commit_one_and_close(c);
+	assert_not_laundered(f);
 }
 
 /*
@@ -575,31 +601,10 @@ static void
 test_start_view_rewritten_head(void **state)
 {
 	struct fixture *f = *state;
-	struct audit_report rep;
-	struct audit_chain ch;
-	struct commit_op op;
 	struct commit *c = NULL;
-	struct audit_rec r;
-	struct store *st;
-	char why[256];
-	int i, rc;
+	int rc;
 
-	append_n(f, N_RECORDS);
-	tamper(f, "CREATE TABLE audit_g AS SELECT * FROM audit");
-	tamper(f, "DELETE FROM audit");
-	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
-	memset(&ch, 0, sizeof(ch));
-	assert_int_equal(store_begin(st), 0);
-	for (i = 0; i <= N_RECORDS; i++) {
-		memset(&r, 0, sizeof(r));
-		r.actor = "spiffe://credbroker/harness";
-		r.role = "harness";
-		r.action = "grant.mint";
-		r.outcome = "ok";
-		assert_int_equal(audit_append(st, &ch, &r, 1700000000 + i), 0);
-	}
-	assert_int_equal(store_commit(st), 0);
-	store_close(st);
+	forge_longer_log(f);
 	tamper(f, "ALTER TABLE audit RENAME TO audit_x;"
 	    " CREATE VIEW audit AS SELECT * FROM audit_x WHERE race_phase() = 0"
 	    " UNION ALL SELECT * FROM audit_g WHERE race_phase() = 1;"
@@ -616,19 +621,10 @@ test_start_view_rewritten_head(void **state)
 	assert_int_equal(race_reads >= 2, 1);
 	if (rc != 0)
 		return;		/* refused to start: fine */
-	memset(&op, 0, sizeof(op));
-	op.audit.actor = "spiffe://credbroker/harness";
-	op.audit.role = "harness";
-	op.audit.action = "grant.mint";
-	op.audit.outcome = "ok";
-	(void)commit_run(c, &op);
-	commit_close(c);
+	commit_one_and_close(c);
 	/* the writer puts the table back */
 	tamper(f, "DROP VIEW audit; ALTER TABLE audit_x RENAME TO audit");
-	rc = audit_verify(f->st, f->akey, &rep);
-	if (rc == 0 && rep.authenticated && rep.authenticated_from == 1)
-		fail_msg("the rewritten log (%lld records) is reported intact and "
-		    "authenticated from record 1", (long long)rep.records);
+	assert_not_laundered(f);
 }
 
 static void

@@ -35,6 +35,21 @@ def field(v):
     return b"\x01" + len(b).to_bytes(4, "big") + b
 
 
+def record_hash(prev, r):
+    """A record's hash as src/audit.c computes it; r: seq, ts, then the string fields."""
+    return hashlib.sha256(prev + b"cbaudit1" + r[0].to_bytes(8, "big") +
+                          r[1].to_bytes(8, "big") + b"".join(field(x) for x in r[2:]))
+
+
+def launder(rows):
+    """An edit for rewrite_chain: the refused resolve becomes a granted one."""
+    for r in rows:
+        if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
+            r[5] = "ok"
+            return None
+    raise AssertionError("no refused resolve to launder")
+
+
 def rewrite_chain(db, edit):
     """The attacker without the master key: edit(rows) changes the records, then every
     hash is recomputed as src/audit.c does and the anchor's seq and hash follow, its MAC
@@ -48,8 +63,7 @@ def rewrite_chain(db, edit):
         c.execute("DELETE FROM audit")
         prev = bytes(32)
         for r in rows:
-            h = hashlib.sha256(prev + b"cbaudit1" + r[0].to_bytes(8, "big") +
-                               r[1].to_bytes(8, "big") + b"".join(field(x) for x in r[2:]))
+            h = record_hash(prev, r)
             c.execute("INSERT INTO audit (seq, ts, actor, role, action, outcome, grant_id,"
                       " sandbox_id, detail, prev_hash, hash)"
                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r + [prev, h.digest()])
@@ -233,22 +247,11 @@ class AuditChain(cbtest.TestCase):
 
     def test_rewritten_log_fails_the_anchor_mac(self):
         with cbtest.Deployment() as d:
-            d.put_secret("github", SECRET, [HOST])
-            g = d.mint("sbx-rw", "github", HOST)
-            st, _ = d.resolve(g["token"], "sbx-other", HOST)
-            self.assertEqual(st, 403)
+            self.log_with_a_refusal(d)
             st, js, _ = d.request("admin", "GET", "/v1/audit/verify")
             self.assertEqual((js["intact"], js["authenticated"]), (True, True), js)
             d.kill()
             pristine = self.snapshot(d, "pristine.db")
-
-            def launder(rows):
-                # the refused resolve becomes a granted one, the chain stays consistent
-                for r in rows:
-                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
-                        r[5] = "ok"
-                        return None
-                self.fail("no refused resolve to launder")
 
             forged = os.path.join(d.tmp, "forged.db")
             shutil.copyfile(pristine, forged)
@@ -388,20 +391,10 @@ class AuditChain(cbtest.TestCase):
         the daemon must not save a valid MAC over the rewritten chain without a record
         that says so (else both verifications report the forged log authenticated)."""
         with cbtest.Deployment() as d:
-            d.put_secret("github", SECRET, [HOST])
-            g = d.mint("sbx-rw", "github", HOST)
-            st, _ = d.resolve(g["token"], "sbx-other", HOST)
-            self.assertEqual(st, 403)
+            self.log_with_a_refusal(d)
             d.kill()
             pristine = self.snapshot(d, "pristine.db")
             key = os.path.join(d.dir, "master.key")
-
-            def launder(rows):
-                for r in rows:
-                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
-                        r[5] = "ok"
-                        return None
-                self.fail("no refused resolve to launder")
 
             for how, sql in (("deleted", "DELETE FROM meta WHERE k = 'audit_head'"),
                              ("malformed", "UPDATE meta SET v = x'00' WHERE k = 'audit_head'")):
@@ -433,21 +426,10 @@ class AuditChain(cbtest.TestCase):
         write lock until a batch fails: the commit thread must not take the rewritten
         head for its own and save a valid MAC over it."""
         with cbtest.Deployment() as d:
-            d.put_secret("github", SECRET, [HOST])
-            g = d.mint("sbx-rw", "github", HOST)
-            st, _ = d.resolve(g["token"], "sbx-other", HOST)
-            self.assertEqual(st, 403)
+            self.log_with_a_refusal(d)
             db = os.path.join(d.dir, "credbroker.db")
 
-            def launder(rows):
-                for r in rows:
-                    if r[4] == "grant.resolve" and r[5] == "sandbox_mismatch":
-                        r[5] = "ok"
-                        return None
-                self.fail("no refused resolve to launder")
-
-            # (open first: rewrite_chain's close must not be the file's last one, which
-            # would checkpoint and delete the WAL under the daemon)
+            # the connection that will hold the write lock, opened before the rewrite
             lock = sqlite3.connect(db, isolation_level=None, timeout=10)
             lock.execute("SELECT count(*) FROM audit").fetchall()
             rewrite_chain(db, launder)
@@ -483,8 +465,7 @@ class AuditChain(cbtest.TestCase):
                     "SELECT seq, ts, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
                 r = [seq + 1, ts, HARNESS, "harness", "grant.resolve", "ok", None,
                      "sbx-framed", None]
-                h = hashlib.sha256(prev + b"cbaudit1" + r[0].to_bytes(8, "big") +
-                                   r[1].to_bytes(8, "big") + b"".join(field(x) for x in r[2:]))
+                h = record_hash(prev, r)
                 c.execute("INSERT INTO audit (seq, ts, actor, role, action, outcome, grant_id,"
                           " sandbox_id, detail, prev_hash, hash)"
                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", r + [prev, h.digest()])
@@ -532,6 +513,13 @@ class AuditChain(cbtest.TestCase):
             self.assertIs(js["intact"], True, js)
 
     # --- helpers --------------------------------------------------------------------------
+    def log_with_a_refusal(self, d):
+        """A secret, a mint and a refused resolve (for launder to make granted)."""
+        d.put_secret("github", SECRET, [HOST])
+        g = d.mint("sbx-rw", "github", HOST)
+        st, _ = d.resolve(g["token"], "sbx-other", HOST)
+        self.assertEqual(st, 403)
+
     def snapshot(self, d, name):
         """A consistent single-file copy of the deployment's database (WAL included)."""
         dst = os.path.join(d.tmp, name)
