@@ -38,7 +38,7 @@ static const char cli_main_usage[] =
 "  sandbox revoke ID\n"
 "  key rotate [--kind data|signing|both]\n"
 "  audit tail [--after SEQ] [--limit N]\n"
-"  audit verify [--db FILE]\n"
+"  audit verify [--db FILE [--master-key KEYFILE]]\n"
 "\n"
 "The broker and the credentials come from the deployment directory (-d DIR, or the\n"
 "CREDBROKER_DIR environment variable): admin commands use DIR/pki/admin.{pem,key},\n"

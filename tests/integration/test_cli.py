@@ -75,6 +75,8 @@ class TestUsage(CliBase):
                      ["audit", "verify", "--help"], ["-h"]):
             r = self.cli(*args)
             self.assertIn("usage:", out(r), args)
+        # The summary names every option of the man page's synopsis lines.
+        self.assertIn("audit verify [--db FILE [--master-key KEYFILE]]", out(self.cli("--help")))
 
     def test_bad_usage_is_2(self):
         cases = [
