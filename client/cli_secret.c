@@ -227,6 +227,18 @@ secret_put_opt(void *arg, int ch, const char *val)
 	}
 }
 
+/* The broker's secret-name syntax (secret_valid_name): [A-Za-z0-9][A-Za-z0-9._-]{0,127}. */
+static int
+secret_name_ok(const char *name)
+{
+	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+	size_t len = strlen(name);
+
+	return len >= 1 && len <= 128 && strchr(alnum, name[0]) != NULL &&
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+	    len;
+}
+
 static int
 secret_put(struct cli *g, int argc, char **argv)
 {
@@ -260,6 +272,10 @@ secret_put(struct cli *g, int argc, char **argv)
 		return cli_usage("secret put", "at least one --host is needed (the hosts the "
 		    "secret may be sent to)");
 	name = argv[first];
+	/* The broker answers a name it cannot route with 404: say what is wrong instead. */
+	if (!secret_name_ok(name))
+		return cli_usage("secret put", "a secret NAME is 1 to 128 of A-Z a-z 0-9 . _ - "
+		    "starting with a letter or digit");
 	/* Connect first: a missing deployment is reported before anyone types a value. */
 	if ((rc = cli_connect(g, CLI_ROLE_ADMIN, 0, &c)) != 0)
 		return rc;

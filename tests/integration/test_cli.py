@@ -138,6 +138,18 @@ class TestUsage(CliBase):
         st, _, _ = self.d.request("admin", "GET", "/v1/secrets/no-host")
         self.assertEqual(st, 404)
 
+    def test_secret_put_bad_name_is_2(self):
+        # The broker cannot route a name with a space or a non-ASCII byte (404 not_found, as
+        # if the secret did not exist): the CLI says what a name is, before the value is read.
+        for name in ("bad name", ".dot", "-dash", "a" * 129, "a%41", "\u00e9"):
+            r = self.d.cli("secret", "put", "--host", "api.example.com", "--", name,
+                           input="v\n")
+            self.assertEqual(r.returncode, 2, (name, err(r)))
+            self.assertIn("a secret NAME is", err(r), name)
+        r = self.d.cli("secret", "put", "--host", "api.example.com", "--", "a" * 128,
+                       input="v\n")
+        self.assertEqual(r.returncode, 0, err(r))
+
     def test_no_broker_given_is_2(self):
         r = run("secret", "list")
         self.assertEqual(r.returncode, 2, err(r))
