@@ -273,6 +273,78 @@ class OpenAPI(cbtest.TestCase):
         self.assertGreaterEqual(len(routes), 14)
         self.assertEqual(documented, routes)
 
+    def spec(self):
+        try:
+            import yaml
+        except ImportError:
+            self.skipTest("python3-yaml is not installed")
+        with open(os.path.join(cbtest.srcdir(), "docs", "api.yaml")) as f:
+            return yaml.safe_load(f)
+
+    def test_api_yaml_is_valid_openapi(self):
+        """docs/api.yaml passes an OpenAPI validator (mutualTLS needs 3.1, for one)."""
+        try:
+            from openapi_spec_validator import validate
+        except ImportError:
+            self.skipTest("openapi-spec-validator is not installed")
+        validate(self.spec())
+
+    def test_answers_match_api_yaml(self):
+        """Real answers have a status documented for their route and match its schema."""
+        try:
+            import jsonschema
+        except ImportError:
+            self.skipTest("python3-jsonschema is not installed")
+        spec = self.spec()
+
+        def check(who, method, route, path, body=None):
+            st, js, raw = d.request(who, method, path, body=body)
+            answers = spec["paths"][route][method.lower()]["responses"]
+            self.assertIn(str(st), answers, "%s %s: %d %r" % (method, path, st, raw[:200]))
+            answer = answers[str(st)]
+            if "$ref" in answer:
+                answer = spec["components"]["responses"][answer["$ref"].split("/")[-1]]
+            content = answer.get("content", {}).get("application/json")
+            if content is not None and "schema" in content:
+                schema = dict(content["schema"], components=spec["components"])
+                jsonschema.Draft202012Validator(schema).validate(js)
+            return js
+
+        b = {"secret": "oa", "host": HOST}
+        with cbtest.Deployment() as d:
+            check("admin", "PUT", "/v1/secrets/{name}", "/v1/secrets/oa",
+                  {"value": "v", "hosts": [HOST], "max_ttl_s": 600})
+            check("admin", "PUT", "/v1/secrets/{name}", "/v1/secrets/oa",
+                  {"value": "v\u0000", "hosts": [HOST]})
+            check("admin", "PUT", "/v1/secrets/{name}", "/v1/secrets/bad%20name",
+                  {"value": "v", "hosts": [HOST]})
+            check("admin", "PUT", "/v1/secrets/{name}", "/v1/secrets/.bad",
+                  {"value": "v", "hosts": [HOST]})
+            check("admin", "GET", "/v1/secrets", "/v1/secrets")
+            check("admin", "GET", "/v1/secrets/{name}", "/v1/secrets/oa")
+            m = check("harness", "POST", "/v1/grants", "/v1/grants",
+                      {"sandbox_id": "sbx-oa", "ttl_s": 60, "max_uses": 1,
+                       "bindings": [dict(b, methods=["GET"], path_prefix="/a/")]})
+            check("harness", "POST", "/v1/grants", "/v1/grants",
+                  {"sandbox_id": "sbx-oa", "ttl_s": 601, "bindings": [b]})
+            check("harness", "GET", "/v1/grants/{id}", "/v1/grants/" + m["grant_id"])
+            r = {"token": m["token"], "sandbox_id": "sbx-oa", "host": HOST, "port": 443,
+                 "method": "GET", "path": "/a/b"}
+            check("proxy", "POST", "/v1/resolve", "/v1/resolve", dict(r, token=None))
+            check("proxy", "POST", "/v1/resolve", "/v1/resolve", r)
+            check("proxy", "POST", "/v1/resolve", "/v1/resolve", r)
+            check("proxy", "POST", "/v1/resolve", "/v1/resolve", dict(r, path="/a/%2e%2e/b"))
+            check("harness", "DELETE", "/v1/grants/{id}", "/v1/grants/" + m["grant_id"])
+            check("harness", "DELETE", "/v1/sandboxes/{sandbox_id}/grants",
+                  "/v1/sandboxes/sbx-oa/grants")
+            check("admin", "GET", "/v1/grants/{id}", "/v1/grants/" + m["grant_id"])
+            check("admin", "POST", "/v1/keys/rotate", "/v1/keys/rotate", {"kind": "signing"})
+            check("admin", "GET", "/v1/audit", "/v1/audit?after=0&limit=5")
+            check("admin", "GET", "/v1/audit/verify", "/v1/audit/verify")
+            check("admin", "DELETE", "/v1/secrets/{name}", "/v1/secrets/oa")
+            check("admin", "GET", "/v1/secrets/{name}", "/v1/secrets/oa")
+            check("proxy", "GET", "/healthz", "/healthz")
+
 
 if __name__ == "__main__":
     cbtest.main()
