@@ -24,6 +24,7 @@ struct proxy_cidr {
 	uint8_t addr[16];
 	int bits;
 	char *sandbox_id;
+	int line;		/* its line in credproxy.conf; 0: not from a file */
 };
 
 struct proxy_conf {

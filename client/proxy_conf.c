@@ -306,10 +306,98 @@ proxy_conf_allowed(const struct proxy_conf *c, const char *host)
 	return 0;
 }
 
+#define PARSE_SEEN_MAX	32	/* more than the single-valued keywords */
+
 struct parse_ctx {
 	struct proxy_conf *c;
 	const char *dir;
+	struct {
+		char kw[32];	/* a copy: the lexer's line buffer is reused */
+		int line;
+	} seen[PARSE_SEEN_MAX];
+	size_t nseen;
 };
+
+/* A single-valued keyword given twice is refused, as in credbrokerd.conf. */
+static int
+once(struct parse_ctx *p, const char *kw, int lineno, char *why, size_t whylen)
+{
+	size_t i;
+
+	for (i = 0; i < p->nseen; i++) {
+		if (strcmp(p->seen[i].kw, kw) == 0) {
+			snprintf(why, whylen, "line %d: %s given twice (first on line %d)",
+			    lineno, kw, p->seen[i].line);
+			return CB_ERR_CONFIG;
+		}
+	}
+	/* No known keyword is that long, and an unknown one is refused right after. */
+	if (strlen(kw) >= sizeof(p->seen[0].kw) || p->nseen >= PARSE_SEEN_MAX)
+		return 0;
+	snprintf(p->seen[p->nseen].kw, sizeof(p->seen[0].kw), "%s", kw);
+	p->seen[p->nseen++].line = lineno;
+	return 0;
+}
+
+/* The sort key of a sandbox CIDR: family, prefix length, the address masked to it. */
+struct cidr_key {
+	uint8_t k[18];
+	size_t i;
+};
+
+static int
+cidr_key_cmp(const void *a, const void *b)
+{
+	const struct cidr_key *x = a, *y = b;
+	int d = memcmp(x->k, y->k, sizeof(x->k));
+
+	if (d != 0)
+		return d;
+	return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/*
+ * Two sandbox lines for the same network (10.1.2.0/24 and 10.1.2.9/24 are one) would
+ * leave the source address's sandbox to the order of the lines: refused. Sorted, not
+ * compared pairwise, as the map holds up to PROXY_CIDRS_MAX entries.
+ */
+static int
+check_cidrs(const struct proxy_conf *c, char *why, size_t whylen)
+{
+	struct cidr_key *keys;
+	const struct proxy_cidr *e, *f;
+	size_t i, j;
+	int full, rest;
+
+	if (c->ncidrs < 2)
+		return 0;
+	if ((keys = calloc(c->ncidrs, sizeof(*keys))) == NULL)
+		return CB_ERR_NOMEM;
+	for (i = 0; i < c->ncidrs; i++) {
+		e = &c->cidrs[i];
+		full = e->bits / 8;
+		rest = e->bits % 8;
+		keys[i].k[0] = e->family == AF_INET ? 4 : 6;
+		keys[i].k[1] = (uint8_t)e->bits;
+		memcpy(keys[i].k + 2, e->addr, (size_t)full);
+		if (rest != 0)
+			keys[i].k[2 + full] = (uint8_t)(e->addr[full] & (0xff << (8 - rest)));
+		keys[i].i = i;
+	}
+	qsort(keys, c->ncidrs, sizeof(*keys), cidr_key_cmp);
+	for (j = 1; j < c->ncidrs; j++) {
+		if (memcmp(keys[j - 1].k, keys[j].k, sizeof(keys[j].k)) != 0)
+			continue;
+		e = &c->cidrs[keys[j - 1].i];
+		f = &c->cidrs[keys[j].i];
+		snprintf(why, whylen, "line %d: sandbox: the network of line %d again", f->line,
+		    e->line);
+		free(keys);
+		return CB_ERR_CONFIG;
+	}
+	free(keys);
+	return 0;
+}
 
 static int
 set_str(char **dst, const char *v)
@@ -406,8 +494,11 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			snprintf(why, whylen, "line %d: bad sandbox CIDR or ID", lineno);
 			return rc == CB_ERR_NOMEM ? rc : CB_ERR_CONFIG;
 		}
+		c->cidrs[c->ncidrs - 1].line = lineno;
 		return 0;
 	}
+	if (strcmp(kw, "allow_host") != 0 && (rc = once(p, kw, lineno, why, whylen)) != 0)
+		return rc;
 	if (argc != 2) {
 		snprintf(why, whylen, "line %d: %s takes one argument", lineno, kw);
 		return CB_ERR_CONFIG;
@@ -467,10 +558,14 @@ proxy_conf_parse(struct proxy_conf *c, const char *buf, size_t len, const char *
     char *why, size_t whylen)
 {
 	struct parse_ctx p;
+	int rc;
 
+	memset(&p, 0, sizeof(p));
 	p.c = c;
 	p.dir = dir;
-	return conf_parse_lines(buf, len, conf_line, &p, why, whylen);
+	if ((rc = conf_parse_lines(buf, len, conf_line, &p, why, whylen)) != 0)
+		return rc;
+	return check_cidrs(c, why, whylen);
 }
 
 int

@@ -240,6 +240,42 @@ test_parse(void **state)
 	proxy_conf_free(c);
 }
 
+/* Repeats are refused with both lines named; what only looks alike is accepted. */
+static void
+test_parse_repeats(void **state)
+{
+	static const char ok[] =
+	    "allow_host a.example\nallow_host b.example\n"
+	    "sandbox 10.0.0.0/8 wide\nsandbox 10.0.0.0/16 narrow\n"
+	    "sandbox 10.0.0.0/24 narrower\nsandbox 11.0.0.0/8 other\n"
+	    "sandbox 192.168.0.0/17 low\nsandbox 192.168.128.0/17 high\n"
+	    "sandbox ::a00:0/104 v6-not-v4\n";
+	static const char twice[] = "seccomp no\n\nhead_timeout 3\nseccomp no\n";
+	static const char again[] =
+	    "sandbox 10.1.0.0/16 a\nsandbox 10.2.0.0/16 b\nsandbox 10.1.9.9/16 c\n";
+	struct proxy_conf *c;
+	struct sockaddr_storage ss;
+	char why[256];
+
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_equal(proxy_conf_parse(c, ok, strlen(ok), "/dep", why, sizeof(why)), 0);
+	assert_int_equal(c->ncidrs, 7);
+	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "192.168.200.1")), "high");
+	proxy_conf_free(c);
+
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_not_equal(proxy_conf_parse(c, twice, strlen(twice), "/dep", why, sizeof(why)),
+	    0);
+	assert_string_equal(why, "line 4: seccomp given twice (first on line 1)");
+	proxy_conf_free(c);
+
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_not_equal(proxy_conf_parse(c, again, strlen(again), "/dep", why, sizeof(why)),
+	    0);
+	assert_string_equal(why, "line 3: sandbox: the network of line 1 again");
+	proxy_conf_free(c);
+}
+
 static void
 test_parse_refused(void **state)
 {
@@ -277,6 +313,19 @@ test_parse_refused(void **state)
 		"user \"\"\n",
 		"user a b\n",
 		"user aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",	/* 33 bytes */
+		/* a single-valued keyword given twice, even with the same value */
+		"listen 127.0.0.1:3128\nlisten 127.0.0.1:3129\n",
+		"sandbox_id a\nsandbox_id b\n",
+		"idle_timeout 5\nidle_timeout 5\n",
+		"allow_private no\nallow_private yes\n",
+		"cert a.pem\n# comment\ncert b.pem\n",
+		"user a\nuser b\n",
+		/* two sandbox lines for one network, however written */
+		"sandbox 10.1.2.0/24 a\nsandbox 10.1.2.0/24 b\n",
+		"sandbox 10.1.2.0/24 a\nsandbox 10.1.2.77/24 a\n",
+		"sandbox 127.0.0.2 a\nsandbox 10.0.0.0/8 w\nsandbox 127.0.0.2/32 b\n",
+		"sandbox 2001:db8::/32 a\nsandbox 2001:db8:0:0::1/32 b\n",
+		"sandbox 192.168.0.0/17 a\nsandbox 192.168.1.0/17 b\n",
 	};
 	struct proxy_conf *c;
 	char why[256];
@@ -312,6 +361,7 @@ main(void)
 		cmocka_unit_test(test_allowlist),
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_parse_refused),
+		cmocka_unit_test(test_parse_repeats),
 		cmocka_unit_test(test_ip_literal),
 	};
 
