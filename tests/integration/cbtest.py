@@ -159,6 +159,18 @@ def _set_keyword(text, keyword, value):
     return "\n".join(out) + "\n"
 
 
+def proxy_conf_with(text, lines):
+    """credproxy.conf text plus `lines`: a single-valued keyword replaces its line (the
+    proxy refuses one given twice); `sandbox` and `allow_host` lines are added."""
+    for line in lines:
+        words = line.split(None, 1)
+        if words[0] in ("sandbox", "allow_host"):
+            text = text.rstrip("\n") + "\n" + line + "\n"
+        else:
+            text = _set_keyword(text, words[0], words[1] if len(words) > 1 else "")
+    return text
+
+
 class Deployment:
     """A development deployment with a running broker.
 

@@ -86,7 +86,7 @@ class Proxy:
                 text = f.read()
             conf = os.path.join(d.dir, "credproxy-%s.conf" % name)
             with open(conf, "w") as f:
-                f.write(text + "".join(line + "\n" for line in conf_extra))
+                f.write(cbtest.proxy_conf_with(text, conf_extra))
         self.proc = subprocess.Popen(
             [cbtest.binary("credproxy"), "-c", conf,
              "--listen", "127.0.0.1:%d" % self.port] + list(args),

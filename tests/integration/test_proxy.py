@@ -76,7 +76,7 @@ class Proxy:
         with open(os.path.join(d.dir, "credproxy.conf")) as f:
             text = f.read()
         with open(self.conf, "w") as f:
-            f.write(text + "".join(line + "\n" for line in conf_extra))
+            f.write(cbtest.proxy_conf_with(text, conf_extra))
         self.log_path = os.path.join(d.dir, "credproxy-%s.log" % name)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -875,18 +875,24 @@ class ProxyTest(cbtest.TestCase):
                 c.close()
             self.assertEqual(p.stop(), 0, p.log()[-3000:])
 
-    def test_resolve_workers_bounds(self):
+    def test_conf_refused(self):
         conf = os.path.join(self.d.dir, "credproxy-badworkers.conf")
         with open(os.path.join(self.d.dir, "credproxy.conf")) as f:
             text = f.read()
-        for bad in ("0", "257", "many"):
+        for bad, why in (("resolve_workers 0", b"resolve_workers 1-256"),
+                         ("resolve_workers 257", b"resolve_workers 1-256"),
+                         ("resolve_workers many", b"resolve_workers 1-256"),
+                         # repeats: the last one silently won, a second sandbox_id too
+                         ("sandbox_id a\nsandbox_id b", b"sandbox_id given twice"),
+                         ("sandbox 127.0.0.9 a\nsandbox 127.0.0.9/32 b",
+                          b"sandbox: the network of line")):
             with open(conf, "w") as f:
-                f.write(text + "resolve_workers %s\n" % bad)
+                f.write(text + bad + "\n")
             r = subprocess.run(VALGRIND + [cbtest.binary("credproxy"), "-c", conf, "--listen",
                                            "127.0.0.1:%d" % cbtest.free_port()],
                                stdin=subprocess.DEVNULL, capture_output=True, timeout=30 * SLOW)
-            self.assertNotEqual(r.returncode, 0, bad)
-            self.assertIn(b"resolve_workers 1-256", r.stderr, r.stderr)
+            self.assertEqual(r.returncode, 1, bad)
+            self.assertIn(why, r.stderr, r.stderr)
 
     def plain_http(self, proxy, token, src=SRC_A):
         """A credentialed absolute-form http:// request: (status, headers, body, test id)."""
