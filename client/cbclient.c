@@ -375,7 +375,7 @@ cbc_build_grant(const struct cbc_grant_req *req, char **out)
 	*out = NULL;
 	if (req == NULL || req->sandbox_id == NULL || *req->sandbox_id == '\0' ||
 	    req->ttl_s <= 0 || req->max_uses < 0 || req->bindings == NULL ||
-	    req->nbindings == 0 || req->nbindings > 64)
+	    req->nbindings == 0 || req->nbindings > CBC_BINDINGS_MAX)
 		return CBC_E_USAGE;
 	if ((o = json_object()) == NULL)
 		return CBC_E_NOMEM;
@@ -1234,7 +1234,7 @@ cbc_grant_mint(cbc_t *c, const struct cbc_grant_req *req, struct cbc_grant **out
 	*out = NULL;
 	if ((rc = cbc_build_grant(req, &body)) != 0)
 		return rc == CBC_E_USAGE ? cbc_usage(c, "invalid grant request (sandbox ID, "
-		    "positive TTL, 1 to 64 bindings with secret and host, valid UTF-8)") : rc;
+		    "positive TTL, 1 to 16 bindings with secret and host, valid UTF-8)") : rc;
 	rc = cbc_request(c, "POST", "/v1/grants", body, strlen(body), &ans);
 	free(body);
 	if (rc != 0)

@@ -76,6 +76,8 @@ struct cbc_binding {
 	int inject;			/* 1: inject mode (the sandbox holds nothing) */
 };
 
+#define CBC_BINDINGS_MAX	16	/* bindings in one grant: the broker's limit */
+
 struct cbc_grant_req {
 	const char *sandbox_id;
 	long long ttl_s;

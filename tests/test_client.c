@@ -81,6 +81,7 @@ test_build_grant_invalid(void **state)
 	};
 	struct cbc_grant_req req = { .sandbox_id = "sbx", .ttl_s = 1, .bindings = &ok,
 	    .nbindings = 1 };
+	struct cbc_binding many[CBC_BINDINGS_MAX + 1];
 	char *body = (char *)1;
 	size_t i;
 
@@ -94,6 +95,18 @@ test_build_grant_invalid(void **state)
 	req.max_uses = 0;
 	req.nbindings = 0;
 	assert_int_equal(cbc_build_grant(&req, &body), CBC_E_USAGE);
+	/* the broker's 16 bindings: 17 are refused here, not by a 400 (they said "64") */
+	for (i = 0; i <= CBC_BINDINGS_MAX; i++)
+		many[i] = ok;
+	req.bindings = many;
+	req.nbindings = CBC_BINDINGS_MAX;
+	assert_int_equal(cbc_build_grant(&req, &body), 0);
+	free(body);
+	req.nbindings = CBC_BINDINGS_MAX + 1;
+	body = (char *)1;
+	assert_int_equal(cbc_build_grant(&req, &body), CBC_E_USAGE);
+	assert_null(body);
+	req.bindings = &ok;
 	req.nbindings = 1;
 	req.sandbox_id = "";
 	assert_int_equal(cbc_build_grant(&req, &body), CBC_E_USAGE);
