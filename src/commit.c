@@ -140,8 +140,16 @@ run_batch(struct commit *c, size_t n)
 	ch0 = c->ch;
 	seq0 = c->ch.last_seq;
 	if ((brc = store_begin(c->wst)) == 0) {
-		for (i = 0; i < n && !broken; i++)
+		for (i = 0; i < n && !broken; i++) {
 			c->batch[i]->rc = run_one(c, c->batch[i], now, &broken);
+			/*
+			 * SQLITE_FULL or SQLITE_IOERR in a statement may have rolled back the
+			 * whole transaction: the next ops would run (and commit) outside it,
+			 * after records that are gone (a gap in the chain).
+			 */
+			if (!store_txn_active(c->wst))
+				broken = 1;
+		}
 		wrote = c->ch.last_seq != seq0;
 		if (broken)
 			brc = CB_ERR_DB;

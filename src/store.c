@@ -598,6 +598,12 @@ store_rollback(struct store *st)
 }
 
 int
+store_txn_active(struct store *st)
+{
+	return !sqlite3_get_autocommit(st->db);
+}
+
+int
 store_savepoint(struct store *st)
 {
 	int rc;

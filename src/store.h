@@ -54,6 +54,11 @@ int store_readonly(const struct store *st);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
+/*
+ * 1 while a transaction is open on st. A statement that fails with SQLITE_FULL or
+ * SQLITE_IOERR may make SQLite roll back the whole transaction, not only itself.
+ */
+int store_txn_active(struct store *st);
 /* Savepoints inside a transaction (one level is enough for the commit thread). */
 int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);
