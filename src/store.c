@@ -253,6 +253,26 @@ store_precheck_file(const char *path, int flags, int *exists, char *why, size_t 
 	return 0;
 }
 
+/*
+ * After a failed statement of store_open: 1 with *why set when the cause is the file
+ * system (full, a file-size limit, an I/O error, permissions), not the file's content:
+ * saying "damaged" then would send an operator to restore a backup for nothing.
+ */
+static int
+store_os_failure(struct store *st, char *why, size_t whylen)
+{
+	int rc = sqlite3_extended_errcode(st->db), prim = rc & 0xff, e;
+
+	if (prim != SQLITE_IOERR && prim != SQLITE_FULL && prim != SQLITE_CANTOPEN &&
+	    prim != SQLITE_READONLY && prim != SQLITE_PERM && prim != SQLITE_NOMEM)
+		return 0;
+	e = sqlite3_system_errno(st->db);
+	snprintf(why, whylen, "database %s: cannot read it: %s (%d%s%s); the file system may be "
+	    "full or failing, the database was not changed", st->path, sqlite3_errmsg(st->db),
+	    rc, e != 0 ? ", " : "", e != 0 ? strerror(e) : "");
+	return 1;
+}
+
 static int
 store_migrate(struct store *st, int from, char *why, size_t whylen)
 {
@@ -413,6 +433,10 @@ store_open(const char *path, int flags, struct store **out, char *why, size_t wh
 
 	/* Read the version first: a newer or foreign database is refused before any write. */
 	if ((rc = store_pragma_int(st, "PRAGMA user_version", &ver)) != 0) {
+		if (store_os_failure(st, why, whylen)) {
+			rc = CB_ERR_IO;
+			goto out;
+		}
 		snprintf(why, whylen, "database %s: not a readable SQLite database", path);
 		if (rc == CB_ERR_DB)
 			rc = CB_ERR_CORRUPT;
@@ -432,6 +456,11 @@ store_open(const char *path, int flags, struct store **out, char *why, size_t wh
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(s);
 		res = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+		if (res == NULL && store_os_failure(st, why, whylen)) {
+			sqlite3_finalize(s);
+			rc = CB_ERR_IO;
+			goto out;
+		}
 		if (res == NULL || strcmp((const char *)res, "ok") != 0) {
 			snprintf(why, whylen, "database %s is damaged (quick_check failed); "
 			    "refusing to touch it", path);
