@@ -46,14 +46,34 @@ enum {
 
 /* --- statement cache (store_int.h) --- */
 
+/* A full disk or an I/O error fails every statement: logged once a minute per connection. */
+#define STORE_ERR_QUIET_US	60000000
+
 int
 store_err(struct store *st, int sqlite_rc, const char *what)
 {
-	int prim = sqlite_rc & 0xff;
+	int prim = sqlite_rc & 0xff, quiet = 0;
+	int64_t now;
 
-	log_warnx("%s: %s: %s (%d)", st != NULL && st->path != NULL ? st->path : "?",
-	    what, st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
-	    sqlite3_errstr(sqlite_rc), sqlite_rc);
+	if (st != NULL && (prim == SQLITE_FULL || prim == SQLITE_IOERR ||
+	    prim == SQLITE_READONLY)) {
+		now = util_mono_us();
+		if (sqlite_rc == st->quiet_rc && now < st->quiet_until_us) {
+			st->quiet_n++;
+			quiet = 1;
+		} else {
+			st->quiet_rc = sqlite_rc;
+			st->quiet_until_us = now + STORE_ERR_QUIET_US;
+		}
+	}
+	if (!quiet) {
+		log_warnx("%s: %s: %s (%d)%s", st != NULL && st->path != NULL ? st->path : "?",
+		    what, st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
+		    sqlite3_errstr(sqlite_rc), sqlite_rc, st != NULL && st->quiet_n > 0 ?
+		    " (and earlier errors not logged: once a minute)" : "");
+		if (st != NULL)
+			st->quiet_n = 0;
+	}
 	if (sqlite_rc == SQLITE_CONSTRAINT_PRIMARYKEY || sqlite_rc == SQLITE_CONSTRAINT_UNIQUE)
 		return CB_ERR_EXISTS;
 	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
