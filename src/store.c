@@ -545,6 +545,12 @@ store_readonly(const struct store *st)
 	return (st->flags & STORE_READONLY) != 0;
 }
 
+int
+store_writable(struct store *st)
+{
+	return sqlite3_db_readonly(st->db, "main") == 0;
+}
+
 /* --- transactions --- */
 
 static int

@@ -23,12 +23,17 @@ says the file system is full (not "damaged" or "not a readable SQLite database":
 operator would restore a backup for nothing), and an offline --rotate-master-key refuses
 the same way changing nothing; once the space is back, the daemon starts with the old
 key and the grants minted before resolve.
+
+ReadOnlyTest: a database its user (nobody) may only read (mode 0400): SQLite opens it
+read-only without a word (and BEGIN IMMEDIATE still works in WAL mode), so the daemon must
+refuse at start-up instead of reporting "ready" and failing writes later.
 """
 
 import base64
 import http.client
 import json
 import os
+import pwd
 import shutil
 import sqlite3
 import ssl
@@ -333,6 +338,30 @@ class StartTest(TmpfsCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         finally:
             self.unfill(d.filler)
+            d.stop()
+
+
+class ReadOnlyTest(TmpfsCase):
+    def test_read_only_database_refused(self):
+        try:
+            pw = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no user 'nobody' on this system")
+        if pw.pw_uid == 0:
+            self.skipTest("'nobody' is uid 0 here")
+        d = self.deployment("ro", conf={"user": "nobody"}, owner=pw)
+        try:
+            os.chmod(d.tmp, 0o711)
+            os.chmod(d.db, 0o400)
+            outcome = self.start_outcome(d)
+            if outcome == "serving":
+                st, _, raw = d.request("admin", "POST", "/v1/keys/rotate",
+                                       body={"kind": "signing"})
+                self.fail("started with a database nobody can only read; a signing-key "
+                          "rotation: %d %r" % (st, raw[:100]))
+            self.assertNotEqual(d.kill(), 0)
+            self.assertIn("cannot be opened for writing", d.log())
+        finally:
             d.stop()
 
 
