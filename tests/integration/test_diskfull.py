@@ -1,7 +1,7 @@
 """test_diskfull.py: credbrokerd when the file system of its database fills up.
 
-Needs root (a tmpfs is mounted; skipped otherwise, or when the mount fails, with the
-reason). Each test puts a deployment's database (`database` in credbrokerd.conf) on its
+Needs root (a tmpfs is mounted per test; skipped otherwise, or when the mount fails, with
+the reason). Each test puts a deployment's database (`database` in credbrokerd.conf) on its
 own directory of an 8 MiB tmpfs, the rest of the deployment (and the daemon's log) staying
 where cbtest makes it; a filler file then takes every free byte. The tmpfs is unmounted
 whatever happens.
@@ -52,27 +52,24 @@ FS_SIZE = "8m"
 EXPIRED = 2000
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root (mounts a tmpfs to fill it)")
 class TmpfsCase(cbtest.TestCase):
-    """Mounts one tmpfs for the class (skips with the reason when it cannot)."""
+    """Mounts a tmpfs for each test (skips with the reason when it cannot)."""
 
-    @classmethod
-    def setUpClass(cls):
-        if os.geteuid() != 0:
-            raise unittest.SkipTest("needs root (mounts a tmpfs to fill it)")
-        cls.mnt = tempfile.mkdtemp(prefix="cbdiskfull-", dir="/tmp")
+    def setUp(self):
+        self.mnt = tempfile.mkdtemp(prefix="cbdiskfull-", dir="/tmp")
         r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=" + FS_SIZE + ",mode=0711",
-                            "tmpfs", cls.mnt], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            "tmpfs", self.mnt], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=30)
         if r.returncode != 0:
-            os.rmdir(cls.mnt)
-            raise unittest.SkipTest("cannot mount a tmpfs: %s"
-                                    % r.stderr.decode(errors="replace").strip())
+            os.rmdir(self.mnt)
+            self.skipTest("cannot mount a tmpfs: %s" % r.stderr.decode(errors="replace").strip())
+        self.addCleanup(self.unmount)
 
-    @classmethod
-    def tearDownClass(cls):
-        subprocess.run(["umount", cls.mnt], timeout=30)
+    def unmount(self):
+        subprocess.run(["umount", self.mnt], timeout=30)
         try:
-            os.rmdir(cls.mnt)
+            os.rmdir(self.mnt)
         except OSError:
             pass
 
