@@ -76,6 +76,9 @@ struct commit {
 	struct audit_chain ch;
 	struct commit_op *batch[COMMIT_BATCH_MAX];
 	unsigned char sync[COMMIT_BATCH_MAX];
+	uint64_t failed;		/* batches failed in a row (a full disk, an I/O error) */
+	uint64_t failed_ops;
+	int64_t fail_since_us, fail_logged_us, last_fail_us;
 
 	/* statistics, under mu */
 	uint64_t nbatches, nops;
@@ -126,6 +129,48 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 	return rc;
 }
 
+/*
+ * A failed batch is logged once, then once a minute while batches keep failing (a full
+ * disk fails every batch, or most: a warning per batch, or per request, would flood the
+ * log that the disk may share). The outage ends, and is said to have ended, once batches
+ * have committed for COMMIT_FAIL_QUIET_US without a failure in between.
+ */
+#define COMMIT_FAIL_LOG_US	60000000
+#define COMMIT_FAIL_QUIET_US	5000000
+
+static void
+note_batch(struct commit *c, size_t n, int brc, const char *what)
+{
+	int64_t now = util_mono_us();
+
+	if (brc == 0) {
+		if (c->failed > 0 && now - c->last_fail_us >= COMMIT_FAIL_QUIET_US) {
+			log_info("batches commit again: %llu failed (%llu requests) in the %lld s "
+			    "before", (unsigned long long)c->failed,
+			    (unsigned long long)c->failed_ops,
+			    (long long)((c->last_fail_us - c->fail_since_us) / 1000000));
+			c->failed = 0;
+			c->failed_ops = 0;
+		}
+		return;
+	}
+	c->last_fail_us = now;
+	if (c->failed == 0) {
+		c->fail_since_us = now;
+		c->fail_logged_us = now;
+		log_warnx("%s a batch of %zu ops: %s; its requests fail, and so will others "
+		    "until the database is writable again (logged once a minute)", what, n,
+		    cb_strerror(brc));
+	} else if (now - c->fail_logged_us >= COMMIT_FAIL_LOG_US) {
+		c->fail_logged_us = now;
+		log_warnx("batches keep failing: %llu (%llu requests) in %lld s, the last: %s",
+		    (unsigned long long)c->failed + 1, (unsigned long long)c->failed_ops + n,
+		    (long long)((now - c->fail_since_us) / 1000000), cb_strerror(brc));
+	}
+	c->failed++;
+	c->failed_ops += n;
+}
+
 static void
 run_batch(struct commit *c, size_t n)
 {
@@ -140,8 +185,16 @@ run_batch(struct commit *c, size_t n)
 	ch0 = c->ch;
 	seq0 = c->ch.last_seq;
 	if ((brc = store_begin(c->wst)) == 0) {
-		for (i = 0; i < n && !broken; i++)
+		for (i = 0; i < n && !broken; i++) {
 			c->batch[i]->rc = run_one(c, c->batch[i], now, &broken);
+			/*
+			 * SQLITE_FULL or SQLITE_IOERR in a statement may have rolled back the
+			 * whole transaction: the next ops would run (and commit) outside it,
+			 * after records that are gone (a gap in the chain).
+			 */
+			if (!store_txn_active(c->wst))
+				broken = 1;
+		}
 		wrote = c->ch.last_seq != seq0;
 		if (broken)
 			brc = CB_ERR_DB;
@@ -150,11 +203,12 @@ run_batch(struct commit *c, size_t n)
 		if (brc == 0)
 			brc = store_commit(c->wst);
 		if (brc != 0) {
-			log_warnx("batch of %zu ops failed to commit: %s", n, cb_strerror(brc));
+			note_batch(c, n, brc, "cannot commit");
 			(void)store_rollback(c->wst);
-		}
+		} else
+			note_batch(c, n, 0, NULL);
 	} else
-		log_warnx("cannot begin a batch of %zu ops: %s", n, cb_strerror(brc));
+		note_batch(c, n, brc, "cannot begin");
 	if (brc != 0) {
 		for (i = 0; i < n; i++)
 			c->batch[i]->rc = brc;
@@ -165,7 +219,8 @@ run_batch(struct commit *c, size_t n)
 		 * (say, by holding its write lock) may have rewritten the log, and the next
 		 * anchor's MAC would authenticate that.
 		 */
-		if (audit_chain_load(c->wst, &db) == 0 && db.last_seq == c->ch.last_seq &&
+		if (c->ch.last_seq != seq0 && audit_chain_load(c->wst, &db) == 0 &&
+		    db.last_seq == c->ch.last_seq &&
 		    crypto_memeq(db.last_hash, c->ch.last_hash, CRYPTO_HASH_LEN))
 			log_warnx("the failed batch's records are in the database after all");
 		else
@@ -241,6 +296,7 @@ static void *
 ckpt_thread(void *arg)
 {
 	struct commit *c = arg;
+	int64_t logged_us = 0, now;
 	int rc, log, done;
 
 	for (;;) {
@@ -253,8 +309,11 @@ ckpt_thread(void *arg)
 		}
 		c->ckpt_want = 0;
 		pthread_mutex_unlock(&c->mu);
-		if ((rc = store_checkpoint(c->ckst, &log, &done)) != 0 && rc != CB_ERR_BUSY)
+		if ((rc = store_checkpoint(c->ckst, &log, &done)) != 0 && rc != CB_ERR_BUSY &&
+		    ((now = util_mono_us()) - logged_us >= COMMIT_FAIL_LOG_US || logged_us == 0)) {
+			logged_us = now;	/* a full disk fails every pass: once a minute */
 			log_warnx("checkpoint failed: %s", cb_strerror(rc));
+		}
 		pthread_mutex_lock(&c->mu);
 		c->ckpt_passes++;
 		pthread_mutex_unlock(&c->mu);

@@ -292,6 +292,10 @@ daemon_check_database(const struct broker_conf *conf)
 
 	why[0] = '\0';
 	rc = store_open(conf->database, STORE_NOCHECK, &st, why, sizeof(why));
+	if (rc == 0 && !store_writable(st)) {
+		snprintf(why, sizeof(why), "it is read-only for this user");
+		rc = CB_ERR_PERM;
+	}
 	if (rc == 0)
 		rc = store_begin(st);
 	if (rc == 0)

@@ -521,7 +521,9 @@ ctx_done(struct commit_op *op, int rc)
 		ctx_reply(x, 403, x->outcome);
 		return;
 	}
-	log_warnx("%s failed: %s", x->op.audit.action, cb_strerror(rc));
+	/* A failed batch (a full disk) is reported by the commit thread, not per request. */
+	if (rc != CB_ERR_DB)
+		log_warnx("%s failed: %s", x->op.audit.action, cb_strerror(rc));
 	ctx_reply(x, rc == CB_ERR_BUSY ? 503 : 500, rc == CB_ERR_BUSY ? "unavailable" :
 	    "internal_error");
 }

@@ -143,7 +143,9 @@ purge_stopping(void)
 static int
 purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 {
+	static int64_t logged_us;	/* the purge thread's own */
 	struct commit_op op;
+	int64_t now;
 	int rc;
 
 	memset(&op, 0, sizeof(op));
@@ -155,7 +157,13 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 	pa->took_us = 0;
 	pa->limit = *limit;
 	if ((rc = commit_run(b->commit, &op)) != 0) {
-		log_warnx("purge batch failed: %s", cb_strerror(rc));
+		/* A full disk fails every pass (deleting needs WAL space too): once a minute. */
+		now = util_mono_us();
+		if (logged_us == 0 || now - logged_us >= 60000000) {
+			logged_us = now;
+			log_warnx("purge batch failed: %s (the next pass tries again)",
+			    cb_strerror(rc));
+		}
 		return rc;
 	}
 	if (pa->took_us > 2 * PURGE_TARGET_US && *limit > PURGE_BATCH_MIN)

@@ -46,14 +46,34 @@ enum {
 
 /* --- statement cache (store_int.h) --- */
 
+/* A full disk or an I/O error fails every statement: logged once a minute per connection. */
+#define STORE_ERR_QUIET_US	60000000
+
 int
 store_err(struct store *st, int sqlite_rc, const char *what)
 {
-	int prim = sqlite_rc & 0xff;
+	int prim = sqlite_rc & 0xff, quiet = 0;
+	int64_t now;
 
-	log_warnx("%s: %s: %s (%d)", st != NULL && st->path != NULL ? st->path : "?",
-	    what, st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
-	    sqlite3_errstr(sqlite_rc), sqlite_rc);
+	if (st != NULL && (prim == SQLITE_FULL || prim == SQLITE_IOERR ||
+	    prim == SQLITE_READONLY)) {
+		now = util_mono_us();
+		if (sqlite_rc == st->quiet_rc && now < st->quiet_until_us) {
+			st->quiet_n++;
+			quiet = 1;
+		} else {
+			st->quiet_rc = sqlite_rc;
+			st->quiet_until_us = now + STORE_ERR_QUIET_US;
+		}
+	}
+	if (!quiet) {
+		log_warnx("%s: %s: %s (%d)%s", st != NULL && st->path != NULL ? st->path : "?",
+		    what, st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
+		    sqlite3_errstr(sqlite_rc), sqlite_rc, st != NULL && st->quiet_n > 0 ?
+		    " (and earlier errors not logged: once a minute)" : "");
+		if (st != NULL)
+			st->quiet_n = 0;
+	}
 	if (sqlite_rc == SQLITE_CONSTRAINT_PRIMARYKEY || sqlite_rc == SQLITE_CONSTRAINT_UNIQUE)
 		return CB_ERR_EXISTS;
 	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
@@ -253,6 +273,26 @@ store_precheck_file(const char *path, int flags, int *exists, char *why, size_t 
 	return 0;
 }
 
+/*
+ * After a failed statement of store_open: 1 with *why set when the cause is the file
+ * system (full, a file-size limit, an I/O error, permissions), not the file's content:
+ * saying "damaged" then would send an operator to restore a backup for nothing.
+ */
+static int
+store_os_failure(struct store *st, char *why, size_t whylen)
+{
+	int rc = sqlite3_extended_errcode(st->db), prim = rc & 0xff, e;
+
+	if (prim != SQLITE_IOERR && prim != SQLITE_FULL && prim != SQLITE_CANTOPEN &&
+	    prim != SQLITE_READONLY && prim != SQLITE_PERM && prim != SQLITE_NOMEM)
+		return 0;
+	e = sqlite3_system_errno(st->db);
+	snprintf(why, whylen, "database %s: cannot read it: %s (%d%s%s); the file system may be "
+	    "full or failing, the database was not changed", st->path, sqlite3_errmsg(st->db),
+	    rc, e != 0 ? ", " : "", e != 0 ? strerror(e) : "");
+	return 1;
+}
+
 static int
 store_migrate(struct store *st, int from, char *why, size_t whylen)
 {
@@ -413,6 +453,10 @@ store_open(const char *path, int flags, struct store **out, char *why, size_t wh
 
 	/* Read the version first: a newer or foreign database is refused before any write. */
 	if ((rc = store_pragma_int(st, "PRAGMA user_version", &ver)) != 0) {
+		if (store_os_failure(st, why, whylen)) {
+			rc = CB_ERR_IO;
+			goto out;
+		}
 		snprintf(why, whylen, "database %s: not a readable SQLite database", path);
 		if (rc == CB_ERR_DB)
 			rc = CB_ERR_CORRUPT;
@@ -432,6 +476,11 @@ store_open(const char *path, int flags, struct store **out, char *why, size_t wh
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(s);
 		res = rc == SQLITE_ROW ? sqlite3_column_text(s, 0) : NULL;
+		if (res == NULL && store_os_failure(st, why, whylen)) {
+			sqlite3_finalize(s);
+			rc = CB_ERR_IO;
+			goto out;
+		}
 		if (res == NULL || strcmp((const char *)res, "ok") != 0) {
 			snprintf(why, whylen, "database %s is damaged (quick_check failed); "
 			    "refusing to touch it", path);
@@ -494,6 +543,12 @@ int
 store_readonly(const struct store *st)
 {
 	return (st->flags & STORE_READONLY) != 0;
+}
+
+int
+store_writable(struct store *st)
+{
+	return sqlite3_db_readonly(st->db, "main") == 0;
 }
 
 /* --- transactions --- */
@@ -595,6 +650,12 @@ store_rollback(struct store *st)
 	st->in_txn = 0;
 	st->in_savepoint = 0;
 	return rc;
+}
+
+int
+store_txn_active(struct store *st)
+{
+	return !sqlite3_get_autocommit(st->db);
 }
 
 int

@@ -49,11 +49,22 @@ int store_schema_check(struct store *st, char *why, size_t whylen);
 const char *store_path(const struct store *st);
 /* 1 when the store was opened with STORE_READONLY, else 0. */
 int store_readonly(const struct store *st);
+/*
+ * 1 when SQLite can write the database through st. A read-write open of a file this
+ * user cannot write silently falls back to read-only (and BEGIN IMMEDIATE still works
+ * in WAL mode): only the first write would fail.
+ */
+int store_writable(struct store *st);
 
 /* Transactions: BEGIN IMMEDIATE / COMMIT / ROLLBACK. Return 0 or CB_ERR_DB. */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 int store_rollback(struct store *st);
+/*
+ * 1 while a transaction is open on st. A statement that fails with SQLITE_FULL or
+ * SQLITE_IOERR may make SQLite roll back the whole transaction, not only itself.
+ */
+int store_txn_active(struct store *st);
 /* Savepoints inside a transaction (one level is enough for the commit thread). */
 int store_savepoint(struct store *st);
 int store_savepoint_release(struct store *st);

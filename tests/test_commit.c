@@ -3,7 +3,8 @@
  * (all durable, per-thread order kept, batched), a failing op or a failing audit
  * append does not fail its neighbours, refusals are still audited, commit_run, fn-less
  * and audit-less ops, close drains the queue, and a batch whose COMMIT fails fails
- * every op of it and leaves the chain head consistent with the database.
+ * every op of it and leaves the chain head consistent with the database, also when a
+ * statement's SQLITE_FULL rolled back the whole transaction mid-batch.
  */
 #include "config.h"
 
@@ -477,6 +478,75 @@ test_commit_failure(void **state)
 	store_close(st);
 }
 
+/* Pins the writer's database at its current size: the next page it needs is SQLITE_FULL. */
+static int
+pin_fn(struct store *wst, struct commit_op *op)
+{
+	(void)op;
+	return store_exec(wst, "PRAGMA max_page_count = 1");
+}
+
+static int
+unpin_fn(struct store *wst, struct commit_op *op)
+{
+	(void)op;
+	return store_exec(wst, "PRAGMA max_page_count = 1073741823");
+}
+
+/*
+ * A statement that fails with SQLITE_FULL (or SQLITE_IOERR) may make SQLite roll back the
+ * whole transaction, not only itself. Here the second op's audit record needs a page the
+ * full database cannot give: the batch's transaction is gone. The third op must not then
+ * run outside any transaction (its record committed on its own, after a rolled-back one:
+ * a gap in the chain under a valid anchor); the whole batch fails instead.
+ */
+static void
+test_txn_lost_mid_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct top blocker, t[3], after;
+	struct audit_report rep;
+	struct store *st;
+	char why[256], big[4001];
+	int64_t n;
+	int i;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	top_init(&blocker, 10, 99, 0);
+	blocker.op.fn = sleep_fn;
+	assert_int_equal(commit_submit(f->c, &blocker.op), 0);
+	usleep(50000);	/* the thread is inside sleep_fn: the next three form one batch */
+	for (i = 0; i < 3; i++) {
+		top_init(&t[i], 11, i, 0);
+		t[i].op.fn = NULL;
+	}
+	t[0].op.fn = pin_fn;
+	t[1].op.audit.detail = big;	/* a few pages: more than a free page or two */
+	t[1].op.audit.sandbox_id = big;
+	t[1].op.audit.grant_id = big;
+	for (i = 0; i < 3; i++)
+		assert_int_equal(commit_submit(f->c, &t[i].op), 0);
+	wait_all(&blocker, 1);
+	wait_all(t, 3);
+	for (i = 0; i < 3; i++)
+		assert_int_not_equal(atomic_load(&t[i].rc), 0);
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	assert_int_equal(store_audit_count(st, &n), 0);
+	assert_int_equal(n, 1);	/* the blocker only */
+	assert_int_equal(audit_verify(st, NULL, &rep), 0);
+	store_close(st);
+	/* Space again: the chain continues from the last durable record. */
+	top_init(&after, 12, 0, 0);
+	after.op.fn = unpin_fn;
+	after.op.done = NULL;
+	assert_int_equal(commit_run(f->c, &after.op), 0);
+	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
+	assert_int_equal(audit_verify(st, NULL, &rep), 0);
+	assert_int_equal(rep.records, 2);
+	store_close(st);
+}
+
 int main(void);
 
 int
@@ -491,6 +561,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_chain_continues_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_txn_lost_mid_batch, setup, teardown),
 	};
 
 	log_init("test_commit", LOG_LVL_ERR);

@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -288,6 +290,40 @@ test_damaged_refused(void **state)
 	assert_memory_equal(before, after, blen);
 	free(before);
 	free(after);
+}
+
+/*
+ * A database that cannot be read because the file system is full (here: a file-size
+ * limit, so that SQLite cannot size its -shm file) is not called damaged or "not a
+ * readable SQLite database": the operator would restore a backup for nothing.
+ */
+static void
+test_full_fs_not_damaged(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, lim;
+	char why[512];
+	int rc;
+
+	open_new(f);
+	store_close(f->st);	/* the last connection: the -wal and -shm files go */
+	f->st = NULL;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 1024;	/* smaller than the -shm file SQLite must make */
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	rc = store_open(f->path, 0, &f->st, why, sizeof(why));
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	assert_int_equal(rc, CB_ERR_IO);
+	assert_null(f->st);
+	assert_non_null(strstr(why, f->path));
+	assert_null(strstr(why, "damaged"));
+	assert_null(strstr(why, "not a readable"));
+	assert_non_null(strstr(why, "full"));
+	/* With the space back, it opens. */
+	open_new(f);
 }
 
 static void
@@ -696,6 +732,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_newer_version_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damaged_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_full_fs_not_damaged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_check, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
