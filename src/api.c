@@ -615,46 +615,101 @@ static atomic_int api_rotating;
 struct api_rotation {
 	struct api_call *call;
 	int signing;		/* 0: data key, 1: signing key */
+	struct vault_activation *act;
+	int ran, fn_rc;		/* api_rotation_fn ran, and its result */
+	char detail[64];
 };
+
+/*
+ * On the commit thread, inside the batch: the new key's rows, in the same transaction
+ * as this request's audit record. A rotation that cannot be written is audited as such.
+ */
+static int
+api_rotation_fn(struct store *wst, struct commit_op *op)
+{
+	struct api_rotation *r = op->arg;
+
+	r->ran = 1;
+	r->fn_rc = vault_activation_write(r->call->b->vault, wst, r->act);
+	if (r->fn_rc != 0) {
+		op->audit.outcome = "rotation_failed";
+		snprintf(r->detail, sizeof(r->detail), "%s", r->signing ? "signing" : "data");
+	} else if (!r->signing)
+		snprintf(r->detail, sizeof(r->detail), "data %lld",
+		    (long long)vault_activation_key_id(r->act));
+	return r->fn_rc;
+}
 
 static void *
 api_rotation_thread(void *arg)
 {
 	struct api_rotation *r = arg;
 	struct api_call *call = r->call;
+	struct vault *v = call->b->vault;
+	struct commit_op op;
 	struct store *st = NULL;
-	char why[256], kid[VAULT_KID_MAX], detail[64];
-	int64_t key_id = 0;
+	char why[256];
 	json_t *body = NULL;
-	int rc;
+	int rc, activated = 0;
 
 	rc = store_open(call->b->conf->database, STORE_NOCHECK, &st, why, sizeof(why));
 	if (rc != 0)
 		log_warnx("key rotation: %s", why);
-	else if (r->signing) {
-		rc = vault_rotate_signing_key(call->b->vault, st, util_now() + GRANT_TTL_MAX, kid);
-		if (rc == 0) {
-			snprintf(detail, sizeof(detail), "signing %s", kid);
-			body = json_pack("{s:s, s:s}", "kind", "signing", "kid", kid);
-		}
-	} else {
-		rc = vault_rotate_data_key(call->b->vault, st, -1, &key_id);
-		if (rc == 0) {
-			snprintf(detail, sizeof(detail), "data %lld", (long long)key_id);
-			body = json_pack("{s:s, s:I}", "kind", "data", "key_id", (json_int_t)key_id);
-		}
-	}
-	store_close(st);
-	atomic_store(&api_rotating, 0);
+	else
+		rc = vault_activation_new(v, st, r->signing, util_now() + GRANT_TTL_MAX, &r->act);
 	if (rc != 0) {
 		log_warnx("%s key rotation failed: %s", r->signing ? "signing" : "data",
 		    cb_strerror(rc));
-		snprintf(detail, sizeof(detail), "%s", r->signing ? "signing" : "data");
-		api_refuse(call, "key.rotate", 500, "rotation_failed", NULL, detail);
-	} else {
+		store_close(st);
+		atomic_store(&api_rotating, 0);
+		api_refuse(call, "key.rotate", 500, "rotation_failed", NULL,
+		    r->signing ? "signing" : "data");
+		free(r);
+		return NULL;
+	}
+	if (r->signing)
+		snprintf(r->detail, sizeof(r->detail), "signing %s", vault_activation_kid(r->act));
+	memset(&op, 0, sizeof(op));
+	op.fn = api_rotation_fn;
+	op.arg = r;
+	op.audit.actor = call->who->id;
+	op.audit.role = conf_role_name(call->who->role);
+	op.audit.action = "key.rotate";
+	op.audit.outcome = "ok";
+	op.audit.detail = r->detail;
+	if ((rc = commit_run(call->b->commit, &op)) == 0) {
+		activated = 1;
+		vault_activation_apply(v, r->act);
+		if (r->signing)
+			body = json_pack("{s:s, s:s}", "kind", "signing", "kid",
+			    vault_activation_kid(r->act));
+		else
+			body = json_pack("{s:s, s:I}", "kind", "data", "key_id",
+			    (json_int_t)vault_activation_key_id(r->act));
 		log_info("%s key rotated by %s: %s", r->signing ? "signing" : "data",
-		    call->who->id, detail);
-		api_reply_audited(call, "key.rotate", "ok", detail, 200, body, NULL, NULL);
+		    call->who->id, r->detail);
+		/* Re-sealing every version under the new data key: resumable, at the next
+		 * rotation or start-up, if it fails now. */
+		if (!r->signing && (rc = vault_resume_rotation(v, st)) != 0)
+			log_warnx("data key rotation: the new key is active, re-sealing under it "
+			    "failed: %s (the next rotation or start finishes it)", cb_strerror(rc));
+	} else
+		log_warnx("%s key rotation failed: %s", r->signing ? "signing" : "data",
+		    cb_strerror(rc));
+	store_close(st);
+	vault_activation_free(r->act);
+	atomic_store(&api_rotating, 0);
+	/* The audit record is durable with the rotation or its failure: answer directly. */
+	if (rc == 0)
+		call->reply(call, 200, body, 0);	/* transferred */
+	else {
+		json_decref(body);
+		if (!r->ran)
+			api_error(call, 503, "unavailable");	/* closing */
+		else if (r->fn_rc != 0 || activated)
+			api_error(call, 500, "rotation_failed");
+		else
+			api_error(call, 500, "internal_error");	/* nothing committed */
 	}
 	free(r);
 	return NULL;

@@ -412,6 +412,47 @@ vault_sk_find(struct vault *v, const char *kid)
 
 /* --- creating keys (inside the caller's transaction) --- */
 
+/*
+ * Inserts k (its key set) as a new data key in state: the row ID is part of the
+ * wrapping's AD, so a placeholder row first, to learn it. Sets k's id, wrapped, state.
+ */
+static int
+vault_insert_data_key(const uint8_t *kek, struct store *st, const char *state,
+    struct vault_key *k)
+{
+	int rc;
+
+	free(k->wrapped);
+	k->wrapped = NULL;
+	k->wrapped_len = 0;
+	if ((rc = store_data_key_insert(st, (const uint8_t *)"", 0, state, &k->id)) != 0 ||
+	    (rc = vault_wrap(kek, 0, k->id, NULL, k->key, &k->wrapped, &k->wrapped_len)) != 0 ||
+	    (rc = store_data_key_update(st, k->id, k->wrapped, k->wrapped_len, state)) != 0)
+		return rc;
+	util_strlcpy(k->state, state, sizeof(k->state));
+	return 0;
+}
+
+/* A new random key in k (locked memory): for a data key, or with its kid and wrapping, a signing key. */
+static int
+vault_make_key(const uint8_t *kek, int signing, struct vault_key *k)
+{
+	uint8_t rnd[8];
+	int rc;
+
+	memset(k, 0, sizeof(*k));
+	if ((k->key = crypto_secure_alloc(CRYPTO_KEY_LEN)) == NULL)
+		return CB_ERR_NOMEM;
+	if ((rc = crypto_random(k->key, CRYPTO_KEY_LEN)) != 0 || !signing)
+		return rc;
+	if ((rc = crypto_random(rnd, sizeof(rnd))) != 0)
+		return rc;
+	k->kid[0] = 'k';
+	util_hex(rnd, sizeof(rnd), k->kid + 1);
+	util_strlcpy(k->state, "active", sizeof(k->state));
+	return vault_wrap(kek, 1, 0, k->kid, k->key, &k->wrapped, &k->wrapped_len);
+}
+
 /* Inserts a new data key in state; on success *out holds it (unwrapped and wrapped). */
 static int
 vault_new_data_key(const uint8_t *kek, struct store *st, const char *state,
@@ -420,23 +461,12 @@ vault_new_data_key(const uint8_t *kek, struct store *st, const char *state,
 	struct vault_key k;
 	int rc;
 
-	memset(&k, 0, sizeof(k));
 	memset(out, 0, sizeof(*out));
-	if ((k.key = crypto_secure_alloc(CRYPTO_KEY_LEN)) == NULL)
-		return CB_ERR_NOMEM;
-	if ((rc = crypto_random(k.key, CRYPTO_KEY_LEN)) != 0)
-		goto out;
-	/* The row ID is part of the AD, so insert a placeholder first to learn it. */
-	if ((rc = store_data_key_insert(st, (const uint8_t *)"", 0, state, &k.id)) != 0)
-		goto out;
-	if ((rc = vault_wrap(kek, 0, k.id, NULL, k.key, &k.wrapped, &k.wrapped_len)) != 0)
-		goto out;
-	if ((rc = store_data_key_update(st, k.id, k.wrapped, k.wrapped_len, state)) != 0)
-		goto out;
-	util_strlcpy(k.state, state, sizeof(k.state));
-	*out = k;		/* transferred */
-	memset(&k, 0, sizeof(k));
-out:
+	if ((rc = vault_make_key(kek, 0, &k)) == 0 &&
+	    (rc = vault_insert_data_key(kek, st, state, &k)) == 0) {
+		*out = k;		/* transferred */
+		return 0;
+	}
 	vault_key_clear(&k);
 	return rc;
 }
@@ -445,26 +475,14 @@ static int
 vault_new_signing_key(const uint8_t *kek, struct store *st, struct vault_key *out)
 {
 	struct vault_key k;
-	uint8_t rnd[8];
 	int rc;
 
-	memset(&k, 0, sizeof(k));
 	memset(out, 0, sizeof(*out));
-	if ((k.key = crypto_secure_alloc(CRYPTO_KEY_LEN)) == NULL)
-		return CB_ERR_NOMEM;
-	if ((rc = crypto_random(k.key, CRYPTO_KEY_LEN)) != 0 ||
-	    (rc = crypto_random(rnd, sizeof(rnd))) != 0)
-		goto out;
-	k.kid[0] = 'k';
-	util_hex(rnd, sizeof(rnd), k.kid + 1);
-	util_strlcpy(k.state, "active", sizeof(k.state));
-	if ((rc = vault_wrap(kek, 1, 0, k.kid, k.key, &k.wrapped, &k.wrapped_len)) != 0)
-		goto out;
-	if ((rc = store_signing_key_insert(st, k.kid, k.wrapped, k.wrapped_len, k.state, 0)) != 0)
-		goto out;
-	*out = k;		/* transferred */
-	memset(&k, 0, sizeof(k));
-out:
+	if ((rc = vault_make_key(kek, 1, &k)) == 0 &&
+	    (rc = store_signing_key_insert(st, k.kid, k.wrapped, k.wrapped_len, k.state, 0)) == 0) {
+		*out = k;		/* transferred */
+		return 0;
+	}
 	vault_key_clear(&k);
 	return rc;
 }
@@ -622,24 +640,28 @@ out:
 	return rc;
 }
 
-/* Retires signing keys in 'verify' state past retire_after (writable store only). */
+/*
+ * Retires signing keys in 'verify' state past retire_after (writable store only). The
+ * database's write lock is taken before the vault's lock, never the other way round:
+ * the commit thread holds the first when it takes the second (a secret put seals).
+ */
 static int
 vault_retire_signing_keys(struct vault *v, struct store *st, int64_t now)
 {
 	size_t i;
 	int rc, any = 0;
 
-	pthread_rwlock_wrlock(&v->lock);
+	pthread_rwlock_rdlock(&v->lock);
 	for (i = 0; i < v->nsk; i++)
 		if (strcmp(v->sks[i].state, "verify") == 0 && v->sks[i].retire_after > 0 &&
 		    v->sks[i].retire_after <= now)
 			any = 1;
-	if (!any) {
-		rc = 0;
-		goto out;
-	}
+	pthread_rwlock_unlock(&v->lock);
+	if (!any)
+		return 0;
 	if ((rc = store_begin(st)) != 0)
-		goto out;
+		return rc;
+	pthread_rwlock_wrlock(&v->lock);
 	for (i = 0; i < v->nsk; i++) {
 		struct vault_key *k = &v->sks[i];
 
@@ -647,15 +669,11 @@ vault_retire_signing_keys(struct vault *v, struct store *st, int64_t now)
 		    k->retire_after > now)
 			continue;
 		if ((rc = store_signing_key_update(st, k->kid, k->wrapped, k->wrapped_len,
-		    "retired", k->retire_after)) != 0) {
-			store_rollback(st);
-			goto out;
-		}
+		    "retired", k->retire_after)) != 0)
+			goto fail;
 	}
-	if ((rc = store_commit(st)) != 0) {
-		store_rollback(st);
-		goto out;
-	}
+	if ((rc = store_commit(st)) != 0)
+		goto fail;
 	/* Committed: drop them from memory. */
 	for (i = v->nsk; i > 0; i--) {
 		struct vault_key *k = &v->sks[i - 1];
@@ -666,7 +684,10 @@ vault_retire_signing_keys(struct vault *v, struct store *st, int64_t now)
 			vault_keys_remove(v->sks, &v->nsk, i - 1);
 		}
 	}
-out:
+	pthread_rwlock_unlock(&v->lock);
+	return 0;
+fail:
+	store_rollback(st);
 	pthread_rwlock_unlock(&v->lock);
 	return rc;
 }
@@ -881,59 +902,6 @@ vault_signing_key(struct vault *v, const char *kid, uint8_t key[CRYPTO_KEY_LEN],
 	return rc;
 }
 
-int
-vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_after,
-    char kid_out[VAULT_KID_MAX])
-{
-	struct vault_key nk;
-	size_t i;
-	int rc;
-
-	memset(&nk, 0, sizeof(nk));
-	if (kid_out != NULL)
-		kid_out[0] = '\0';
-	if ((rc = vault_retire_signing_keys(v, st, util_now())) != 0)
-		return rc;
-	pthread_rwlock_wrlock(&v->lock);
-	if ((rc = store_begin(st)) != 0)
-		goto out;
-	if ((rc = vault_still_kek(v, st)) != 0)
-		goto fail;
-	for (i = 0; i < v->nsk; i++) {
-		struct vault_key *k = &v->sks[i];
-
-		if (strcmp(k->state, "active") != 0)
-			continue;
-		if ((rc = store_signing_key_update(st, k->kid, k->wrapped, k->wrapped_len,
-		    "verify", retire_after)) != 0)
-			goto fail;
-	}
-	if ((rc = vault_new_signing_key(v->kek, st, &nk)) != 0)
-		goto fail;
-	if ((rc = store_commit(st)) != 0)
-		goto fail;
-	/* Committed: update memory to match. */
-	for (i = 0; i < v->nsk; i++) {
-		if (strcmp(v->sks[i].state, "active") == 0) {
-			util_strlcpy(v->sks[i].state, "verify", sizeof(v->sks[i].state));
-			v->sks[i].retire_after = retire_after;
-		}
-	}
-	if (kid_out != NULL)
-		util_strlcpy(kid_out, nk.kid, VAULT_KID_MAX);
-	log_info("signing key %s active; previous key verifies until %" PRId64, nk.kid,
-	    retire_after);
-	if ((rc = vault_keys_append(&v->sks, &v->nsk, &nk)) != 0)
-		log_warnx("out of memory: restart to load the new signing key");
-	goto out;
-fail:
-	store_rollback(st);
-out:
-	vault_key_clear(&nk);
-	pthread_rwlock_unlock(&v->lock);
-	return rc;
-}
-
 /* --- data-key rotation --- */
 
 /* Reads meta 'rotation': CB_ERR_NOTFOUND when none is in progress. */
@@ -1030,9 +998,9 @@ vault_rotation_finish(struct vault *v, struct store *st, int64_t old_id, int *do
 	int rc;
 
 	*done = 0;
+	if ((rc = store_begin(st)) != 0)	/* the write lock first, as everywhere */
+		return rc;
 	pthread_rwlock_wrlock(&v->lock);
-	if ((rc = store_begin(st)) != 0)
-		goto out;
 	if ((rc = store_secret_versions_count_by_key(st, old_id, &left)) != 0)
 		goto fail;
 	if (left > 0) {
@@ -1116,60 +1084,220 @@ vault_resume_rotation(struct vault *v, struct store *st)
 	return vault_rotation_run(v, st, old_id, new_id, -1);
 }
 
+/* --- key activation: a rotation's one transaction, in three steps --- */
+
+struct vault_activation {
+	int signing;
+	int64_t retire_after;		/* signing: the replaced keys verify until then */
+	struct vault_key nk;		/* the new key (until vault_activation_apply) */
+	struct vault_key *old;		/* the keys it replaces: IDs and wrapped bytes only */
+	size_t nold;
+	char kid[VAULT_KID_MAX];	/* signing: the new key's */
+	int64_t key_id;			/* data: the new key's row, once written */
+};
+
+void
+vault_activation_free(struct vault_activation *a)
+{
+	if (a == NULL)
+		return;
+	vault_key_clear(&a->nk);
+	vault_keys_clear(a->old, a->nold);
+	free(a);
+}
+
+/* Notes k (not its key bytes) as one the activation replaces. */
+static int
+vault_activation_replaces(struct vault_activation *a, const struct vault_key *k)
+{
+	struct vault_key c;
+
+	memset(&c, 0, sizeof(c));
+	c.id = k->id;
+	util_strlcpy(c.kid, k->kid, sizeof(c.kid));
+	util_strlcpy(c.state, k->state, sizeof(c.state));
+	if ((c.wrapped = malloc(k->wrapped_len)) == NULL)
+		return CB_ERR_NOMEM;
+	memcpy(c.wrapped, k->wrapped, k->wrapped_len);
+	c.wrapped_len = k->wrapped_len;
+	if (vault_keys_append(&a->old, &a->nold, &c) != 0) {
+		free(c.wrapped);
+		return CB_ERR_NOMEM;
+	}
+	return 0;
+}
+
+int
+vault_activation_new(struct vault *v, struct store *st, int signing, int64_t retire_after,
+    struct vault_activation **out)
+{
+	struct vault_activation *a;
+	const struct vault_key *k;
+	size_t i, n;
+	int rc;
+
+	*out = NULL;
+	rc = signing ? vault_retire_signing_keys(v, st, util_now()) :
+	    vault_resume_rotation(v, st);
+	if (rc != 0)
+		return rc;
+	if ((a = calloc(1, sizeof(*a))) == NULL)
+		return CB_ERR_NOMEM;
+	a->signing = signing;
+	a->retire_after = retire_after;
+	if ((rc = vault_make_key(v->kek, signing, &a->nk)) != 0)
+		goto fail;
+	util_strlcpy(a->kid, a->nk.kid, sizeof(a->kid));
+	pthread_rwlock_rdlock(&v->lock);
+	n = signing ? v->nsk : v->ndk;
+	for (i = 0; i < n && rc == 0; i++) {
+		k = signing ? &v->sks[i] : &v->dks[i];
+		if (signing ? strcmp(k->state, "active") == 0 : k->id == v->active_dk)
+			rc = vault_activation_replaces(a, k);
+	}
+	pthread_rwlock_unlock(&v->lock);
+	if (rc == 0 && !signing && a->nold != 1)
+		rc = CB_ERR_CORRUPT;
+	if (rc == 0) {
+		*out = a;
+		return 0;
+	}
+fail:
+	vault_activation_free(a);
+	return rc;
+}
+
+int
+vault_activation_write(struct vault *v, struct store *wst, struct vault_activation *a)
+{
+	int64_t o, n;
+	char buf[64];
+	size_t i;
+	int rc;
+
+	if ((rc = vault_still_kek(v, wst)) != 0)
+		return rc;
+	if (a->signing) {
+		for (i = 0; i < a->nold; i++)
+			if ((rc = store_signing_key_update(wst, a->old[i].kid, a->old[i].wrapped,
+			    a->old[i].wrapped_len, "verify", a->retire_after)) != 0)
+				return rc;
+		return store_signing_key_insert(wst, a->nk.kid, a->nk.wrapped, a->nk.wrapped_len,
+		    a->nk.state, 0);
+	}
+	/* One data-key rotation at a time: vault_activation_new finished the last one. */
+	if ((rc = vault_rotation_get(wst, &o, &n)) == 0)
+		return CB_ERR_BUSY;
+	if (rc != CB_ERR_NOTFOUND)
+		return rc;
+	if ((rc = store_data_key_update(wst, a->old[0].id, a->old[0].wrapped,
+	    a->old[0].wrapped_len, "retiring")) != 0 ||
+	    (rc = vault_insert_data_key(v->kek, wst, "active", &a->nk)) != 0)
+		return rc;
+	a->key_id = a->nk.id;
+	snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64, a->old[0].id, a->nk.id);
+	return store_meta_set(wst, VAULT_META_ROTATION, buf, strlen(buf));
+}
+
+void
+vault_activation_apply(struct vault *v, struct vault_activation *a)
+{
+	struct vault_key *k;
+	size_t i;
+
+	pthread_rwlock_wrlock(&v->lock);
+	for (i = 0; i < a->nold; i++) {
+		k = a->signing ? vault_sk_find(v, a->old[i].kid) : vault_dk_find(v, a->old[i].id);
+		if (k == NULL)
+			continue;
+		util_strlcpy(k->state, a->signing ? "verify" : "retiring", sizeof(k->state));
+		if (a->signing)
+			k->retire_after = a->retire_after;
+	}
+	if (a->signing) {
+		log_info("signing key %s active; previous key verifies until %" PRId64, a->kid,
+		    a->retire_after);
+		if (vault_keys_append(&v->sks, &v->nsk, &a->nk) != 0)
+			log_warnx("out of memory: restart to load the new signing key");
+	} else {
+		log_info("data key %" PRId64 " active; re-sealing versions from data key %" PRId64,
+		    a->key_id, a->old[0].id);
+		/* Without the key in memory nothing can seal under it: the old one stays. */
+		if (vault_keys_append(&v->dks, &v->ndk, &a->nk) == 0)
+			v->active_dk = a->key_id;
+		else
+			log_warnx("out of memory during data-key rotation: restart to finish it");
+	}
+	pthread_rwlock_unlock(&v->lock);
+}
+
+const char *
+vault_activation_kid(const struct vault_activation *a)
+{
+	return a->kid;
+}
+
+int64_t
+vault_activation_key_id(const struct vault_activation *a)
+{
+	return a->key_id;
+}
+
+/* All three steps on st, in its own transaction (tests, and callers without a commit thread). */
+static int
+vault_activate(struct vault *v, struct store *st, struct vault_activation *a)
+{
+	int rc;
+
+	if ((rc = store_begin(st)) != 0)
+		return rc;
+	if ((rc = vault_activation_write(v, st, a)) != 0 || (rc = store_commit(st)) != 0) {
+		store_rollback(st);
+		return rc;
+	}
+	vault_activation_apply(v, a);
+	return 0;
+}
+
+int
+vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_after,
+    char kid_out[VAULT_KID_MAX])
+{
+	struct vault_activation *a;
+	int rc;
+
+	if (kid_out != NULL)
+		kid_out[0] = '\0';
+	if ((rc = vault_activation_new(v, st, 1, retire_after, &a)) != 0)
+		return rc;
+	if ((rc = vault_activate(v, st, a)) == 0 && kid_out != NULL)
+		util_strlcpy(kid_out, a->kid, VAULT_KID_MAX);
+	vault_activation_free(a);
+	return rc;
+}
+
 int
 vault_rotate_data_key(struct vault *v, struct store *st, int max_batches,
     int64_t *new_key_id)
 {
-	struct vault_key nk, *old;
-	char buf[64];
+	struct vault_activation *a;
 	int64_t old_id, new_id;
 	int rc;
 
-	memset(&nk, 0, sizeof(nk));
 	if (new_key_id != NULL)
 		*new_key_id = 0;
-	/* One rotation at a time: finish an interrupted one first. */
-	if ((rc = vault_resume_rotation(v, st)) != 0)
+	if ((rc = vault_activation_new(v, st, 0, 0, &a)) != 0)
 		return rc;
-	pthread_rwlock_wrlock(&v->lock);
-	old_id = v->active_dk;
-	if ((old = vault_dk_find(v, old_id)) == NULL) {
-		rc = CB_ERR_CORRUPT;
-		goto out;
+	if ((rc = vault_activate(v, st, a)) != 0) {
+		vault_activation_free(a);
+		return rc;
 	}
-	if ((rc = store_begin(st)) != 0)
-		goto out;
-	if ((rc = vault_still_kek(v, st)) != 0)
-		goto fail;
-	if ((rc = store_data_key_update(st, old_id, old->wrapped, old->wrapped_len,
-	    "retiring")) != 0 ||
-	    (rc = vault_new_data_key(v->kek, st, "active", &nk)) != 0)
-		goto fail;
-	snprintf(buf, sizeof(buf), "%" PRId64 " %" PRId64, old_id, nk.id);
-	if ((rc = store_meta_set(st, VAULT_META_ROTATION, buf, strlen(buf))) != 0)
-		goto fail;
-	if ((rc = store_commit(st)) != 0)
-		goto fail;
-	util_strlcpy(old->state, "retiring", sizeof(old->state));
-	v->active_dk = nk.id;
+	old_id = a->old[0].id;
+	new_id = a->key_id;
+	vault_activation_free(a);
 	if (new_key_id != NULL)
-		*new_key_id = nk.id;
-	log_info("data key %" PRId64 " active; re-sealing versions from data key %" PRId64,
-	    nk.id, old_id);
-	if ((rc = vault_keys_append(&v->dks, &v->ndk, &nk)) != 0) {
-		/* The rotation is committed; a restart loads the key and finishes it. */
-		log_warnx("out of memory during data-key rotation: restart to finish it");
-		goto out;
-	}
-	new_id = v->active_dk;
-	pthread_rwlock_unlock(&v->lock);
+		*new_key_id = new_id;
 	return vault_rotation_run(v, st, old_id, new_id, max_batches);
-fail:
-	store_rollback(st);
-out:
-	vault_key_clear(&nk);
-	pthread_rwlock_unlock(&v->lock);
-	return rc;
 }
 
 /* --- the audit anchor --- */

@@ -82,12 +82,36 @@ int vault_rotate_signing_key(struct vault *v, struct store *st, int64_t retire_a
     char kid_out[VAULT_KID_MAX]);
 
 /*
+ * The two rotations above in their steps, so that the daemon makes a new key active in
+ * the same transaction as the request's audit record (no key changes unaudited, even
+ * when the disk fills or the process is killed between the two):
+ * 1. vault_activation_new, on any thread, no transaction open: first retires signing keys
+ *    past their time (signing) or finishes an interrupted data-key rotation (data), each
+ *    in its own transaction on st; then makes the new key (random, in locked memory) and
+ *    notes the keys it replaces.
+ * 2. vault_activation_write, inside the caller's transaction on wst (the commit thread's
+ *    batch): the key rows, and for a data key the rotation state. Takes no vault lock.
+ *    Returns CB_ERR_BUSY when a data-key rotation is already in progress.
+ * 3. vault_activation_apply, once that transaction is durable: the vault's memory made
+ *    to match. A data key's re-sealing then runs with vault_resume_rotation.
+ * Lock order everywhere: the database's write lock before the vault's lock.
+ */
+struct vault_activation;
+int vault_activation_new(struct vault *v, struct store *st, int signing, int64_t retire_after,
+    struct vault_activation **out);
+int vault_activation_write(struct vault *v, struct store *wst, struct vault_activation *a);
+void vault_activation_apply(struct vault *v, struct vault_activation *a);
+/* The new signing key's kid; the new data key's ID (once written). */
+const char *vault_activation_kid(const struct vault_activation *a);
+int64_t vault_activation_key_id(const struct vault_activation *a);
+void vault_activation_free(struct vault_activation *a);
+
+/*
  * The audit anchor (audit.h) is MAC'd under a key derived from the master key,
  * HMAC-SHA256(KEK, "credbroker audit anchor key v1"): whoever can write the database
  * but not read the master key cannot rewrite the log and recompute a valid anchor.
  * vault_audit_key copies that key out (the caller wipes it): the commit thread holds its
- * own copy, so that it never waits on the vault's lock inside a transaction (a key
- * rotation holds that lock while it waits for the database's write lock). The master key
+ * own copy, so that no batch waits on the vault's lock for it. The master key
  * only changes offline, so the copy stays right while the daemon runs.
  * vault_audit_mac: HMAC-SHA256(key, "credbroker audit anchor v1" || be64 seq || hash).
  */

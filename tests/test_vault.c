@@ -811,6 +811,89 @@ test_rotation_concurrent_reads(void **state)
 	check_many(f, 300, 1);
 }
 
+struct writer_arg {
+	const char *db;
+	struct vault *v;
+	volatile int *stop;
+	int ok, failed;
+};
+
+/* A commit thread's pattern: the database's write lock held, then the vault's (a seal). */
+static void *
+writer_thread(void *p)
+{
+	struct writer_arg *a = p;
+	struct store *st = NULL;
+	char why[256];
+	uint8_t *ct;
+	size_t ctlen;
+	int64_t kid;
+	int i;
+
+	if (store_open(a->db, STORE_NOCHECK, &st, why, sizeof(why)) != 0) {
+		a->failed++;
+		return NULL;
+	}
+	for (i = 0; i < 100000 && !__atomic_load_n(a->stop, __ATOMIC_ACQUIRE); i++) {
+		if (store_begin(st) != 0) {
+			a->failed++;
+			continue;
+		}
+		ct = NULL;
+		if (vault_secret_seal(a->v, "w", i + 1, (const uint8_t *)"x", 1, &kid, &ct,
+		    &ctlen) == 0)
+			__atomic_add_fetch(&a->ok, 1, __ATOMIC_RELEASE);
+		else
+			a->failed++;
+		free(ct);
+		if (store_commit(st) != 0) {
+			store_rollback(st);
+			a->failed++;
+		}
+	}
+	store_close(st);
+	return NULL;
+}
+
+/*
+ * Rotations while another connection writes and seals inside its transaction. A
+ * rotation used to take the vault's lock, then wait for the database's write lock,
+ * while the writer held that and waited for the vault's: both stalled until the busy
+ * timeout, and the rotation failed. The write lock now always comes first.
+ */
+static void
+test_rotation_concurrent_writer(void **state)
+{
+	struct fixture *f = *state;
+	struct writer_arg a;
+	char kid[VAULT_KID_MAX];
+	volatile int stop = 0;
+	pthread_t th;
+	int i;
+
+	fx_open(f, f->key);
+	put_many(f, 50, 1);
+	memset(&a, 0, sizeof(a));
+	a.db = f->db;
+	a.v = f->v;
+	a.stop = &stop;
+	assert_int_equal(pthread_create(&th, NULL, writer_thread, &a), 0);
+	/* The writer at work first (bounded: 10 s). */
+	for (i = 0; i < 1000 && __atomic_load_n(&a.ok, __ATOMIC_ACQUIRE) < 3; i++)
+		usleep(10000);
+	assert_true(__atomic_load_n(&a.ok, __ATOMIC_ACQUIRE) >= 3);
+	for (i = 0; i < 60; i++) {
+		assert_int_equal(vault_rotate_signing_key(f->v, f->st, util_now() + 3600, kid), 0);
+		if (i % 10 == 0)
+			assert_int_equal(vault_rotate_data_key(f->v, f->st, -1, NULL), 0);
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.failed, 0);
+	assert_true(a.ok > 0);
+	check_many(f, 50, 1);
+}
+
 static void
 test_rotate_master_key(void **state)
 {
@@ -1104,6 +1187,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_interrupted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_crash_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_concurrent_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_concurrent_writer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_master_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_signing_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_kek_guard, setup, teardown),

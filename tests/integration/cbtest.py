@@ -159,6 +159,22 @@ def _set_keyword(text, keyword, value):
     return "\n".join(out) + "\n"
 
 
+def keys_without_record(db):
+    """The data keys and signing keys of database db (a path) that no `key.rotate` record
+    with outcome ok names (detail `data ID` / `signing KID`), the first of each kind (made
+    by `init`) aside: a key that became active unaudited."""
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        named = {r[0] for r in con.execute(
+            "SELECT detail FROM audit WHERE action = 'key.rotate' AND outcome = 'ok'")}
+        data = ["data %d" % r[0] for r in con.execute("SELECT id FROM data_keys ORDER BY id")]
+        signing = ["signing %s" % r[0] for r in con.execute(
+            "SELECT kid FROM signing_keys ORDER BY rowid")]
+    finally:
+        con.close()
+    return [k for k in data[1:] + signing[1:] if k not in named]
+
+
 def proxy_conf_with(text, lines):
     """credproxy.conf text plus `lines`: a single-valued keyword replaces its line (the
     proxy refuses one given twice); `sandbox` and `allow_host` lines are added."""

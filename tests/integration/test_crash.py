@@ -348,6 +348,8 @@ class CrashTest(cbtest.TestCase):
         for (name, ver), pt in v["versions"].items():
             self.assertIn(pt.decode(), led.sent[name], "cycle %d: %s v%d holds a value never sent"
                           % (cycle, name, ver))
+        self.assertEqual(cbtest.keys_without_record(copy), [],
+                         "cycle %d: keys active without their key.rotate record" % cycle)
         r = subprocess.run([cbtest.binary("credbroker"), "audit", "verify", "--db", copy],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
         self.assertEqual(r.returncode, 0, "cycle %d: audit verify: %s %s" % (

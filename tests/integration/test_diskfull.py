@@ -278,6 +278,8 @@ class FullUnderLoadTest(TmpfsCase):
                 ok = set(c.execute("SELECT action, grant_id FROM audit WHERE outcome = 'ok'"))
             finally:
                 c.close()
+            self.assertEqual(cbtest.keys_without_record(d.db), [],
+                             "keys active without their key.rotate record")
             for kind, st, js, gid in answers:
                 if st in (200, 201):
                     action = "grant.mint" if kind == "mint" else "grant.resolve"
