@@ -81,7 +81,7 @@ struct commit {
 	int64_t fail_since_us, fail_logged_us, last_fail_us;
 
 	/* statistics, under mu */
-	uint64_t nbatches, nops;
+	uint64_t nbatches, nops, nfailed;
 	struct metrics_hist wait_lat, batch_lat;
 };
 
@@ -232,6 +232,7 @@ run_batch(struct commit *c, size_t n)
 	pthread_mutex_lock(&c->mu);
 	c->nbatches++;
 	c->nops += n;
+	c->nfailed += brc != 0;
 	metrics_hist_add(&c->batch_lat, took);
 	for (i = 0; i < n; i++)
 		metrics_hist_add(&c->wait_lat, t0 - c->batch[i]->queued_us);
@@ -528,15 +529,17 @@ commit_close(struct commit *c)
 }
 
 void
-commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops)
+commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops, uint64_t *failed)
 {
 	*batches = 0;
 	*ops = 0;
+	*failed = 0;
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&c->mu);
 	*batches = c->nbatches;
 	*ops = c->nops;
+	*failed = c->nfailed;
 	pthread_mutex_unlock(&c->mu);
 }
 

@@ -61,8 +61,11 @@ int commit_run(struct commit *c, struct commit_op *op);
 /* Stops accepting, drains what is queued, joins the thread, closes. NULL is fine. */
 void commit_close(struct commit *c);
 
-/* Statistics for metrics: batches and ops committed so far. */
-void commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops);
+/*
+ * Statistics for metrics: batches and ops so far, and of those batches the ones that
+ * failed (their requests failed: a full disk, an I/O error).
+ */
+void commit_stats(struct commit *c, uint64_t *batches, uint64_t *ops, uint64_t *failed);
 struct metrics_hist;
 /*
  * Copies the latency histograms: *wait, each op's time from queued to its batch's

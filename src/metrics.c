@@ -240,7 +240,7 @@ metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 	char sl[16];
 	struct metrics_hist wait, batch;
 	size_t r, s, i;
-	uint64_t batches, ops;
+	uint64_t batches, ops, failed;
 
 	*out = NULL;
 	*len = 0;
@@ -286,7 +286,7 @@ metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 
 	if (c != NULL) {
 		/* ops / batches: the group commit's batch size (one fsync per batch). */
-		commit_stats(c, &batches, &ops);
+		commit_stats(c, &batches, &ops, &failed);
 		mbuf_printf(&b, "# HELP credbroker_commit_batches_total Group commits (one WAL "
 		    "fsync each).\n# TYPE credbroker_commit_batches_total counter\n"
 		    "credbroker_commit_batches_total %llu\n", (unsigned long long)batches);
@@ -294,6 +294,10 @@ metrics_render(struct metrics *m, struct commit *c, char **out, size_t *len)
 		    "the group commit (audited requests, purge batches).\n"
 		    "# TYPE credbroker_commit_ops_total counter\n"
 		    "credbroker_commit_ops_total %llu\n", (unsigned long long)ops);
+		mbuf_printf(&b, "# HELP credbroker_commit_failed_batches_total Group commits "
+		    "that failed, and their requests with them (a full disk, an I/O error).\n"
+		    "# TYPE credbroker_commit_failed_batches_total counter\n"
+		    "credbroker_commit_failed_batches_total %llu\n", (unsigned long long)failed);
 		commit_latency(c, &wait, &batch);
 		render_hist(&b, "credbroker_commit_wait_seconds", "Time a durable operation "
 		    "waited in the group commit's queue before its batch began.", &wait);

@@ -228,7 +228,7 @@ test_many_threads(void **state)
 	struct top *ops;
 	struct store *st;
 	struct audit_report rep;
-	uint64_t batches, nops;
+	uint64_t batches, nops, failed;
 	int64_t naudit;
 	char why[256];
 	int t, i, refused = 0;
@@ -264,8 +264,9 @@ test_many_threads(void **state)
 		}
 	}
 	assert_int_equal(refused, PER_THREAD / 10);
-	commit_stats(f->c, &batches, &nops);
+	commit_stats(f->c, &batches, &nops, &failed);
 	assert_int_equal(nops, (uint64_t)THREADS * PER_THREAD);
+	assert_int_equal(failed, 0);
 	assert_true(batches < nops);	/* grouped: fewer transactions than ops */
 	check_latency(f->c, batches, nops);
 
@@ -508,6 +509,7 @@ test_txn_lost_mid_batch(void **state)
 	struct audit_report rep;
 	struct store *st;
 	char why[256], big[4001];
+	uint64_t batches, ops, failed;
 	int64_t n;
 	int i;
 
@@ -531,6 +533,8 @@ test_txn_lost_mid_batch(void **state)
 	wait_all(t, 3);
 	for (i = 0; i < 3; i++)
 		assert_int_not_equal(atomic_load(&t[i].rc), 0);
+	commit_stats(f->c, &batches, &ops, &failed);
+	assert_int_equal(failed, 1);	/* /metrics: credbroker_commit_failed_batches_total */
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
 	assert_int_equal(store_audit_count(st, &n), 0);
 	assert_int_equal(n, 1);	/* the blocker only */

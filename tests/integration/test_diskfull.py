@@ -229,6 +229,13 @@ class FullUnderLoadTest(TmpfsCase):
                 self.assertIsNotNone(js)
             self.assertGreater(failed, 20, "the disk never refused a write: %r"
                                % [a[:2] for a in answers][:20])
+            # What an operator alerts on: the failed group commits are counted.
+            st, _, raw = d.request("admin", "GET", "/metrics")
+            self.assertEqual(st, 200)
+            counts = [int(line.split()[1]) for line in raw.decode().splitlines()
+                      if line.startswith("credbroker_commit_failed_batches_total ")]
+            self.assertEqual(len(counts), 1, raw[:400])
+            self.assertGreater(counts[0], 0)
             # One line per request (the access log) is expected; the failure itself is
             # told once, not once per request or per batch.
             extra = [line for line in full_log if "server_log" not in line]
