@@ -391,9 +391,12 @@ api_secret_put_done(struct commit_op *op, int rc)
 
 	api_put_free(a->work_arg);
 	a->work_arg = NULL;
-	if (rc == 0 && a->status == 201)
+	if (rc == 0 && a->status == 201) {
+		log_info("secret %s: version %lld stored", a->call->path_arg,
+		    (long long)a->version);
 		a->body = json_pack("{s:s, s:I}", "name", a->call->path_arg, "version",
 		    (json_int_t)a->version);
+	}
 	api_audited_done(op, rc);
 }
 

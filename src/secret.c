@@ -489,8 +489,7 @@ secret_put(struct store *wst, struct vault *v, const char *name, const uint8_t *
 	    (rc = store_secret_version_insert(wst, name, ver, key_id, ct, ctlen, now)) != 0)
 		goto out;
 	*version = ver;
-	secret_cache_invalidate();	/* again by api.c once committed */
-	log_info("secret %s: version %" PRId64 " stored", name, ver);
+	secret_cache_invalidate();	/* again by api.c once committed (and logged there) */
 out:
 	free(ct);
 	free(hosts_json);

@@ -227,6 +227,9 @@ class FullUnderLoadTest(TmpfsCase):
             for st, js, _ in admin:
                 self.assertIn(st, (200, 201, 500), (st, js))
                 self.assertIsNotNone(js)
+            # The log says a version is stored only once it is (it said so before the commit).
+            self.assertEqual("secret other: version 1 stored" in d.log(), admin[0][0] == 201,
+                             "put answered %d" % admin[0][0])
             self.assertGreater(failed, 20, "the disk never refused a write: %r"
                                % [a[:2] for a in answers][:20])
             # What an operator alerts on: the failed group commits are counted.
