@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -55,6 +56,12 @@
 #define SERVER_ID_MAX		256
 #define SERVER_DRAIN_S		30
 #define SERVER_DUMP_STACK	4096	/* answers up to this size are serialised once */
+/*
+ * Descriptors kept free of connections: the database (writer, checkpointer, purge, one
+ * reader per server thread opened at its first read: a database file and its WAL each),
+ * each server thread's epoll and wake-up descriptors, the log, the lock.
+ */
+#define SERVER_FD_RESERVE(threads)	(32 + 4 * (threads))
 
 struct server {
 	struct broker *b;
@@ -822,21 +829,58 @@ out:
 	return rc;
 }
 
+/*
+ * The connections that fit in RLIMIT_NOFILE (raised to what conn_limit needs when the hard
+ * limit allows) beside SERVER_FD_RESERVE. Past it, accept() fails with EMFILE: a
+ * libmicrohttpd 0.9.75 pool thread with no connection of its own then spins on the
+ * listening socket, and the readers, opened lazily, cannot open the database (every read
+ * answered 500). 0 when not even one connection per thread fits.
+ */
+static int
+server_conn_limit(const struct broker_conf *conf, int threads)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)conf->conn_limit + SERVER_FD_RESERVE(threads);
+	int limit = conf->conn_limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return limit;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return limit;
+	if (rl.rlim_cur >= want)
+		return limit;
+	if (rl.rlim_cur < (rlim_t)SERVER_FD_RESERVE(threads) + (rlim_t)threads)
+		return 0;
+	limit = (int)(rl.rlim_cur - SERVER_FD_RESERVE(threads));
+	log_warnx("only %llu file descriptors (RLIMIT_NOFILE): conn_limit lowered from %d to %d",
+	    (unsigned long long)rl.rlim_cur, conf->conn_limit, limit);
+	return limit;
+}
+
 int
 server_run(struct server *s, char *why, size_t whylen)
 {
 	const struct broker_conf *conf = s->b->conf;
-	int rc;
+	int threads = conf->threads > 0 ? conf->threads : 1;
+	int limit, rc;
 
+	if ((limit = server_conn_limit(conf, threads)) == 0) {
+		snprintf(why, whylen, "too few file descriptors (RLIMIT_NOFILE) for %d threads: "
+		    "at least %d needed", threads, SERVER_FD_RESERVE(threads) + threads);
+		server_drop_material(s);
+		return CB_ERR_CONFIG;
+	}
 	s->d = MHD_start_daemon(s->flags, 0, NULL, NULL, server_handler, s,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->lfd,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(conf->threads > 0 ? conf->threads : 1),
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
 	    MHD_OPTION_HTTPS_MEM_CERT, s->cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, s->key,
 	    MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
 	    MHD_OPTION_HTTPS_PRIORITIES, SERVER_PRIORITIES,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)conf->conn_timeout_s,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conf->conn_limit,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)conf->per_ip_limit,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_CONNECTION, server_notify_conn, s,

@@ -4,11 +4,13 @@
 - 200 parallel connections are all served;
 - 300 idle connections (and a slowloris) do not stop a well-behaved client; idle ones time out;
 - /metrics is valid Prometheus text and counts what happened;
-- exit codes, the database lock, SIGTERM drain, offline master-key rotation.
+- exit codes, the database lock, SIGTERM drain, offline master-key rotation;
+- under a low descriptor limit, a connection flood neither spins nor starves the readers.
 """
 
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -268,6 +270,80 @@ class Server(cbtest.TestCase):
         for field in ("peer=127.0.0.1:", "identity=spiffe://credbroker.dev/admin", "grant_id=",
                       "latency_us="):
             self.assertIn(field, line)
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of process pid so far, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def limit_nofile(n):
+    """A preexec_fn that sets RLIMIT_NOFILE (soft and hard) to n in the child."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return limit
+
+
+class DescriptorLimit(cbtest.TestCase):
+    """credbrokerd under a low RLIMIT_NOFILE (soft and hard): conn_limit is lowered to the
+    connections that fit beside the descriptors the daemon needs, so a flood of idle TCP
+    connections neither makes a pool thread spin on accept() failing with EMFILE nor leaves
+    the lazily opened readers without a descriptor (every read answered 500)."""
+
+    def setUp(self):
+        if cbtest.VALGRIND:
+            self.skipTest("valgrind needs descriptors of its own")
+
+    def run_limited(self, d, nofile):
+        d._log = open(d.log_path, "ab")
+        d.proc = subprocess.Popen([cbtest.binary("credbrokerd"), "-c", d.conf_path],
+                                  preexec_fn=limit_nofile(nofile), stdin=subprocess.DEVNULL,
+                                  stdout=d._log, stderr=d._log)
+
+    def test_descriptor_flood(self):
+        nofile = 128
+        with cbtest.Deployment(conf={"threads": "8", "per_ip_limit": "1000",
+                                     "conn_timeout": "60"}, start=False) as d:
+            self.run_limited(d, nofile)
+            d.wait_healthy()
+            # One kept connection: the other pool threads hold none when the flood comes.
+            kept = [d.connection("admin")]
+            flood = []
+            try:
+                for c in kept:
+                    self.assertEqual(d.request(None, "GET", "/healthz", conn=c)[0], 200)
+                for i in range(3 * nofile):
+                    try:
+                        flood.append(socket.create_connection(
+                            ("127.0.0.1", d.port), timeout=5,
+                            source_address=("127.0.3.%d" % (1 + i % 200), 0)))
+                    except OSError:
+                        break
+                time.sleep(1)
+                t0 = cpu_seconds(d.proc.pid)
+                time.sleep(3)
+                self.assertLess(cpu_seconds(d.proc.pid) - t0, 1.0,
+                                "credbrokerd spins with its descriptors taken")
+                # The kept connections are served, reads (a reader opened now) included.
+                for c in kept:
+                    self.assertEqual(d.request(None, "GET", "/v1/secrets", conn=c)[0], 200)
+            finally:
+                for s in flood:
+                    s.close()
+                for c in kept:
+                    c.close()
+            cbtest.wait_until(lambda: d.request("admin", "GET", "/healthz", timeout=5)[0] == 200,
+                              timeout=20, what="serving again")
+            self.assertTrue(d.alive())
+            self.assertIn("conn_limit lowered", d.log())
+
+    def test_too_few_descriptors_refused(self):
+        with cbtest.Deployment(conf={"threads": "32"}, start=False) as d:
+            self.run_limited(d, 128)
+            self.assertEqual(d.proc.wait(timeout=30), 1)
+            self.assertIn("too few file descriptors", d.log())
 
 
 class Lifecycle(cbtest.TestCase):
