@@ -205,6 +205,54 @@ class Server(cbtest.TestCase):
                 s.close()
         self.assertEqual(d.request("admin", "GET", "/healthz")[0], 200)
 
+    def test_head_deadline(self):
+        # Clients without a certificate that trickle a request head (a line every half
+        # second, well within conn_timeout) hold every connection (conn_limit 16): each is
+        # closed 2 x conn_timeout after it was accepted, and a proxy gets in again.
+        timeout = 10 if cbtest.VALGRIND else 2
+        with cbtest.Deployment(conf={"conn_timeout": str(timeout), "conn_limit": "16",
+                                     "per_ip_limit": "1000"}) as d:
+            held = []
+            for i in range(16):
+                t0 = time.monotonic()
+                s = d.tls_socket(None, timeout=5)
+                held.append((s, t0))
+                s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            closed = {}
+            stop = threading.Event()
+
+            def trickle():
+                for _ in range(200):    # bounded: 100 s at most
+                    if stop.is_set() or len(closed) == len(held):
+                        return
+                    for i, (s, t0) in enumerate(held):
+                        if i in closed:
+                            continue
+                        try:
+                            s.sendall(b"X-Slow: 1\r\n")
+                        except OSError:
+                            closed[i] = time.monotonic() - t0
+                    time.sleep(0.5)
+            t = threading.Thread(target=trickle)
+            t.start()
+            try:
+                def served():
+                    try:
+                        return d.request("proxy", "GET", "/healthz", timeout=2)[0] == 200
+                    except (OSError, ssl.SSLError):
+                        return False
+                cbtest.wait_until(served, timeout=30, interval=0.5,
+                                  what="a proxy served past the trickling clients")
+                cbtest.wait_until(lambda: len(closed) == len(held), timeout=30,
+                                  what="every trickling connection closed")
+            finally:
+                stop.set()
+                t.join(30)
+                for s, _ in held:
+                    s.close()
+            self.assertLess(max(closed.values()), 10 * timeout, closed)
+            self.assertIn("no request head within %d s" % (2 * timeout), d.log())
+
     def test_metrics(self):
         st, _, raw = self.d.request("proxy", "GET", "/metrics")
         self.assertEqual(st, 200)
