@@ -159,6 +159,7 @@ struct proxy {
 	struct event *ev_resume;	/* re-enables accepting after running out of descriptors */
 	struct cconns conns;
 	size_t nconns;
+	size_t conns_max;		/* CONNS_MAX, or fewer when RLIMIT_NOFILE is lower */
 	int draining;
 };
 
@@ -1726,6 +1727,21 @@ sandbox_conns(const struct proxy *px, const struct cconn *c)
 	return n;
 }
 
+/*
+ * max_conns_per_sandbox, as the same share of conns_max as of CONNS_MAX when descriptors
+ * lower conns_max: one sandbox still cannot take every connection that fits.
+ */
+static int
+sandbox_limit(const struct proxy *px)
+{
+	long long n = px->conf->sandbox_conns;
+
+	if (px->conns_max >= CONNS_MAX)
+		return (int)n;
+	n = n * (long long)px->conns_max / CONNS_MAX;
+	return n > 0 ? (int)n : 1;
+}
+
 static void
 accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -1741,7 +1757,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	    "Content-Type: text/plain\r\nContent-Length: 42\r\nConnection: close\r\n\r\n"
 	    "credproxy: too many connections (sandbox)\n";
 
-	if (px->nconns >= CONNS_MAX || px->draining) {
+	if (px->nconns >= px->conns_max || px->draining) {
 		static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
 		    "Content-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\n\r\n"
 		    "credproxy: too many clients\n";
@@ -1772,10 +1788,10 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		util_strlcpy(c->sandbox, sb, sizeof(c->sandbox));
 		c->have_sandbox = 1;
 	}
-	if (px->conf->sandbox_id == NULL && sandbox_conns(px, c) >= px->conf->sandbox_conns) {
+	if (px->conf->sandbox_id == NULL && sandbox_conns(px, c) >= sandbox_limit(px)) {
 		/* shared mode: one sandbox (or the unknown sources together) cannot take all */
 		log_info("%s sandbox %s: connection limit of the sandbox reached (%d)", c->peer,
-		    c->have_sandbox ? c->sandbox : "?", px->conf->sandbox_conns);
+		    c->have_sandbox ? c->sandbox : "?", sandbox_limit(px));
 		(void)send(fd, sbusy, sizeof(sbusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		evutil_closesocket(fd);
 		free(c);
@@ -2036,21 +2052,39 @@ accept_error_cb(struct evconnlistener *lis, void *arg)
 	}
 }
 
-/* Each sandbox connection may hold an upstream one: make room for both. */
-static void
-raise_nofile(void)
+/*
+ * Each sandbox connection may hold an upstream one: make room for both, beside the
+ * descriptors of the broker connections (a worker's and a loop channel's per resolve
+ * worker, with libcurl's wake-up pairs), the listener, the log and the event loop. When
+ * the hard limit is lower, fewer sandbox connections are accepted (conns_max): sandbox
+ * connections that take every descriptor would leave none to reach the broker or an
+ * upstream with, for every sandbox, and make accept() fail for the others. 0 when not
+ * even one fits.
+ */
+static size_t
+raise_nofile(const struct proxy_conf *conf)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)CONNS_MAX * 2 + 256;
+	rlim_t reserve = 32 + 6 * (rlim_t)conf->resolve_workers;
+	rlim_t want = (rlim_t)CONNS_MAX * 2 + reserve;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return CONNS_MAX;
 	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
 		log_warn("setrlimit(RLIMIT_NOFILE)");
-	if (rl.rlim_cur < want)
-		log_warnx("only %llu file descriptors: fewer than %d connections fit",
-		    (unsigned long long)rl.rlim_cur, CONNS_MAX);
+		if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return CONNS_MAX;
+	}
+	if (rl.rlim_cur >= want)
+		return CONNS_MAX;
+	if (rl.rlim_cur < reserve + 2)
+		return 0;
+	log_warnx("only %llu file descriptors: at most %llu connections (not %d)",
+	    (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur - reserve) / 2,
+	    CONNS_MAX);
+	return (size_t)(rl.rlim_cur - reserve) / 2;
 }
 
 static int
@@ -2246,7 +2280,11 @@ main(int argc, char **argv)
 	if (px.conf->sandbox_id == NULL && px.conf->ncidrs == 0)
 		log_warnx("no --sandbox-id and no sandbox map: every connection will be refused");
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
+	if ((px.conns_max = raise_nofile(px.conf)) == 0) {
+		log_warnx("too few file descriptors (RLIMIT_NOFILE) for %d resolve workers: "
+		    "raise the limit or lower resolve_workers", px.conf->resolve_workers);
+		goto out;
+	}
 	if (evthread_use_pthreads() != 0)
 		fatalx("evthread_use_pthreads failed");
 	if ((rc = proxy_certs_new(px.conf->sandbox_ca, px.conf->sandbox_ca_key, &px.certs)) != 0)

@@ -13,6 +13,10 @@
  * - Content-Length together with Transfer-Encoding (or two Content-Lengths) is 400
  *   ambiguous_length; a body over max_body is 413 body_too_large (announced length
  *   checked up front, streamed length counted).
+ * - A connection must bring its first request head (TLS handshake included) within
+ *   SERVER_HEAD_FACTOR x conn_timeout of being accepted, else it is shut down: the idle
+ *   timeout alone let a client without a certificate that sends a byte now and then
+ *   hold a connection for ever (and conn_limit of them every connection).
  * - Calls are answered asynchronously: api_dispatch() may reply later from the commit
  *   thread. The connection is suspended until the reply arrives, then resumed, and the
  *   response is queued on that later handler call (never on the first call, which
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,7 +59,14 @@
 #define SERVER_CONN_MEMORY	(16 * 1024)
 #define SERVER_ID_MAX		256
 #define SERVER_DRAIN_S		30
+#define SERVER_HEAD_FACTOR	2	/* the first head's deadline, in conn_timeouts */
 #define SERVER_DUMP_STACK	4096	/* answers up to this size are serialised once */
+/*
+ * Descriptors kept free of connections: the database (writer, checkpointer, purge, one
+ * reader per server thread opened at its first read: a database file and its WAL each),
+ * each server thread's epoll and wake-up descriptors, the log, the lock.
+ */
+#define SERVER_FD_RESERVE(threads)	(32 + 4 * (threads))
 
 struct server {
 	struct broker *b;
@@ -65,6 +77,12 @@ struct server {
 	int stopping;		/* server_stop has begun: dispatch no more (under lock) */
 	/* Between server_prepare and server_run: what was read and bound with privileges. */
 	int lfd;		/* the bound listening socket, -1 once MHD owns it */
+	/* Connections still waiting for their first head, oldest first (under heads_lock). */
+	pthread_mutex_t heads_lock;
+	pthread_cond_t heads_cond;
+	struct server_conn *heads, *heads_tail;
+	pthread_t sweeper;
+	int sweeping;		/* the sweeper runs; cleared to stop it (under heads_lock) */
 	unsigned int flags;
 	char *cert, *key, *ca;	/* PEM; key wiped after MHD_start_daemon */
 	size_t certlen, keylen, calen;
@@ -72,6 +90,10 @@ struct server {
 
 /* Per connection (MHD_OPTION_NOTIFY_CONNECTION). */
 struct server_conn {
+	struct server_conn *prev, *next;	/* in s->heads while pending */
+	int pending;			/* no head yet: in s->heads */
+	int fd;
+	int64_t start_us;		/* accepted (monotonic) */
 	int checked;			/* the certificate was verified (once) */
 	const struct identity *who;	/* NULL when refused */
 	int refuse_status;
@@ -103,6 +125,35 @@ struct server_req {
 	char *path;
 	struct api_call call;
 };
+
+/* ---- the first head's deadline ------------------------------------------------------ */
+
+/* Takes cc out of the pending list (under heads_lock). */
+static void
+server_head_unlink(struct server *s, struct server_conn *cc)
+{
+	if (!cc->pending)
+		return;
+	if (cc->prev != NULL)
+		cc->prev->next = cc->next;
+	else
+		s->heads = cc->next;
+	if (cc->next != NULL)
+		cc->next->prev = cc->prev;
+	else
+		s->heads_tail = cc->prev;
+	cc->prev = cc->next = NULL;
+	cc->pending = 0;
+}
+
+/* A head arrived (or the connection closes): no deadline for cc any more. */
+static void
+server_head_done(struct server *s, struct server_conn *cc)
+{
+	pthread_mutex_lock(&s->heads_lock);
+	server_head_unlink(s, cc);
+	pthread_mutex_unlock(&s->heads_lock);
+}
 
 /* ---- responses ------------------------------------------------------------------- */
 
@@ -622,6 +673,7 @@ server_handler(void *cls, struct MHD_Connection *c, const char *url, const char 
 		*con_cls = q;
 		if (q->conn == NULL || (q->path = strdup(url)) == NULL)
 			return MHD_NO;
+		server_head_done(s, q->conn);
 		if (!q->conn->checked) {
 			server_peer(c, q->conn->peer, sizeof(q->conn->peer));
 			server_check_peer(s, c, q->conn);
@@ -694,18 +746,69 @@ server_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	server_req_free(q);
 }
 
+/*
+ * Every connection is pending from its start to its first head. libmicrohttpd notifies
+ * the close before it closes the socket: the sweeper, which shuts down a pending
+ * connection's socket under heads_lock, never touches a descriptor already reused.
+ */
 static void
 server_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
     enum MHD_ConnectionNotificationCode toe)
 {
-	(void)cls;
-	(void)c;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		*socket_context = calloc(1, sizeof(struct server_conn));
-	else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-		free(*socket_context);
+	struct server *s = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct server_conn *cc;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		if ((cc = calloc(1, sizeof(*cc))) == NULL)
+			return;
+		*socket_context = cc;
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (ci == NULL)
+			return;
+		cc->fd = ci->connect_fd;
+		cc->start_us = util_mono_us();
+		server_peer(c, cc->peer, sizeof(cc->peer));
+		pthread_mutex_lock(&s->heads_lock);
+		cc->pending = 1;
+		cc->prev = s->heads_tail;
+		if (s->heads_tail != NULL)
+			s->heads_tail->next = cc;
+		else
+			s->heads = cc;
+		s->heads_tail = cc;
+		pthread_mutex_unlock(&s->heads_lock);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		if ((cc = *socket_context) != NULL)
+			server_head_done(s, cc);
+		free(cc);
 		*socket_context = NULL;
 	}
+}
+
+/* Closes connections without a head past their deadline, once a second. */
+static void *
+server_sweep(void *arg)
+{
+	struct server *s = arg;
+	struct server_conn *cc;
+	struct timespec ts;
+	int64_t limit_us = (int64_t)s->b->conf->conn_timeout_s * SERVER_HEAD_FACTOR * 1000000;
+
+	pthread_mutex_lock(&s->heads_lock);
+	while (s->sweeping) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&s->heads_cond, &s->heads_lock, &ts);
+		while ((cc = s->heads) != NULL && util_mono_us() - cc->start_us >= limit_us) {
+			log_info("peer=%s: no request head within %lld s: closed", cc->peer,
+			    (long long)(limit_us / 1000000));
+			(void)shutdown(cc->fd, SHUT_RDWR);
+			server_head_unlink(s, cc);
+		}
+	}
+	pthread_mutex_unlock(&s->heads_lock);
+	return NULL;
 }
 
 static void
@@ -760,6 +863,8 @@ server_free(struct server *s)
 	server_drop_material(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->idle);
+	pthread_mutex_destroy(&s->heads_lock);
+	pthread_cond_destroy(&s->heads_cond);
 	free(s);
 }
 
@@ -771,6 +876,7 @@ server_prepare(struct broker *b, struct server **out, char *why, size_t whylen)
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
 	struct sockaddr *sa;
+	pthread_condattr_t ca;
 	socklen_t salen;
 	int rc, one = 1;
 
@@ -783,6 +889,14 @@ server_prepare(struct broker *b, struct server **out, char *why, size_t whylen)
 	s->lfd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->idle, NULL);
+	pthread_mutex_init(&s->heads_lock, NULL);
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&s->heads_cond, &ca) != 0) {
+		free(s);
+		return CB_ERR_NOMEM;
+	}
+	pthread_condattr_destroy(&ca);
 	s->flags = MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 	    MHD_USE_ITC;
 	if (inet_pton(AF_INET, conf->listen_addr, &sin.sin_addr) == 1) {
@@ -822,21 +936,58 @@ out:
 	return rc;
 }
 
+/*
+ * The connections that fit in RLIMIT_NOFILE (raised to what conn_limit needs when the hard
+ * limit allows) beside SERVER_FD_RESERVE. Past it, accept() fails with EMFILE: a
+ * libmicrohttpd 0.9.75 pool thread with no connection of its own then spins on the
+ * listening socket, and the readers, opened lazily, cannot open the database (every read
+ * answered 500). 0 when not even one connection per thread fits.
+ */
+static int
+server_conn_limit(const struct broker_conf *conf, int threads)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)conf->conn_limit + SERVER_FD_RESERVE(threads);
+	int limit = conf->conn_limit;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= want)
+		return limit;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return limit;
+	if (rl.rlim_cur >= want)
+		return limit;
+	if (rl.rlim_cur < (rlim_t)SERVER_FD_RESERVE(threads) + (rlim_t)threads)
+		return 0;
+	limit = (int)(rl.rlim_cur - SERVER_FD_RESERVE(threads));
+	log_warnx("only %llu file descriptors (RLIMIT_NOFILE): conn_limit lowered from %d to %d",
+	    (unsigned long long)rl.rlim_cur, conf->conn_limit, limit);
+	return limit;
+}
+
 int
 server_run(struct server *s, char *why, size_t whylen)
 {
 	const struct broker_conf *conf = s->b->conf;
-	int rc;
+	int threads = conf->threads > 0 ? conf->threads : 1;
+	int limit, rc;
 
+	if ((limit = server_conn_limit(conf, threads)) == 0) {
+		snprintf(why, whylen, "too few file descriptors (RLIMIT_NOFILE) for %d threads: "
+		    "at least %d needed", threads, SERVER_FD_RESERVE(threads) + threads);
+		server_drop_material(s);
+		return CB_ERR_CONFIG;
+	}
 	s->d = MHD_start_daemon(s->flags, 0, NULL, NULL, server_handler, s,
 	    MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->lfd,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)(conf->threads > 0 ? conf->threads : 1),
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)threads,
 	    MHD_OPTION_HTTPS_MEM_CERT, s->cert,
 	    MHD_OPTION_HTTPS_MEM_KEY, s->key,
 	    MHD_OPTION_HTTPS_MEM_TRUST, s->ca,
 	    MHD_OPTION_HTTPS_PRIORITIES, SERVER_PRIORITIES,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)conf->conn_timeout_s,
-	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)conf->conn_limit,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned int)limit,
 	    MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)conf->per_ip_limit,
 	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVER_CONN_MEMORY,
 	    MHD_OPTION_NOTIFY_CONNECTION, server_notify_conn, s,
@@ -849,6 +1000,11 @@ server_run(struct server *s, char *why, size_t whylen)
 		rc = CB_ERR_IO;
 	} else {
 		s->lfd = -1;	/* MHD owns and closes it */
+		s->sweeping = 1;
+		if (pthread_create(&s->sweeper, NULL, server_sweep, s) != 0) {
+			s->sweeping = 0;
+			log_warnx("cannot start the head deadline thread");
+		}
 		log_info("listening on %s:%d (%d threads, TLS 1.2+, client certificates required)",
 		    conf->listen_addr, conf->listen_port, conf->threads);
 		rc = 0;
@@ -873,6 +1029,20 @@ server_start(struct broker *b, struct server **out, char *why, size_t whylen)
 	}
 	*out = s;	/* transferred */
 	return 0;
+}
+
+static void
+server_stop_sweeper(struct server *s)
+{
+	int was;
+
+	pthread_mutex_lock(&s->heads_lock);
+	was = s->sweeping;
+	s->sweeping = 0;
+	pthread_cond_signal(&s->heads_cond);
+	pthread_mutex_unlock(&s->heads_lock);
+	if (was)
+		pthread_join(s->sweeper, NULL);
 }
 
 int
@@ -912,6 +1082,7 @@ server_stop(struct server *s)
 			log_warnx("stopping with %d calls still in flight", left);
 			return left;
 		}
+		server_stop_sweeper(s);
 		MHD_stop_daemon(s->d);
 	}
 	server_free(s);

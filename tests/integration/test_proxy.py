@@ -66,10 +66,17 @@ def echo_through(d, proxy_port, up_port, token):
     finally:
         c.close()
 
+def cpu_seconds(pid):
+    """User plus system CPU time of process pid so far, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Proxy:
     """A running credproxy; stderr in DIR/credproxy-NAME.log."""
 
-    def __init__(self, d, name, args, conf_extra=()):
+    def __init__(self, d, name, args, conf_extra=(), nofile=None):
         self.d = d
         self.port = cbtest.free_port()
         self.conf = os.path.join(d.dir, "credproxy-%s.conf" % name)
@@ -79,9 +86,15 @@ class Proxy:
             f.write(cbtest.proxy_conf_with(text, conf_extra))
         self.log_path = os.path.join(d.dir, "credproxy-%s.log" % name)
         self._log = open(self.log_path, "ab")
+
+        def limit():
+            # RLIMIT_NOFILE, soft and hard, for the proxy alone
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = subprocess.Popen(
             VALGRIND + [cbtest.binary("credproxy"), "-c", self.conf, "--listen", "127.0.0.1:%d" % self.port]
-            + list(args), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
+            + list(args), stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
+            preexec_fn=limit if nofile else None)
 
         def up():
             if self.proc.poll() is not None:
@@ -165,9 +178,15 @@ class ProxyTest(cbtest.TestCase):
         cls.idler = cls._proxy("idler", common + ["--allow-private"],
                                shared_map + ["idle_timeout %d" % cls.idle_s])
 
+        # few descriptors (256, soft and hard): fewer connections fit than CONNS_MAX
+        # (not under valgrind, which needs descriptors of its own: the test is skipped)
+        cls.fdlimited = cls._proxy("fdlimited", common + ["--allow-private"],
+                                   shared_map + ["resolve_workers 2"],
+                                   nofile=None if VALGRIND else 256)
+
     @classmethod
-    def _proxy(cls, name, args, conf_extra=()):
-        p = Proxy(cls.d, name, args, conf_extra)
+    def _proxy(cls, name, args, conf_extra=(), nofile=None):
+        p = Proxy(cls.d, name, args, conf_extra, nofile)
         cls.proxies.append(p)
         return p
 
@@ -1088,6 +1107,39 @@ class ProxyTest(cbtest.TestCase):
         finally:
             for s in held:
                 s.close()
+
+    def test_descriptor_limit_per_sandbox(self):
+        # RLIMIT_NOFILE 256: a sandbox that opens more connections than descriptors are left
+        # takes its share of those that fit, not all of them; another sandbox still connects,
+        # and its kept connection still reaches the broker and the upstream
+        if VALGRIND:
+            self.skipTest("valgrind needs descriptors of its own")
+        auth = [("Authorization", "Bearer " + self.token)]
+        kept = self.conn(self.fdlimited, SRC_A)
+        flood = []
+        try:
+            self.assertEqual(self.get("/echo", auth, conn=kept)[0], 200)
+            for _ in range(300):
+                try:
+                    flood.append(self.open_idle(self.fdlimited, SRC_B))
+                except OSError:
+                    break
+            time.sleep(1)
+            t0 = cpu_seconds(self.fdlimited.proc.pid)
+            time.sleep(3)
+            self.assertLess(cpu_seconds(self.fdlimited.proc.pid) - t0, 1.0)
+            c = self.conn(self.fdlimited, SRC_A)
+            c.timeout = 10
+            st, _, body = self.get("/echo", auth, conn=c)
+            c.close()
+            self.assertEqual(st, 200, "sbx-a starved by sbx-b's connections")
+            # the connection it kept is still served (a resolve for each request)
+            self.assertEqual(self.get("/echo", auth, conn=kept)[0], 200)
+        finally:
+            kept.close()
+            for s in flood:
+                s.close()
+        self.assertIn("at most", self.fdlimited.log())
 
     def test_head_deadline(self):
         # a head sent one line at a time, each well within the idle timeout: answered 408 and

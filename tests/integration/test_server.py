@@ -4,11 +4,13 @@
 - 200 parallel connections are all served;
 - 300 idle connections (and a slowloris) do not stop a well-behaved client; idle ones time out;
 - /metrics is valid Prometheus text and counts what happened;
-- exit codes, the database lock, SIGTERM drain, offline master-key rotation.
+- exit codes, the database lock, SIGTERM drain, offline master-key rotation;
+- under a low descriptor limit, a connection flood neither spins nor starves the readers.
 """
 
 import os
 import re
+import resource
 import signal
 import socket
 import ssl
@@ -203,6 +205,54 @@ class Server(cbtest.TestCase):
                 s.close()
         self.assertEqual(d.request("admin", "GET", "/healthz")[0], 200)
 
+    def test_head_deadline(self):
+        # Clients without a certificate that trickle a request head (a line every half
+        # second, well within conn_timeout) hold every connection (conn_limit 16): each is
+        # closed 2 x conn_timeout after it was accepted, and a proxy gets in again.
+        timeout = 10 if cbtest.VALGRIND else 2
+        with cbtest.Deployment(conf={"conn_timeout": str(timeout), "conn_limit": "16",
+                                     "per_ip_limit": "1000"}) as d:
+            held = []
+            for i in range(16):
+                t0 = time.monotonic()
+                s = d.tls_socket(None, timeout=5)
+                held.append((s, t0))
+                s.sendall(b"GET /healthz HTTP/1.1\r\n")
+            closed = {}
+            stop = threading.Event()
+
+            def trickle():
+                for _ in range(200):    # bounded: 100 s at most
+                    if stop.is_set() or len(closed) == len(held):
+                        return
+                    for i, (s, t0) in enumerate(held):
+                        if i in closed:
+                            continue
+                        try:
+                            s.sendall(b"X-Slow: 1\r\n")
+                        except OSError:
+                            closed[i] = time.monotonic() - t0
+                    time.sleep(0.5)
+            t = threading.Thread(target=trickle)
+            t.start()
+            try:
+                def served():
+                    try:
+                        return d.request("proxy", "GET", "/healthz", timeout=2)[0] == 200
+                    except (OSError, ssl.SSLError):
+                        return False
+                cbtest.wait_until(served, timeout=30, interval=0.5,
+                                  what="a proxy served past the trickling clients")
+                cbtest.wait_until(lambda: len(closed) == len(held), timeout=30,
+                                  what="every trickling connection closed")
+            finally:
+                stop.set()
+                t.join(30)
+                for s, _ in held:
+                    s.close()
+            self.assertLess(max(closed.values()), 10 * timeout, closed)
+            self.assertIn("no request head within %d s" % (2 * timeout), d.log())
+
     def test_metrics(self):
         st, _, raw = self.d.request("proxy", "GET", "/metrics")
         self.assertEqual(st, 200)
@@ -268,6 +318,80 @@ class Server(cbtest.TestCase):
         for field in ("peer=127.0.0.1:", "identity=spiffe://credbroker.dev/admin", "grant_id=",
                       "latency_us="):
             self.assertIn(field, line)
+
+
+def cpu_seconds(pid):
+    """User plus system CPU time of process pid so far, from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def limit_nofile(n):
+    """A preexec_fn that sets RLIMIT_NOFILE (soft and hard) to n in the child."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return limit
+
+
+class DescriptorLimit(cbtest.TestCase):
+    """credbrokerd under a low RLIMIT_NOFILE (soft and hard): conn_limit is lowered to the
+    connections that fit beside the descriptors the daemon needs, so a flood of idle TCP
+    connections neither makes a pool thread spin on accept() failing with EMFILE nor leaves
+    the lazily opened readers without a descriptor (every read answered 500)."""
+
+    def setUp(self):
+        if cbtest.VALGRIND:
+            self.skipTest("valgrind needs descriptors of its own")
+
+    def run_limited(self, d, nofile):
+        d._log = open(d.log_path, "ab")
+        d.proc = subprocess.Popen([cbtest.binary("credbrokerd"), "-c", d.conf_path],
+                                  preexec_fn=limit_nofile(nofile), stdin=subprocess.DEVNULL,
+                                  stdout=d._log, stderr=d._log)
+
+    def test_descriptor_flood(self):
+        nofile = 128
+        with cbtest.Deployment(conf={"threads": "8", "per_ip_limit": "1000",
+                                     "conn_timeout": "60"}, start=False) as d:
+            self.run_limited(d, nofile)
+            d.wait_healthy()
+            # One kept connection: the other pool threads hold none when the flood comes.
+            kept = [d.connection("admin")]
+            flood = []
+            try:
+                for c in kept:
+                    self.assertEqual(d.request(None, "GET", "/healthz", conn=c)[0], 200)
+                for i in range(3 * nofile):
+                    try:
+                        flood.append(socket.create_connection(
+                            ("127.0.0.1", d.port), timeout=5,
+                            source_address=("127.0.3.%d" % (1 + i % 200), 0)))
+                    except OSError:
+                        break
+                time.sleep(1)
+                t0 = cpu_seconds(d.proc.pid)
+                time.sleep(3)
+                self.assertLess(cpu_seconds(d.proc.pid) - t0, 1.0,
+                                "credbrokerd spins with its descriptors taken")
+                # The kept connections are served, reads (a reader opened now) included.
+                for c in kept:
+                    self.assertEqual(d.request(None, "GET", "/v1/secrets", conn=c)[0], 200)
+            finally:
+                for s in flood:
+                    s.close()
+                for c in kept:
+                    c.close()
+            cbtest.wait_until(lambda: d.request("admin", "GET", "/healthz", timeout=5)[0] == 200,
+                              timeout=20, what="serving again")
+            self.assertTrue(d.alive())
+            self.assertIn("conn_limit lowered", d.log())
+
+    def test_too_few_descriptors_refused(self):
+        with cbtest.Deployment(conf={"threads": "32"}, start=False) as d:
+            self.run_limited(d, 128)
+            self.assertEqual(d.proc.wait(timeout=30), 1)
+            self.assertIn("too few file descriptors", d.log())
 
 
 class Lifecycle(cbtest.TestCase):
