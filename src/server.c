@@ -143,13 +143,18 @@ server_head_unlink(struct server *s, struct server_conn *cc)
 	else
 		s->heads_tail = cc->prev;
 	cc->prev = cc->next = NULL;
-	cc->pending = 0;
+	__atomic_store_n(&cc->pending, 0, __ATOMIC_RELEASE);
 }
 
-/* A head arrived (or the connection closes): no deadline for cc any more. */
+/*
+ * A head arrived (or the connection closes): no deadline for cc any more. Every request
+ * comes here; only a connection's first takes the lock shared by the server threads.
+ */
 static void
 server_head_done(struct server *s, struct server_conn *cc)
 {
+	if (!__atomic_load_n(&cc->pending, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&s->heads_lock);
 	server_head_unlink(s, cc);
 	pthread_mutex_unlock(&s->heads_lock);
@@ -770,7 +775,7 @@ server_notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
 		cc->start_us = util_mono_us();
 		server_peer(c, cc->peer, sizeof(cc->peer));
 		pthread_mutex_lock(&s->heads_lock);
-		cc->pending = 1;
+		__atomic_store_n(&cc->pending, 1, __ATOMIC_RELEASE);
 		cc->prev = s->heads_tail;
 		if (s->heads_tail != NULL)
 			s->heads_tail->next = cc;
@@ -893,6 +898,9 @@ server_prepare(struct broker *b, struct server **out, char *why, size_t whylen)
 	if (pthread_condattr_init(&ca) != 0 ||
 	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
 	    pthread_cond_init(&s->heads_cond, &ca) != 0) {
+		pthread_mutex_destroy(&s->heads_lock);
+		pthread_cond_destroy(&s->idle);
+		pthread_mutex_destroy(&s->lock);
 		free(s);
 		return CB_ERR_NOMEM;
 	}

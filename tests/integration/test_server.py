@@ -210,12 +210,13 @@ class Server(cbtest.TestCase):
         # second, well within conn_timeout) hold every connection (conn_limit 16): each is
         # closed 2 x conn_timeout after it was accepted, and a proxy gets in again.
         timeout = 10 if cbtest.VALGRIND else 2
+        slow = 3 if cbtest.VALGRIND else 1
         with cbtest.Deployment(conf={"conn_timeout": str(timeout), "conn_limit": "16",
                                      "per_ip_limit": "1000"}) as d:
             held = []
             for i in range(16):
                 t0 = time.monotonic()
-                s = d.tls_socket(None, timeout=5)
+                s = d.tls_socket(None, timeout=5 * slow)
                 held.append((s, t0))
                 s.sendall(b"GET /healthz HTTP/1.1\r\n")
             closed = {}
@@ -238,12 +239,12 @@ class Server(cbtest.TestCase):
             try:
                 def served():
                     try:
-                        return d.request("proxy", "GET", "/healthz", timeout=2)[0] == 200
+                        return d.request("proxy", "GET", "/healthz", timeout=2 * slow)[0] == 200
                     except (OSError, ssl.SSLError):
                         return False
-                cbtest.wait_until(served, timeout=30, interval=0.5,
+                cbtest.wait_until(served, timeout=30 * slow, interval=0.5,
                                   what="a proxy served past the trickling clients")
-                cbtest.wait_until(lambda: len(closed) == len(held), timeout=30,
+                cbtest.wait_until(lambda: len(closed) == len(held), timeout=30 * slow,
                                   what="every trickling connection closed")
             finally:
                 stop.set()
