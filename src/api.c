@@ -788,6 +788,10 @@ api_audit_list(struct api_call *call)
 	long long after = 0, limit = API_AUDIT_LIMIT_DEFAULT;
 	size_t n = 0, i;
 
+	if (call->query_bad) {
+		api_refuse(call, "audit.list", 400, JSON_E_INVALID_VALUE, "query", NULL);
+		return;
+	}
 	if (call->query_after != NULL &&
 	    util_strtoll(call->query_after, 0, INT64_MAX, &after) != 0) {
 		api_refuse(call, "audit.list", 400, JSON_E_INVALID_VALUE, "after", NULL);

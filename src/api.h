@@ -41,6 +41,7 @@ struct api_call {
 	const char *path_arg;		/* the {id}/{name}/{sandbox_id} of the route, or NULL */
 	const char *query_after;	/* GET /v1/audit?after=, or NULL */
 	const char *query_limit;	/* GET /v1/audit?limit=, or NULL */
+	int query_bad;			/* GET: a parameter given twice, or not after/limit */
 	json_t *body;			/* parsed JSON object for POST/PUT, or NULL */
 	const char *body_error;		/* set by server.c when the body did not parse (json.h code) */
 	const char *route;		/* route label for metrics and logs ("POST /v1/grants") */

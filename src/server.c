@@ -539,6 +539,31 @@ server_count_hdr(void *cls, enum MHD_ValueKind kind, const char *key, const char
 	return MHD_YES;
 }
 
+/*
+ * The query's parameters: after and limit (GET /v1/audit) are the only ones, each once
+ * and with a value.
+ */
+struct server_args {
+	int after, limit, other;
+};
+
+static enum MHD_Result
+server_count_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct server_args *a = cls;
+
+	(void)kind;
+	if (value == NULL)	/* "?after": a name without "=" */
+		a->other++;
+	else if (strcmp(key, "after") == 0)
+		a->after++;
+	else if (strcmp(key, "limit") == 0)
+		a->limit++;
+	else
+		a->other++;
+	return MHD_YES;
+}
+
 static void
 server_req_free(struct server_req *q)
 {
@@ -599,6 +624,7 @@ server_dispatch(struct server_req *q, const char *method)
 {
 	struct server *s = q->s;
 	struct api_call *call = &q->call;
+	struct server_args args;
 	const char *code = NULL;
 	enum MHD_Result ret;
 
@@ -623,6 +649,12 @@ server_dispatch(struct server_req *q, const char *method)
 	call->path = q->path;
 	call->query_after = MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "after");
 	call->query_limit = MHD_lookup_connection_value(q->c, MHD_GET_ARGUMENT_KIND, "limit");
+	if (strcmp(method, "GET") == 0) {
+		/* ?after=1&after=2 would be read as the first: another parser may take the last. */
+		memset(&args, 0, sizeof(args));
+		MHD_get_connection_values(q->c, MHD_GET_ARGUMENT_KIND, server_count_arg, &args);
+		call->query_bad = args.after > 1 || args.limit > 1 || args.other > 0;
+	}
 	call->reply = server_reply;
 	call->server_ctx = q;
 	if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0) {
