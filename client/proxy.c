@@ -161,6 +161,11 @@ struct proxy {
 	size_t nconns;
 	size_t conns_max;		/* CONNS_MAX, or fewer when RLIMIT_NOFILE is lower */
 	int draining;
+	/* Refusals a sandbox can cause at will are logged once a second, not once each. */
+	struct ratelog {
+		int64_t last_us;
+		unsigned long long quiet;	/* not logged since the last line */
+	} rl_full, rl_sandbox, rl_accept;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -1742,6 +1747,22 @@ sandbox_limit(const struct proxy *px)
 	return n > 0 ? (int)n : 1;
 }
 
+/* 1 when this site may log now (once a second); *quiet: the lines not logged before it. */
+static int
+ratelog_ok(struct ratelog *r, unsigned long long *quiet)
+{
+	int64_t now = util_mono_us();
+
+	if (r->last_us != 0 && now - r->last_us < 1000000) {
+		r->quiet++;
+		return 0;
+	}
+	r->last_us = now;
+	*quiet = r->quiet;
+	r->quiet = 0;
+	return 1;
+}
+
 static void
 accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -1751,6 +1772,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	const char *sb;
 	char addr[INET6_ADDRSTRLEN];
 	struct timeval tv = { px->conf->idle_timeout_s, 0 };
+	unsigned long long quiet;
 	int port = 0;
 
 	static const char sbusy[] = "HTTP/1.1 503 Service Unavailable\r\n"
@@ -1762,7 +1784,9 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		    "Content-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\n\r\n"
 		    "credproxy: too many clients\n";
 
-		log_warnx("connection limit reached, refusing a new connection");
+		if (ratelog_ok(&px->rl_full, &quiet))
+			log_warnx("connection limit reached, refusing a new connection (%llu more "
+			    "refused since the last such line)", quiet);
 		/* best effort on a fresh socket: its send buffer is empty */
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		evutil_closesocket(fd);
@@ -1790,8 +1814,10 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	}
 	if (px->conf->sandbox_id == NULL && sandbox_conns(px, c) >= sandbox_limit(px)) {
 		/* shared mode: one sandbox (or the unknown sources together) cannot take all */
-		log_info("%s sandbox %s: connection limit of the sandbox reached (%d)", c->peer,
-		    c->have_sandbox ? c->sandbox : "?", sandbox_limit(px));
+		if (ratelog_ok(&px->rl_sandbox, &quiet))
+			log_info("%s sandbox %s: connection limit of the sandbox reached (%d; %llu "
+			    "more refused since the last such line)", c->peer,
+			    c->have_sandbox ? c->sandbox : "?", sandbox_limit(px), quiet);
 		(void)send(fd, sbusy, sizeof(sbusy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		evutil_closesocket(fd);
 		free(c);
@@ -2041,10 +2067,13 @@ accept_error_cb(struct evconnlistener *lis, void *arg)
 {
 	struct proxy *px = arg;
 	struct timeval tv = { 0, 200000 };
+	unsigned long long quiet;
 	int e = EVUTIL_SOCKET_ERROR();
 
-	errno = e;
-	log_warn("accept");
+	if (ratelog_ok(&px->rl_accept, &quiet)) {
+		errno = e;
+		log_warn("accept (%llu failures not logged since the last)", quiet);
+	}
 	if ((e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) &&
 	    px->ev_resume != NULL) {
 		evconnlistener_disable(lis);

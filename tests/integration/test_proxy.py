@@ -1086,6 +1086,15 @@ class ProxyTest(cbtest.TestCase):
                     break
                 time.sleep(0.1)
             self.assertTrue(head.startswith(b"HTTP/1.1 503"), head)
+            # A sandbox that keeps knocking cannot flood the log: a line a second at most.
+            line = "connection limit of the sandbox reached"
+            before = self.limited.log().count(line)
+            t0 = time.monotonic()
+            knocked = sum(1 for _ in range(40) if refused().startswith(b"HTTP/1.1 503"))
+            took = time.monotonic() - t0
+            self.assertGreaterEqual(knocked, 35)
+            self.assertLessEqual(self.limited.log().count(line) - before, took + 2,
+                                 "%d refusals logged in %.1f s" % (knocked, took))
             other = self.open_idle(self.limited, SRC_B)
             try:
                 self.assertTrue(cbtest.connect_tunnel(other, "localhost", self.up_port)
