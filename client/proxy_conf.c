@@ -316,6 +316,7 @@ struct parse_ctx {
 		int line;
 	} seen[PARSE_SEEN_MAX];
 	size_t nseen;
+	int sandbox_id_line, sandbox_line;	/* the first of each; 0: none */
 };
 
 /* A single-valued keyword given twice is refused, as in credbrokerd.conf. */
@@ -495,6 +496,8 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			return rc == CB_ERR_NOMEM ? rc : CB_ERR_CONFIG;
 		}
 		c->cidrs[c->ncidrs - 1].line = lineno;
+		if (p->sandbox_line == 0)
+			p->sandbox_line = lineno;
 		return 0;
 	}
 	if (strcmp(kw, "allow_host") != 0 && (rc = once(p, kw, lineno, why, whylen)) != 0)
@@ -532,6 +535,7 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			snprintf(why, whylen, "line %d: sandbox_id too long", lineno);
 			return CB_ERR_CONFIG;
 		}
+		p->sandbox_id_line = lineno;
 		return set_str(&c->sandbox_id, argv[1]);
 	}
 	if (strcmp(kw, "broker_ca") == 0)
@@ -565,6 +569,16 @@ proxy_conf_parse(struct proxy_conf *c, const char *buf, size_t len, const char *
 	p.dir = dir;
 	if ((rc = conf_parse_lines(buf, len, conf_line, &p, why, whylen)) != 0)
 		return rc;
+	/*
+	 * A sidecar serves one sandbox whatever the source address: with sandbox lines as
+	 * well, every source (the map's other sandboxes too) would silently be that one.
+	 */
+	if (p.sandbox_id_line != 0 && p.sandbox_line != 0) {
+		snprintf(why, whylen, "line %d: sandbox: the proxy is a sidecar (sandbox_id on "
+		    "line %d), which ignores the sandbox map: keep one of them",
+		    p.sandbox_line, p.sandbox_id_line);
+		return CB_ERR_CONFIG;
+	}
 	return check_cidrs(c, why, whylen);
 }
 
