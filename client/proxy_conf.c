@@ -207,6 +207,18 @@ proxy_conf_add_cidr(struct proxy_conf *c, const char *cidr, const char *id)
 	if (slash != NULL && util_strtoll(slash + 1, 0, bits, &bits) != 0)
 		return CB_ERR_INVAL;
 	e.bits = (int)bits;
+	/*
+	 * An IPv4-mapped network (::ffff:10.1.2.3, as a dual-stack listener logs an IPv4
+	 * peer) is the IPv4 one: proxy_conf_sandbox looks mapped peers up as IPv4, so kept
+	 * as IPv6 it would never match, and would escape the duplicate check.
+	 */
+	if (e.family == AF_INET6 && e.bits >= 96 &&
+	    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)e.addr)) {
+		memmove(e.addr, e.addr + 12, 4);
+		memset(e.addr + 4, 0, sizeof(e.addr) - 4);
+		e.family = AF_INET;
+		e.bits -= 96;
+	}
 	if ((e.sandbox_id = strdup(id)) == NULL)
 		return CB_ERR_NOMEM;
 	n = reallocarray(c->cidrs, c->ncidrs + 1, sizeof(*n));
