@@ -358,6 +358,51 @@ class StartTest(TmpfsCase):
             d.stop()
 
 
+class RotationAnswerTest(TmpfsCase):
+    def test_rotation_failed_only_with_its_record(self):
+        """`rotation_failed` is answered when a record says so (api.yaml); a rotation that
+        cannot be written, on a full disk that then loses its record too, is
+        `internal_error` (nothing durable), as for any other request."""
+        d = self.deployment("rot")
+        try:
+            d.start()
+            d.put_secret("gh", "ghp_real", [HOST])
+            c = sqlite3.connect(d.db, timeout=10)
+            try:
+                good = c.execute("SELECT v FROM meta WHERE k = 'kek_check'").fetchone()[0]
+                # As if another process had re-keyed the database: no key can be written.
+                c.execute("UPDATE meta SET v = ? WHERE k = 'kek_check'", (b"\0" * len(good),))
+                c.commit()
+            finally:
+                c.close()
+            before = len([r for r in d.audit() if r["action"] == "key.rotate"])
+            self.fill(d.filler)
+            st, js, raw = d.request("admin", "POST", "/v1/keys/rotate", body={"kind": "signing"},
+                                    timeout=20)
+            self.unfill(d.filler)
+            self.assertEqual((st, js), (500, {"error": "internal_error"}), raw)
+            recs = [r for r in d.audit() if r["action"] == "key.rotate"]
+            self.assertEqual(len(recs), before, "a record of a rotation answered as not durable")
+            # With space: the refusal is written, and answered as such.
+            st, js, raw = d.request("admin", "POST", "/v1/keys/rotate", body={"kind": "signing"})
+            self.assertEqual((st, js), (500, {"error": "rotation_failed"}), raw)
+            recs = [r for r in d.audit() if r["action"] == "key.rotate"]
+            self.assertEqual([(r["outcome"], r["detail"]) for r in recs[before:]],
+                             [("rotation_failed", "signing")])
+            c = sqlite3.connect(d.db, timeout=10)
+            try:
+                c.execute("UPDATE meta SET v = ? WHERE k = 'kek_check'", (good,))
+                c.commit()
+            finally:
+                c.close()
+            st, js, raw = d.request("admin", "POST", "/v1/keys/rotate", body={"kind": "signing"})
+            self.assertEqual(st, 200, raw)
+            self.assertEqual(cbtest.keys_without_record(d.db), [])
+        finally:
+            self.unfill(d.filler)
+            d.stop()
+
+
 class ReadOnlyTest(TmpfsCase):
     def test_read_only_database_refused(self):
         try:
