@@ -207,6 +207,18 @@ proxy_conf_add_cidr(struct proxy_conf *c, const char *cidr, const char *id)
 	if (slash != NULL && util_strtoll(slash + 1, 0, bits, &bits) != 0)
 		return CB_ERR_INVAL;
 	e.bits = (int)bits;
+	/*
+	 * An IPv4-mapped network (::ffff:10.1.2.3, as a dual-stack listener logs an IPv4
+	 * peer) is the IPv4 one: proxy_conf_sandbox looks mapped peers up as IPv4, so kept
+	 * as IPv6 it would never match, and would escape the duplicate check.
+	 */
+	if (e.family == AF_INET6 && e.bits >= 96 &&
+	    IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)e.addr)) {
+		memmove(e.addr, e.addr + 12, 4);
+		memset(e.addr + 4, 0, sizeof(e.addr) - 4);
+		e.family = AF_INET;
+		e.bits -= 96;
+	}
 	if ((e.sandbox_id = strdup(id)) == NULL)
 		return CB_ERR_NOMEM;
 	n = reallocarray(c->cidrs, c->ncidrs + 1, sizeof(*n));
@@ -316,6 +328,7 @@ struct parse_ctx {
 		int line;
 	} seen[PARSE_SEEN_MAX];
 	size_t nseen;
+	int sandbox_id_line, sandbox_line;	/* the first of each; 0: none */
 };
 
 /* A single-valued keyword given twice is refused, as in credbrokerd.conf. */
@@ -495,6 +508,8 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			return rc == CB_ERR_NOMEM ? rc : CB_ERR_CONFIG;
 		}
 		c->cidrs[c->ncidrs - 1].line = lineno;
+		if (p->sandbox_line == 0)
+			p->sandbox_line = lineno;
 		return 0;
 	}
 	if (strcmp(kw, "allow_host") != 0 && (rc = once(p, kw, lineno, why, whylen)) != 0)
@@ -532,6 +547,7 @@ conf_line(void *arg, int lineno, int argc, char **argv, char *why, size_t whylen
 			snprintf(why, whylen, "line %d: sandbox_id too long", lineno);
 			return CB_ERR_CONFIG;
 		}
+		p->sandbox_id_line = lineno;
 		return set_str(&c->sandbox_id, argv[1]);
 	}
 	if (strcmp(kw, "broker_ca") == 0)
@@ -565,6 +581,16 @@ proxy_conf_parse(struct proxy_conf *c, const char *buf, size_t len, const char *
 	p.dir = dir;
 	if ((rc = conf_parse_lines(buf, len, conf_line, &p, why, whylen)) != 0)
 		return rc;
+	/*
+	 * A sidecar serves one sandbox whatever the source address: with sandbox lines as
+	 * well, every source (the map's other sandboxes too) would silently be that one.
+	 */
+	if (p.sandbox_id_line != 0 && p.sandbox_line != 0) {
+		snprintf(why, whylen, "line %d: sandbox: the proxy is a sidecar (sandbox_id on "
+		    "line %d), which ignores the sandbox map: keep one of them",
+		    p.sandbox_line, p.sandbox_id_line);
+		return CB_ERR_CONFIG;
+	}
 	return check_cidrs(c, why, whylen);
 }
 

@@ -625,7 +625,9 @@ struct api_rotation {
 
 /*
  * On the commit thread, inside the batch: the new key's rows, in the same transaction
- * as this request's audit record. A rotation that cannot be written is audited as such.
+ * as this request's audit record. A rotation that cannot be written is audited as such:
+ * CB_ERR_DENIED, as grant.c's refusals in the transaction, so that the op's rc tells
+ * that record apart from a batch that failed (a full disk fails both with CB_ERR_DB).
  */
 static int
 api_rotation_fn(struct store *wst, struct commit_op *op)
@@ -637,10 +639,12 @@ api_rotation_fn(struct store *wst, struct commit_op *op)
 	if (r->fn_rc != 0) {
 		op->audit.outcome = "rotation_failed";
 		snprintf(r->detail, sizeof(r->detail), "%s", r->signing ? "signing" : "data");
-	} else if (!r->signing)
+		return CB_ERR_DENIED;
+	}
+	if (!r->signing)
 		snprintf(r->detail, sizeof(r->detail), "data %lld",
 		    (long long)vault_activation_key_id(r->act));
-	return r->fn_rc;
+	return 0;
 }
 
 static void *
@@ -698,7 +702,7 @@ api_rotation_thread(void *arg)
 			    "failed: %s (the next rotation or start finishes it)", cb_strerror(rc));
 	} else
 		log_warnx("%s key rotation failed: %s", r->signing ? "signing" : "data",
-		    cb_strerror(rc));
+		    cb_strerror(rc == CB_ERR_DENIED ? r->fn_rc : rc));
 	store_close(st);
 	vault_activation_free(r->act);
 	atomic_store(&api_rotating, 0);
@@ -707,12 +711,17 @@ api_rotation_thread(void *arg)
 		call->reply(call, 200, body, 0);	/* transferred */
 	else {
 		json_decref(body);
-		if (!r->ran)
-			api_error(call, 503, "unavailable");	/* closing */
-		else if (r->fn_rc != 0 || activated)
+		/*
+		 * rotation_failed: a durable record says so (or, activated, says ok). Else
+		 * nothing is durable, not even the record: a batch that failed (its
+		 * transaction lost before this op ran, or its COMMIT), or closing.
+		 */
+		if (rc == CB_ERR_DENIED || activated)
 			api_error(call, 500, "rotation_failed");
+		else if (rc == CB_ERR_BUSY && !r->ran)
+			api_error(call, 503, "unavailable");
 		else
-			api_error(call, 500, "internal_error");	/* nothing committed */
+			api_error(call, 500, "internal_error");
 	}
 	free(r);
 	return NULL;

@@ -242,6 +242,16 @@ daemon_start(struct daemon *d, struct broker_conf *conf)
 		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));
 		return rc;
 	}
+	/*
+	 * SQLite opens a file it cannot write read-only, silently: started as an
+	 * unprivileged user (no privilege drop, so no daemon_check_database), the daemon
+	 * would report ready and fail every write.
+	 */
+	if (!store_writable(d->st)) {
+		log_warnx("the database %s cannot be opened for writing: it is read-only for "
+		    "this user", conf->database);
+		return CB_ERR_PERM;
+	}
 	why[0] = '\0';
 	if ((rc = vault_open(d->st, conf->master_key, &d->vault, why, sizeof(why))) != 0) {
 		log_warnx("%s", why[0] != '\0' ? why : cb_strerror(rc));

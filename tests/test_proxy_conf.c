@@ -253,6 +253,13 @@ test_parse_repeats(void **state)
 	static const char twice[] = "seccomp no\n\nhead_timeout 3\nseccomp no\n";
 	static const char again[] =
 	    "sandbox 10.1.0.0/16 a\nsandbox 10.2.0.0/16 b\nsandbox 10.1.9.9/16 c\n";
+	static const char mixed[] = "seccomp no\nsandbox 10.1.0.0/16 a\nsandbox_id b\n";
+	/* An IPv4-mapped network, as a dual-stack listener logs a peer, is the IPv4 one. */
+	static const char mapped[] =
+	    "sandbox 10.0.0.0/8 wide\nsandbox ::ffff:10.1.2.3 special\n"
+	    "sandbox ::ffff:10.9.0.0/112 nine\n";
+	static const char mapped_again[] =
+	    "sandbox 10.1.2.0/24 a\nsandbox ::ffff:10.1.2.0/120 b\n";
 	struct proxy_conf *c;
 	struct sockaddr_storage ss;
 	char why[256];
@@ -273,6 +280,28 @@ test_parse_repeats(void **state)
 	assert_int_not_equal(proxy_conf_parse(c, again, strlen(again), "/dep", why, sizeof(why)),
 	    0);
 	assert_string_equal(why, "line 3: sandbox: the network of line 1 again");
+	proxy_conf_free(c);
+
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_not_equal(proxy_conf_parse(c, mixed, strlen(mixed), "/dep", why, sizeof(why)),
+	    0);
+	assert_string_equal(why, "line 2: sandbox: the proxy is a sidecar (sandbox_id on line 3), "
+	    "which ignores the sandbox map: keep one of them");
+	proxy_conf_free(c);
+
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_equal(proxy_conf_parse(c, mapped, strlen(mapped), "/dep", why, sizeof(why)), 0);
+	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "10.1.2.3")), "special");
+	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "::ffff:10.1.2.3")), "special");
+	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "10.9.7.7")), "nine");
+	assert_string_equal(proxy_conf_sandbox(c, addr(&ss, "10.1.2.4")), "wide");
+	assert_null(proxy_conf_sandbox(c, addr(&ss, "::a01:203")));
+	proxy_conf_free(c);
+
+	assert_int_equal(proxy_conf_new(&c), 0);
+	assert_int_not_equal(proxy_conf_parse(c, mapped_again, strlen(mapped_again), "/dep", why,
+	    sizeof(why)), 0);
+	assert_string_equal(why, "line 2: sandbox: the network of line 1 again");
 	proxy_conf_free(c);
 }
 
@@ -326,6 +355,9 @@ test_parse_refused(void **state)
 		"sandbox 127.0.0.2 a\nsandbox 10.0.0.0/8 w\nsandbox 127.0.0.2/32 b\n",
 		"sandbox 2001:db8::/32 a\nsandbox 2001:db8:0:0::1/32 b\n",
 		"sandbox 192.168.0.0/17 a\nsandbox 192.168.1.0/17 b\n",
+		/* a sidecar and a map: the sidecar's ID silently won for every source */
+		"sandbox_id a\nsandbox 10.1.2.0/24 b\n",
+		"sandbox 10.1.2.0/24 b\nallow_host x.example\nsandbox_id b\n",
 	};
 	struct proxy_conf *c;
 	char why[256];

@@ -113,9 +113,17 @@ class TmpfsCase(cbtest.TestCase):
         except FileNotFoundError:
             pass
 
-    def start_outcome(self, d, timeout=30):
-        """Starts d without waiting; "exited" or "serving"."""
-        d.start(wait=False)
+    def start_outcome(self, d, timeout=30, as_user=None):
+        """Starts d without waiting (as_user: a pwd entry to run it as, without root at
+        all, as a systemd User= unit does); "exited" or "serving"."""
+        if as_user is None:
+            d.start(wait=False)
+        else:
+            d._log = open(d.log_path, "ab")
+            d.proc = subprocess.Popen(
+                ["setpriv", "--reuid", str(as_user.pw_uid), "--regid", str(as_user.pw_gid),
+                 "--clear-groups", cbtest.binary("credbrokerd"), "-c", d.conf_path],
+                stdin=subprocess.DEVNULL, stdout=d._log, stderr=d._log)
 
         def outcome():
             if d.proc.poll() is not None:
@@ -350,6 +358,51 @@ class StartTest(TmpfsCase):
             d.stop()
 
 
+class RotationAnswerTest(TmpfsCase):
+    def test_rotation_failed_only_with_its_record(self):
+        """`rotation_failed` is answered when a record says so (api.yaml); a rotation that
+        cannot be written, on a full disk that then loses its record too, is
+        `internal_error` (nothing durable), as for any other request."""
+        d = self.deployment("rot")
+        try:
+            d.start()
+            d.put_secret("gh", "ghp_real", [HOST])
+            c = sqlite3.connect(d.db, timeout=10)
+            try:
+                good = c.execute("SELECT v FROM meta WHERE k = 'kek_check'").fetchone()[0]
+                # As if another process had re-keyed the database: no key can be written.
+                c.execute("UPDATE meta SET v = ? WHERE k = 'kek_check'", (b"\0" * len(good),))
+                c.commit()
+            finally:
+                c.close()
+            before = len([r for r in d.audit() if r["action"] == "key.rotate"])
+            self.fill(d.filler)
+            st, js, raw = d.request("admin", "POST", "/v1/keys/rotate", body={"kind": "signing"},
+                                    timeout=20)
+            self.unfill(d.filler)
+            self.assertEqual((st, js), (500, {"error": "internal_error"}), raw)
+            recs = [r for r in d.audit() if r["action"] == "key.rotate"]
+            self.assertEqual(len(recs), before, "a record of a rotation answered as not durable")
+            # With space: the refusal is written, and answered as such.
+            st, js, raw = d.request("admin", "POST", "/v1/keys/rotate", body={"kind": "signing"})
+            self.assertEqual((st, js), (500, {"error": "rotation_failed"}), raw)
+            recs = [r for r in d.audit() if r["action"] == "key.rotate"]
+            self.assertEqual([(r["outcome"], r["detail"]) for r in recs[before:]],
+                             [("rotation_failed", "signing")])
+            c = sqlite3.connect(d.db, timeout=10)
+            try:
+                c.execute("UPDATE meta SET v = ? WHERE k = 'kek_check'", (good,))
+                c.commit()
+            finally:
+                c.close()
+            st, js, raw = d.request("admin", "POST", "/v1/keys/rotate", body={"kind": "signing"})
+            self.assertEqual(st, 200, raw)
+            self.assertEqual(cbtest.keys_without_record(d.db), [])
+        finally:
+            self.unfill(d.filler)
+            d.stop()
+
+
 class ReadOnlyTest(TmpfsCase):
     def test_read_only_database_refused(self):
         try:
@@ -370,6 +423,42 @@ class ReadOnlyTest(TmpfsCase):
                           "rotation: %d %r" % (st, raw[:100]))
             self.assertNotEqual(d.kill(), 0)
             self.assertIn("cannot be opened for writing", d.log())
+        finally:
+            d.stop()
+
+    def test_read_only_database_refused_unprivileged(self):
+        """The same database, with the daemon started as its user directly (no `user`
+        line, no privilege drop): refused too, not 'ready' with every write failing."""
+        if shutil.which("setpriv") is None:
+            self.skipTest("no setpriv (util-linux) to start the daemon as nobody")
+        try:
+            pw = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no user 'nobody' on this system")
+        if pw.pw_uid == 0:
+            self.skipTest("'nobody' is uid 0 here")
+        d = self.deployment("ro-user", owner=pw)
+        try:
+            for top in (d.tmp, os.path.dirname(d.db)):
+                os.chown(top, pw.pw_uid, pw.pw_gid)
+                for root, dirs, files in os.walk(top):
+                    for n in dirs + files:
+                        os.chown(os.path.join(root, n), pw.pw_uid, pw.pw_gid)
+            os.chmod(d.db, 0o400)
+            outcome = self.start_outcome(d, as_user=pw)
+            if outcome == "serving":
+                st, _, raw = d.request("admin", "POST", "/v1/keys/rotate",
+                                       body={"kind": "signing"})
+                self.fail("started as nobody on a database nobody can only read; a "
+                          "signing-key rotation: %d %r" % (st, raw[:100]))
+            self.assertNotEqual(d.kill(), 0)
+            self.assertIn("cannot be opened for writing", d.log())
+            # Writable again (SQLite gave the -wal and -shm it made the file's mode 0400
+            # too): it starts, the check refuses nothing legitimate.
+            for n in os.listdir(os.path.dirname(d.db)):
+                os.chmod(os.path.join(os.path.dirname(d.db), n), 0o600)
+            self.assertEqual(self.start_outcome(d, as_user=pw), "serving", d.log_tail())
+            self.assertEqual(d.kill(), 0)
         finally:
             d.stop()
 
