@@ -1170,23 +1170,34 @@ fail:
 int
 vault_activation_write(struct vault *v, struct store *wst, struct vault_activation *a)
 {
-	int64_t o, n;
+	struct store_key *keys = NULL;
+	int64_t o, nid;
 	char buf[64];
-	size_t i;
+	size_t i, n = 0;
 	int rc;
 
 	if ((rc = vault_still_kek(v, wst)) != 0)
 		return rc;
 	if (a->signing) {
-		for (i = 0; i < a->nold; i++)
-			if ((rc = store_signing_key_update(wst, a->old[i].kid, a->old[i].wrapped,
-			    a->old[i].wrapped_len, "verify", a->retire_after)) != 0)
-				return rc;
+		/*
+		 * Every active row, not only those the vault holds: a rotation whose COMMIT
+		 * failed and yet was durable left one the vault never took in, and two active
+		 * keys would stop the next start.
+		 */
+		if ((rc = store_signing_keys_list(wst, &keys, &n)) != 0)
+			return rc;
+		for (i = 0; i < n && rc == 0; i++)
+			if (strcmp(keys[i].state, "active") == 0)
+				rc = store_signing_key_update(wst, keys[i].kid, keys[i].wrapped,
+				    keys[i].wrapped_len, "verify", a->retire_after);
+		store_keys_free(keys, n);
+		if (rc != 0)
+			return rc;
 		return store_signing_key_insert(wst, a->nk.kid, a->nk.wrapped, a->nk.wrapped_len,
 		    a->nk.state, 0);
 	}
 	/* One data-key rotation at a time: vault_activation_new finished the last one. */
-	if ((rc = vault_rotation_get(wst, &o, &n)) == 0)
+	if ((rc = vault_rotation_get(wst, &o, &nid)) == 0)
 		return CB_ERR_BUSY;
 	if (rc != CB_ERR_NOTFOUND)
 		return rc;

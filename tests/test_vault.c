@@ -811,6 +811,38 @@ test_rotation_concurrent_reads(void **state)
 	check_many(f, 300, 1);
 }
 
+/*
+ * A signing rotation whose COMMIT reported failure yet was durable (the commit thread
+ * allows for it): its key is active in the database, never in the vault. The next
+ * rotation demotes every active row, not only the vault's, so the next start finds one.
+ */
+static void
+test_rotation_after_unapplied_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct vault_activation *a = NULL;
+	char kid[VAULT_KID_MAX];
+
+	fx_open(f, f->key);
+	assert_int_equal(vault_activation_new(f->v, f->st, 1, util_now() + 3600, &a), 0);
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(vault_activation_write(f->v, f->st, a), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	vault_activation_free(a);	/* never applied: the caller was told it failed */
+	/* The database's active key is one the vault does not hold. */
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM signing_keys WHERE state = 'active'"),
+	    1);
+	assert_int_equal(vault_signing_key(f->v, NULL, (uint8_t[CRYPTO_KEY_LEN]){ 0 }, kid), 0);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM signing_keys WHERE state = 'verify'"),
+	    1);
+	assert_int_equal(vault_rotate_signing_key(f->v, f->st, util_now() + 3600, kid), 0);
+	assert_int_equal(raw_int(f, "SELECT COUNT(*) FROM signing_keys WHERE state = 'active'"),
+	    1);
+	fx_close(f);
+	fx_open(f, f->key);	/* fails on two active keys */
+	assert_int_equal(vault_signing_key(f->v, kid, (uint8_t[CRYPTO_KEY_LEN]){ 0 }, NULL), 0);
+}
+
 struct writer_arg {
 	const char *db;
 	struct vault *v;
@@ -1189,6 +1221,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rotation_crash_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_concurrent_reads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotation_concurrent_writer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rotation_after_unapplied_commit, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_master_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rotate_signing_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_kek_guard, setup, teardown),
