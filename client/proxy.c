@@ -2204,6 +2204,15 @@ proxy_base_new(void)
 	return base;
 }
 
+/* Before the loop exists: only the command line's settings to free. */
+static int
+early_exit(struct proxy *px, int rc)
+{
+	proxy_conf_free(px->conf);
+	proxy_conf_free(px->flags);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2243,7 +2252,7 @@ main(int argc, char **argv)
 		case 'l':
 			if (proxy_split_hostport(optarg, host, sizeof(host), &port) != 0) {
 				fprintf(stderr, "credproxy: --listen ADDR:PORT\n");
-				return 2;
+				return early_exit(&px, 2);
 			}
 			free(px.flags->listen_host);
 			if ((px.flags->listen_host = strdup(host)) == NULL)
@@ -2254,7 +2263,7 @@ main(int argc, char **argv)
 		case 's':
 			if (*optarg == '\0' || strlen(optarg) >= PROXY_SANDBOX_MAX) {
 				fprintf(stderr, "credproxy: bad --sandbox-id\n");
-				return 2;
+				return early_exit(&px, 2);
 			}
 			free(px.flags->sandbox_id);
 			px.flags->sandbox_id = strdup(optarg);
@@ -2269,7 +2278,7 @@ main(int argc, char **argv)
 		case 'a':
 			if (proxy_conf_add_allow(px.flags, optarg) != 0) {
 				fprintf(stderr, "credproxy: bad --allow-host\n");
-				return 2;
+				return early_exit(&px, 2);
 			}
 			break;
 		case 'b':
@@ -2282,21 +2291,21 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			return early_exit(&px, 0);
 		case 'V':
 			printf("credproxy %s\n", PACKAGE_VERSION);
-			return 0;
+			return early_exit(&px, 0);
 		default:
 			usage(stderr);
-			return 2;
+			return early_exit(&px, 2);
 		}
 	}
 	if (optind != argc) {
 		usage(stderr);
-		return 2;
+		return early_exit(&px, 2);
 	}
 	if (load_conf(&px, &px.conf) != 0)
-		return 1;
+		return early_exit(&px, 1);
 	if (px.conf->broker_url == NULL || px.conf->cert == NULL || px.conf->key == NULL ||
 	    px.conf->broker_ca == NULL) {
 		log_warnx("broker_url, broker_ca, cert and key are required (-c FILE)");

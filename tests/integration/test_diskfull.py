@@ -339,7 +339,7 @@ class StartTest(TmpfsCase):
                                 "--rotate-master-key", "--new-key", newkey],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
             err = r.stderr.decode(errors="replace")
-            self.assertNotEqual(r.returncode, 0, err)
+            self.assertEqual(r.returncode, 1, err)
             self.assertIn("full", err)
             self.assertNotIn("not a readable", err)
             self.assertTrue(os.path.exists(newkey))

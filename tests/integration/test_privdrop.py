@@ -268,7 +268,7 @@ class PrivDropTest(cbtest.TestCase):
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 timeout=60 * test_proxy.SLOW)
             err = r.stderr.decode(errors="replace")
-            self.assertNotEqual(r.returncode, 0, err)
+            self.assertEqual(r.returncode, 1, err)
             self.assertIn("proxy.key", err)
             self.assertIn("nobody", err)
 
