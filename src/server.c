@@ -548,12 +548,17 @@ struct server_args {
 };
 
 static enum MHD_Result
-server_count_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+server_count_arg(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+    const char *value, size_t value_size)
 {
 	struct server_args *a = cls;
 
 	(void)kind;
-	if (value == NULL)	/* "?after": a name without "=" */
+	/*
+	 * "?after": a name without "="; a %00 in a name or a value: "after%00x=5" would be
+	 * counted as after yet not found by its name, "after=1%00x" read as 1.
+	 */
+	if (value == NULL || strlen(key) != key_size || strlen(value) != value_size)
 		a->other++;
 	else if (strcmp(key, "after") == 0)
 		a->after++;
@@ -652,7 +657,8 @@ server_dispatch(struct server_req *q, const char *method)
 	if (strcmp(method, "GET") == 0) {
 		/* ?after=1&after=2 would be read as the first: another parser may take the last. */
 		memset(&args, 0, sizeof(args));
-		MHD_get_connection_values(q->c, MHD_GET_ARGUMENT_KIND, server_count_arg, &args);
+		MHD_get_connection_values_n(q->c, MHD_GET_ARGUMENT_KIND, server_count_arg,
+		    &args);
 		call->query_bad = args.after > 1 || args.limit > 1 || args.other > 0;
 	}
 	call->reply = server_reply;

@@ -227,7 +227,9 @@ class Malformed(cbtest.TestCase):
         for q in ["after=-1", "after=x", "limit=0", "limit=1001", "limit=", "after=1e3",
                   "after=99999999999999999999",
                   # ambiguous or unknown: the first was read, another parser takes the last
-                  "after=1&after=2", "limit=1&limit=5", "after=0&bogus=1", "Limit=1", "after"]:
+                  "after=1&after=2", "limit=1&limit=5", "after=0&bogus=1", "Limit=1", "after",
+                  # a NUL in a name or a value: not what another parser reads either
+                  "after%00x=5", "after=1%00x", "limit%00=1"]:
             with self.subTest(q=q):
                 self.expect("admin", "GET", "/v1/audit?" + q, 400, "invalid_value")
         st, js, _ = self.d.request("admin", "GET", "/v1/audit?after=0&limit=1")
