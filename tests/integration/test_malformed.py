@@ -223,6 +223,24 @@ class Malformed(cbtest.TestCase):
             with self.subTest(path=path):
                 self.expect("admin", "GET", path, 404, "not_found")
 
+    def test_nul_in_path(self):
+        # A %00 in the path ended the string the handler saw: /v1/secrets/nul%00junk
+        # stored (and named) the secret nul. The path is now left as sent, and refused.
+        body = {"value": "v", "hosts": ["api.example.com"]}
+        self.expect("admin", "PUT", "/v1/secrets/nul%00junk", 400, "invalid_name", body=body)
+        self.expect("admin", "GET", "/v1/secrets/nul", 404, "not_found")
+        self.expect("admin", "GET", "/v1/secrets/nul%00", 404, "not_found")
+        self.expect("harness", "GET", "/v1/grants/x%00y", 404, "not_found")
+        # revoking sbx-nul%00junk's grants does not revoke sbx-nul's
+        g = self.d.mint("sbx-nul", "base", "api.example.com")
+        st, _, raw = self.d.request("harness", "DELETE", "/v1/sandboxes/sbx-nul%00junk/grants")
+        self.assertIn(st, (400, 404), raw)
+        st, answer = self.d.resolve(g["token"], "sbx-nul", "api.example.com")
+        self.assertEqual(st, 200, answer)
+        # other escapes are still decoded
+        st, js, raw = self.d.request("admin", "PUT", "/v1/secrets/nul%2Dok", body=body)
+        self.assertEqual((st, js.get("name")), (201, "nul-ok"), raw)
+
     def test_bad_query(self):
         for q in ["after=-1", "after=x", "limit=0", "limit=1001", "limit=", "after=1e3",
                   "after=99999999999999999999",
