@@ -837,17 +837,28 @@ server_sweep(void *arg)
 	struct server_conn *cc;
 	struct timespec ts;
 	int64_t limit_us = (int64_t)s->b->conf->conn_timeout_s * SERVER_HEAD_FACTOR * 1000000;
+	char first[sizeof(cc->peer)];
+	int n;
 
 	pthread_mutex_lock(&s->heads_lock);
 	while (s->sweeping) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&s->heads_cond, &s->heads_lock, &ts);
+		n = 0;
 		while ((cc = s->heads) != NULL && util_mono_us() - cc->start_us >= limit_us) {
-			log_info("peer=%s: no request head within %lld s: closed", cc->peer,
-			    (long long)(limit_us / 1000000));
+			if (n++ == 0)
+				util_strlcpy(first, cc->peer, sizeof(first));
 			(void)shutdown(cc->fd, SHUT_RDWR);
 			server_head_unlink(s, cc);
+		}
+		/* One line a pass, not one a connection: a flood of them would flood the log. */
+		if (n > 0) {
+			pthread_mutex_unlock(&s->heads_lock);
+			log_info("peer=%s: no request head within %lld s: closed (%d such "
+			    "connection%s this second)", first, (long long)(limit_us / 1000000), n,
+			    n == 1 ? "" : "s");
+			pthread_mutex_lock(&s->heads_lock);
 		}
 	}
 	pthread_mutex_unlock(&s->heads_lock);
