@@ -437,7 +437,17 @@ class ReadOnlyTest(TmpfsCase):
             self.skipTest("no user 'nobody' on this system")
         if pw.pw_uid == 0:
             self.skipTest("'nobody' is uid 0 here")
-        d = self.deployment("ro-user", owner=pw)
+        # The whole deployment on the tmpfs (mode 0711): the build tree's ancestors may be
+        # closed to nobody (a checkout under /root, a mktemp -d directory).
+        saved = os.environ.get("CB_TMPDIR")
+        os.environ["CB_TMPDIR"] = self.mnt
+        try:
+            d = self.deployment("ro-user", owner=pw)
+        finally:
+            if saved is None:
+                del os.environ["CB_TMPDIR"]
+            else:
+                os.environ["CB_TMPDIR"] = saved
         try:
             for top in (d.tmp, os.path.dirname(d.db)):
                 os.chown(top, pw.pw_uid, pw.pw_gid)
