@@ -162,10 +162,7 @@ struct proxy {
 	size_t conns_max;		/* CONNS_MAX, or fewer when RLIMIT_NOFILE is lower */
 	int draining;
 	/* Refusals a sandbox can cause at will are logged once a second, not once each. */
-	struct ratelog {
-		int64_t last_us;
-		unsigned long long quiet;	/* not logged since the last line */
-	} rl_full, rl_sandbox, rl_accept;
+	struct util_ratelimit rl_full, rl_sandbox, rl_accept;
 };
 
 static void client_read_cb(struct bufferevent *bev, void *arg);
@@ -1747,21 +1744,7 @@ sandbox_limit(const struct proxy *px)
 	return n > 0 ? (int)n : 1;
 }
 
-/* 1 when this site may log now (once a second); *quiet: the lines not logged before it. */
-static int
-ratelog_ok(struct ratelog *r, unsigned long long *quiet)
-{
-	int64_t now = util_mono_us();
-
-	if (r->last_us != 0 && now - r->last_us < 1000000) {
-		r->quiet++;
-		return 0;
-	}
-	r->last_us = now;
-	*quiet = r->quiet;
-	r->quiet = 0;
-	return 1;
-}
+#define REFUSAL_LOG_US	1000000	/* a refusal's log line: once a second */
 
 static void
 accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -1784,7 +1767,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 		    "Content-Type: text/plain\r\nContent-Length: 28\r\nConnection: close\r\n\r\n"
 		    "credproxy: too many clients\n";
 
-		if (ratelog_ok(&px->rl_full, &quiet))
+		if (util_ratelimit_ok(&px->rl_full, REFUSAL_LOG_US, &quiet))
 			log_warnx("connection limit reached, refusing a new connection (%llu more "
 			    "refused since the last such line)", quiet);
 		/* best effort on a fresh socket: its send buffer is empty */
@@ -1814,7 +1797,7 @@ accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa, i
 	}
 	if (px->conf->sandbox_id == NULL && sandbox_conns(px, c) >= sandbox_limit(px)) {
 		/* shared mode: one sandbox (or the unknown sources together) cannot take all */
-		if (ratelog_ok(&px->rl_sandbox, &quiet))
+		if (util_ratelimit_ok(&px->rl_sandbox, REFUSAL_LOG_US, &quiet))
 			log_info("%s sandbox %s: connection limit of the sandbox reached (%d; %llu "
 			    "more refused since the last such line)", c->peer,
 			    c->have_sandbox ? c->sandbox : "?", sandbox_limit(px), quiet);
@@ -2070,7 +2053,7 @@ accept_error_cb(struct evconnlistener *lis, void *arg)
 	unsigned long long quiet;
 	int e = EVUTIL_SOCKET_ERROR();
 
-	if (ratelog_ok(&px->rl_accept, &quiet)) {
+	if (util_ratelimit_ok(&px->rl_accept, REFUSAL_LOG_US, &quiet)) {
 		errno = e;
 		log_warn("accept (%llu failures not logged since the last)", quiet);
 	}

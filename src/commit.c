@@ -297,7 +297,8 @@ static void *
 ckpt_thread(void *arg)
 {
 	struct commit *c = arg;
-	int64_t logged_us = 0, now;
+	struct util_ratelimit failed = { 0, 0 };
+	unsigned long long quiet;
 	int rc, log, done;
 
 	for (;;) {
@@ -310,11 +311,11 @@ ckpt_thread(void *arg)
 		}
 		c->ckpt_want = 0;
 		pthread_mutex_unlock(&c->mu);
+		/* A full disk fails every pass: once a minute. */
 		if ((rc = store_checkpoint(c->ckst, &log, &done)) != 0 && rc != CB_ERR_BUSY &&
-		    ((now = util_mono_us()) - logged_us >= COMMIT_FAIL_LOG_US || logged_us == 0)) {
-			logged_us = now;	/* a full disk fails every pass: once a minute */
-			log_warnx("checkpoint failed: %s", cb_strerror(rc));
-		}
+		    util_ratelimit_ok(&failed, COMMIT_FAIL_LOG_US, &quiet))
+			log_warnx("checkpoint failed: %s (%llu failures not logged since the last)",
+			    cb_strerror(rc), quiet);
 		pthread_mutex_lock(&c->mu);
 		c->ckpt_passes++;
 		pthread_mutex_unlock(&c->mu);

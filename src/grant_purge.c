@@ -143,9 +143,9 @@ purge_stopping(void)
 static int
 purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 {
-	static int64_t logged_us;	/* the purge thread's own */
+	static struct util_ratelimit failed;	/* the purge thread's own */
+	unsigned long long quiet;
 	struct commit_op op;
-	int64_t now;
 	int rc;
 
 	memset(&op, 0, sizeof(op));
@@ -158,12 +158,9 @@ purge_batch(struct broker *b, struct purge_arg *pa, int *limit, int max)
 	pa->limit = *limit;
 	if ((rc = commit_run(b->commit, &op)) != 0) {
 		/* A full disk fails every pass (deleting needs WAL space too): once a minute. */
-		now = util_mono_us();
-		if (logged_us == 0 || now - logged_us >= 60000000) {
-			logged_us = now;
-			log_warnx("purge batch failed: %s (the next pass tries again)",
-			    cb_strerror(rc));
-		}
+		if (util_ratelimit_ok(&failed, 60000000, &quiet))
+			log_warnx("purge batch failed: %s (the next pass tries again; %llu failed "
+			    "passes not logged since the last such line)", cb_strerror(rc), quiet);
 		return rc;
 	}
 	if (pa->took_us > 2 * PURGE_TARGET_US && *limit > PURGE_BATCH_MIN)

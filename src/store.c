@@ -53,27 +53,21 @@ int
 store_err(struct store *st, int sqlite_rc, const char *what)
 {
 	int prim = sqlite_rc & 0xff, quiet = 0;
-	int64_t now;
+	unsigned long long n = 0;
 
 	if (st != NULL && (prim == SQLITE_FULL || prim == SQLITE_IOERR ||
 	    prim == SQLITE_READONLY)) {
-		now = util_mono_us();
-		if (sqlite_rc == st->quiet_rc && now < st->quiet_until_us) {
-			st->quiet_n++;
-			quiet = 1;
-		} else {
-			st->quiet_rc = sqlite_rc;
-			st->quiet_until_us = now + STORE_ERR_QUIET_US;
+		if (sqlite_rc != st->quiet_rc) {
+			st->quiet_rc = sqlite_rc;	/* another error: logged at once */
+			st->quiet.last_us = 0;
 		}
+		quiet = !util_ratelimit_ok(&st->quiet, STORE_ERR_QUIET_US, &n);
 	}
-	if (!quiet) {
+	if (!quiet)
 		log_warnx("%s: %s: %s (%d)%s", st != NULL && st->path != NULL ? st->path : "?",
 		    what, st != NULL && st->db != NULL ? sqlite3_errmsg(st->db) :
-		    sqlite3_errstr(sqlite_rc), sqlite_rc, st != NULL && st->quiet_n > 0 ?
+		    sqlite3_errstr(sqlite_rc), sqlite_rc, n > 0 ?
 		    " (and earlier errors not logged: once a minute)" : "");
-		if (st != NULL)
-			st->quiet_n = 0;
-	}
 	if (sqlite_rc == SQLITE_CONSTRAINT_PRIMARYKEY || sqlite_rc == SQLITE_CONSTRAINT_UNIQUE)
 		return CB_ERR_EXISTS;
 	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)

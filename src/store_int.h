@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "util.h"
 
 enum store_stmt_base {
 	STORE_STMT_CORE = 0,	/* store.c and store_secret.c: 0 .. 63 */
@@ -40,9 +41,8 @@ struct store {
 	int in_savepoint;
 	int wal_frames;			/* WAL size after the last commit (store_wal_manual) */
 	int64_t last_steps;		/* VM steps of the last store_step_done statement */
-	int quiet_rc;			/* store_err: a full disk or I/O error logged ... */
-	int64_t quiet_until_us;		/* ... and not again on this connection until then */
-	uint64_t quiet_n;		/* the repeats not logged */
+	int quiet_rc;			/* store_err: the full disk or I/O error last logged, */
+	struct util_ratelimit quiet;	/* and its rate on this connection */
 	sqlite3_stmt *stmts[STORE_STMT_MAX];
 	const char *stmt_sql[STORE_STMT_MAX];	/* the sql each slot was prepared from */
 };

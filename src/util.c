@@ -319,6 +319,21 @@ util_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+int
+util_ratelimit_ok(struct util_ratelimit *r, int64_t period_us, unsigned long long *quiet)
+{
+	int64_t now = util_mono_us();
+
+	if (r->last_us != 0 && now - r->last_us < period_us) {
+		r->quiet++;
+		return 0;
+	}
+	r->last_us = now;
+	*quiet = r->quiet;
+	r->quiet = 0;
+	return 1;
+}
+
 void
 util_rfc3339(int64_t t, char *out, size_t outlen)
 {

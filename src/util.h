@@ -52,6 +52,18 @@ char *util_dirname(const char *path);
 int64_t util_now(void);
 /* Monotonic time in microseconds. */
 int64_t util_mono_us(void);
+/*
+ * A log line's rate limit: util_ratelimit_ok is 1 when the line may be written now (the
+ * first time, or period_us after the last one written), with *quiet the calls refused
+ * since that one; else 0 and the call is counted. Not locked: one per thread, or under
+ * the caller's lock. Zero-initialised means never logged.
+ */
+struct util_ratelimit {
+	int64_t last_us;
+	unsigned long long quiet;
+};
+int util_ratelimit_ok(struct util_ratelimit *r, int64_t period_us, unsigned long long *quiet);
+
 /* Formats epoch seconds as RFC 3339 UTC ("2026-01-02T03:04:05Z") into out (>= 21 bytes). */
 void util_rfc3339(int64_t t, char *out, size_t outlen);
 

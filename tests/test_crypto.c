@@ -239,6 +239,26 @@ test_random(void **state)
 	assert_int_equal(crypto_random(big, (size_t)INT_MAX + 1), CB_ERR_INVAL);
 }
 
+/* ---- util_ratelimit_ok (the log lines a full disk or a knocking sandbox repeat) ---- */
+
+static void
+test_ratelimit(void **state)
+{
+	struct util_ratelimit r = { 0, 0 };
+	unsigned long long quiet = 99;
+
+	(void)state;
+	assert_int_equal(util_ratelimit_ok(&r, 3600000000LL, &quiet), 1);	/* the first */
+	assert_int_equal(quiet, 0);
+	assert_int_equal(util_ratelimit_ok(&r, 3600000000LL, &quiet), 0);
+	assert_int_equal(util_ratelimit_ok(&r, 3600000000LL, &quiet), 0);
+	/* the period over (0 here): logged, with the two refused since */
+	assert_int_equal(util_ratelimit_ok(&r, 0, &quiet), 1);
+	assert_int_equal(quiet, 2);
+	assert_int_equal(util_ratelimit_ok(&r, 0, &quiet), 1);
+	assert_int_equal(quiet, 0);
+}
+
 /* ---- util_wipe_stack ---- */
 
 #define STACK_MARK_LEN 32
@@ -326,6 +346,7 @@ main(void)
 		cmocka_unit_test(test_secure_alloc),
 		cmocka_unit_test(test_random),
 		cmocka_unit_test(test_wipe_stack),
+		cmocka_unit_test(test_ratelimit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -290,6 +290,19 @@ class Deployment:
                 return False
         wait_until(up, timeout=timeout, interval=0.1, what="credbrokerd /healthz")
 
+    def outcome(self, timeout=30):
+        """For a daemon started without waiting that may refuse to start: "exited" once it
+        has, or "serving" once /healthz answers 200 (bounded by timeout)."""
+        def seen():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                return "serving" if self.request("admin", "GET", "/healthz",
+                                                 timeout=2)[0] == 200 else None
+            except (OSError, ssl.SSLError, http.client.HTTPException):
+                return None
+        return wait_until(seen, timeout=timeout, what="exit or /healthz")
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 

@@ -30,13 +30,11 @@ refuse at start-up instead of reporting "ready" and failing writes later.
 """
 
 import base64
-import http.client
 import json
 import os
 import pwd
 import shutil
 import sqlite3
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -91,6 +89,11 @@ class TmpfsCase(cbtest.TestCase):
         d.filler = os.path.join(data, "filler")
         return d
 
+    def assert_log_intact(self, d):
+        """`credbroker audit verify --db` passes on d's database (the daemon stopped)."""
+        r = d.cli("audit", "verify", "--db", d.db)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     @staticmethod
     def fill(path):
         """Writes path until the file system has no byte left (bounded)."""
@@ -124,16 +127,7 @@ class TmpfsCase(cbtest.TestCase):
                 ["setpriv", "--reuid", str(as_user.pw_uid), "--regid", str(as_user.pw_gid),
                  "--clear-groups", cbtest.binary("credbrokerd"), "-c", d.conf_path],
                 stdin=subprocess.DEVNULL, stdout=d._log, stderr=d._log)
-
-        def outcome():
-            if d.proc.poll() is not None:
-                return "exited"
-            try:
-                return "serving" if d.request("admin", "GET", "/healthz",
-                                              timeout=2)[0] == 200 else None
-            except (OSError, ssl.SSLError, http.client.HTTPException):
-                return None
-        return cbtest.wait_until(outcome, timeout=timeout, what="exit or /healthz")
+        return d.outcome(timeout)
 
 
 def sandbox_of(js):
@@ -303,8 +297,7 @@ class FullUnderLoadTest(TmpfsCase):
                     action = "grant.mint" if kind == "mint" else "grant.resolve"
                     self.assertIn((action, gid), ok, "%s %d without its audit record"
                                   % (kind, st))
-            r = d.cli("audit", "verify", "--db", d.db)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assert_log_intact(d)
         finally:
             self.unfill(d.filler)
             d.stop()
@@ -351,8 +344,7 @@ class StartTest(TmpfsCase):
             self.assertEqual(self.start_outcome(d), "serving", d.log_tail())
             self.assertEqual(d.resolve(g["token"], "sbx-1", HOST)[0], 200)
             self.assertEqual(d.kill(), 0)
-            r = d.cli("audit", "verify", "--db", d.db)
-            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assert_log_intact(d)
         finally:
             self.unfill(d.filler)
             d.stop()

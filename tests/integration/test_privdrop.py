@@ -22,12 +22,10 @@ takes effect after the drop, and one the user cannot read is refused while the r
 map stays; SIGTERM exits 0.
 """
 
-import http.client
 import os
 import pwd
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -147,17 +145,8 @@ class PrivDropTest(cbtest.TestCase):
             os.chmod(d.tmp, 0o711)
             os.chmod(d.dir, 0o711)
             d.start(wait=False)
-
-            def outcome():
-                if d.proc.poll() is not None:
-                    return "exited"
-                try:
-                    return "serving" if d.request("admin", "GET", "/healthz",
-                                                  timeout=2)[0] == 200 else None
-                except (OSError, ssl.SSLError, http.client.HTTPException):
-                    return None
             rc = None
-            if cbtest.wait_until(outcome, timeout=30, what="exit or /healthz") == "exited":
+            if d.outcome() == "exited":
                 rc = d.proc.returncode
             if rc is None:
                 # Serving: show what a client gets.
