@@ -17,12 +17,11 @@
 
 #include <jansson.h>
 
+#include "secret.h"
 #include "util.h"
 
 #include "cli.h"
 
-#define SECRET_VALUE_MAX	8192	/* the broker's limit */
-#define SECRET_HOSTS_MAX	64
 #define SECRET_TTL_MAX		(7LL * 86400)	/* the broker's limit (GRANT_TTL_MAX) */
 
 static const char secret_usage[] =
@@ -147,7 +146,7 @@ static int
 secret_read_value(const char *name, const char *file, unsigned char *buf, size_t cap,
     size_t *len)
 {
-	size_t n = 0, i;
+	size_t n = 0;
 	int fd, rc;
 
 	*len = 0;
@@ -184,9 +183,8 @@ secret_read_value(const char *name, const char *file, unsigned char *buf, size_t
 	if (n > SECRET_VALUE_MAX)
 		return cli_usage("secret put", "the value is longer than %d bytes",
 		    SECRET_VALUE_MAX);
-	for (i = 0; i < n; i++)
-		if ((buf[i] < 0x20 && buf[i] != '\t') || buf[i] == 0x7f)
-			return cli_usage("secret put", "the value holds a control character (CR, "
+	if (secret_valid_value((const uint8_t *)buf, n) != 0)	/* the broker's own check */
+		return cli_usage("secret put", "the value holds a control character (CR, "
 			    "LF, NUL, DEL or another below 0x20 but tab: a value is a single line "
 			    "of text)");
 	*len = n;
@@ -227,20 +225,8 @@ secret_put_opt(void *arg, int ch, const char *val)
 	}
 }
 
-/* The broker's secret-name syntax (secret_valid_name): [A-Za-z0-9][A-Za-z0-9._-]{0,127}. */
 static int
-secret_name_ok(const char *name)
-{
-	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-	size_t len = strlen(name);
-
-	return len >= 1 && len <= 128 && strchr(alnum, name[0]) != NULL &&
-	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
-	    len;
-}
-
-static int
-secret_put(struct cli *g, int argc, char **argv)
+secret_put_cmd(struct cli *g, int argc, char **argv)
 {
 	static const struct option lopts[] = {
 		{ "host", required_argument, NULL, OPT_HOST },
@@ -273,7 +259,7 @@ secret_put(struct cli *g, int argc, char **argv)
 		    "secret may be sent to)");
 	name = argv[first];
 	/* The broker answers a name it cannot route with 404: say what is wrong instead. */
-	if (!secret_name_ok(name))
+	if (secret_valid_name(name) != 0)
 		return cli_usage("secret put", "a secret NAME is 1 to 128 of A-Z a-z 0-9 . _ - "
 		    "starting with a letter or digit");
 	/* Connect first: a missing deployment is reported before anyone types a value. */
@@ -370,7 +356,7 @@ cli_cmd_secret(struct cli *g, int argc, char **argv)
 	}
 	sub = argv[1];
 	if (strcmp(sub, "put") == 0)
-		return secret_put(g, argc - 1, argv + 1);
+		return secret_put_cmd(g, argc - 1, argv + 1);
 	if (strcmp(sub, "list") == 0 || strcmp(sub, "ls") == 0)
 		return secret_simple(g, "list", argc - 1, argv + 1, 0);
 	if (strcmp(sub, "show") == 0)

@@ -13,7 +13,7 @@ struct store;
 struct vault;
 
 #define SECRET_NAME_MAX		128	/* [A-Za-z0-9._-], first char alphanumeric */
-#define SECRET_VALUE_MAX	8192	/* bytes; no CR, LF or NUL */
+#define SECRET_VALUE_MAX	8192	/* bytes; no control character but tab */
 #define SECRET_HOSTS_MAX	64
 
 struct secret_meta {
@@ -29,7 +29,10 @@ void secret_meta_free(struct secret_meta *m);
 
 /* Returns 0 when name is a valid secret name, CB_ERR_INVAL otherwise. */
 int secret_valid_name(const char *name);
-/* Returns 0 when value may be stored (1..SECRET_VALUE_MAX bytes, no CR/LF/NUL), CB_ERR_INVAL/CB_ERR_LIMIT. */
+/*
+ * Returns 0 when value may be stored (1..SECRET_VALUE_MAX bytes, no control character
+ * but tab), CB_ERR_INVAL/CB_ERR_LIMIT.
+ */
 int secret_valid_value(const uint8_t *value, size_t len);
 
 /*
