@@ -32,7 +32,6 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/queue.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -2076,27 +2075,17 @@ accept_error_cb(struct evconnlistener *lis, void *arg)
 static size_t
 raise_nofile(const struct proxy_conf *conf)
 {
-	struct rlimit rl;
-	rlim_t reserve = 32 + 6 * (rlim_t)conf->resolve_workers;
-	rlim_t want = (rlim_t)CONNS_MAX * 2 + reserve;
+	unsigned long long reserve = 32 + 6 * (unsigned long long)conf->resolve_workers;
+	unsigned long long want = (unsigned long long)CONNS_MAX * 2 + reserve;
+	unsigned long long have = util_raise_nofile(want);
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= want)
+	if (have >= want)
 		return CONNS_MAX;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-		log_warn("setrlimit(RLIMIT_NOFILE)");
-		if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-			return CONNS_MAX;
-	}
-	if (rl.rlim_cur >= want)
-		return CONNS_MAX;
-	if (rl.rlim_cur < reserve + 2)
+	if (have < reserve + 2)
 		return 0;
-	log_warnx("only %llu file descriptors: at most %llu connections (not %d)",
-	    (unsigned long long)rl.rlim_cur, (unsigned long long)(rl.rlim_cur - reserve) / 2,
-	    CONNS_MAX);
-	return (size_t)(rl.rlim_cur - reserve) / 2;
+	log_warnx("only %llu file descriptors: at most %llu connections (not %d)", have,
+	    (have - reserve) / 2, CONNS_MAX);
+	return (size_t)((have - reserve) / 2);
 }
 
 static int

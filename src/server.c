@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1019,23 +1018,18 @@ out:
 static int
 server_conn_limit(const struct broker_conf *conf, int threads)
 {
-	struct rlimit rl;
-	rlim_t want = (rlim_t)conf->conn_limit + SERVER_FD_RESERVE(threads);
-	int limit = conf->conn_limit;
+	unsigned long long reserve = SERVER_FD_RESERVE(threads);
+	unsigned long long want = (unsigned long long)conf->conn_limit + reserve;
+	unsigned long long have = util_raise_nofile(want);
+	int limit;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
-	    rl.rlim_cur >= want)
-		return limit;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return limit;
-	if (rl.rlim_cur >= want)
-		return limit;
-	if (rl.rlim_cur < (rlim_t)SERVER_FD_RESERVE(threads) + (rlim_t)threads)
+	if (have >= want)
+		return conf->conn_limit;
+	if (have < reserve + (unsigned long long)threads)
 		return 0;
-	limit = (int)(rl.rlim_cur - SERVER_FD_RESERVE(threads));
+	limit = (int)(have - reserve);
 	log_warnx("only %llu file descriptors (RLIMIT_NOFILE): conn_limit lowered from %d to %d",
-	    (unsigned long long)rl.rlim_cur, conf->conn_limit, limit);
+	    have, conf->conn_limit, limit);
 	return limit;
 }
 

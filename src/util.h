@@ -64,6 +64,13 @@ struct util_ratelimit {
 };
 int util_ratelimit_ok(struct util_ratelimit *r, int64_t period_us, unsigned long long *quiet);
 
+/*
+ * Raises the soft RLIMIT_NOFILE to want when the hard limit allows, else to the hard
+ * limit. Returns the soft limit in effect (at least want when it sufficed, or when the
+ * limits cannot be read).
+ */
+unsigned long long util_raise_nofile(unsigned long long want);
+
 /* Formats epoch seconds as RFC 3339 UTC ("2026-01-02T03:04:05Z") into out (>= 21 bytes). */
 void util_rfc3339(int64_t t, char *out, size_t outlen);
 
