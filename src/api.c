@@ -159,12 +159,20 @@ api_audited_done(struct commit_op *op, int rc)
 	 */
 	if (a->work != NULL)
 		secret_cache_invalidate();
-	if (rc != 0 && a->status < 400) {
-		/* The effect or its audit record is not durable: the request fails. */
-		log_warnx("%s by %s: not committed: %s", op->audit.action, call->who->id,
-		    cb_strerror(rc));
+	if (!op->durable || (rc != 0 && a->status < 400)) {
+		/*
+		 * The effect or its audit record is not durable: the request fails, a
+		 * refusal too (its record is lost), as grant.c's. A failed batch (a full
+		 * disk) is reported by the commit thread, not per request.
+		 */
+		if (op->durable || rc != CB_ERR_DB)
+			log_warnx("%s by %s: not committed: %s", op->audit.action,
+			    call->who->id, cb_strerror(rc));
 		json_decref(a->body);
-		api_error(call, 500, "internal_error");
+		if (!op->durable && rc == CB_ERR_BUSY)
+			api_error(call, 503, "unavailable");
+		else
+			api_error(call, 500, "internal_error");
 	} else if (a->status >= 400 && a->body == NULL) {
 		api_error_field(call, a->status, a->err_code, a->err_field);
 	} else

@@ -95,6 +95,7 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 {
 	int rc = 0, arc, sp = 0;
 
+	op->durable = 0;
 	if (op->fn != NULL) {
 		if ((rc = store_savepoint(c->wst)) != 0)
 			return rc;
@@ -126,6 +127,7 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 		*broken = 1;
 		return CB_ERR_DB;
 	}
+	op->durable = 1;	/* once the batch commits */
 	return rc;
 }
 
@@ -210,8 +212,10 @@ run_batch(struct commit *c, size_t n)
 	} else
 		note_batch(c, n, brc, "cannot begin");
 	if (brc != 0) {
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			c->batch[i]->rc = brc;
+			c->batch[i]->durable = 0;
+		}
 		/*
 		 * Rolled back: the chain head is the one before the batch again, unless the
 		 * database holds the batch's own head (a COMMIT that failed after its WAL
@@ -462,6 +466,7 @@ enqueue(struct commit *c, struct commit_op *op, int state)
 {
 	op->next = NULL;
 	op->rc = 0;
+	op->durable = 0;
 	op->state = state;
 	op->queued_us = util_mono_us();
 	if (c->closing)

@@ -35,6 +35,12 @@ struct commit_op {
 	void *arg;		/* for fn and done */
 	struct audit_rec audit;	/* the record to append; strings must live until done */
 	commit_done_fn done;	/* may be NULL */
+	/*
+	 * Set by the commit thread before done (or before commit_run returns): 1 when the
+	 * op's audit record is durable (with the op's effects when fn returned 0; an fn that
+	 * failed had its effects undone, its record written); 0 when nothing of it is.
+	 */
+	int durable;
 	/* private to commit.c */
 	int rc;
 	int state;

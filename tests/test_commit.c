@@ -46,6 +46,7 @@ struct top {
 	int fail;		/* fn writes then refuses */
 	int thread, idx;
 	_Atomic int rc;
+	_Atomic int durable;	/* op->durable as done saw it */
 	_Atomic int done;
 	_Atomic long order;	/* completion order */
 };
@@ -107,6 +108,7 @@ op_done(struct commit_op *op, int rc)
 	struct top *t = op->arg;
 
 	atomic_store(&t->rc, rc);
+	atomic_store(&t->durable, op->durable);
 	atomic_store(&t->order, atomic_fetch_add(&completed, 1));
 	atomic_store(&t->done, 1);
 }
@@ -129,6 +131,7 @@ top_init(struct top *t, int thread, int idx, int fail)
 	t->op.audit.sandbox_id = NULL;
 	t->op.audit.detail = t->key;
 	atomic_store(&t->rc, 1);
+	atomic_store(&t->durable, -1);
 }
 
 struct worker {
@@ -257,6 +260,8 @@ test_many_threads(void **state)
 				refused++;
 			} else
 				assert_int_equal(atomic_load(&o->rc), 0);
+			/* A refusal's record is durable too. */
+			assert_int_equal(atomic_load(&o->durable), 1);
 			/* Submission order within a thread is completion order. */
 			if (i > 0)
 				assert_true(atomic_load(&o->order) >
@@ -297,6 +302,7 @@ test_refusal_audited_with_fn_outcome(void **state)
 	top_init(&t, 0, 0, 1);
 	t.op.done = NULL;
 	assert_int_equal(commit_run(f->c, &t.op), CB_ERR_DENIED);
+	assert_int_equal(t.op.durable, 1);	/* its record, without its effect */
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
 	assert_false(has_key(st, t.key));
 	assert_int_equal(store_audit_list(st, 0, 10, &rows, &n), 0);
@@ -326,6 +332,9 @@ test_audit_failure_fails_op_only(void **state)
 	assert_int_equal(atomic_load(&t[0].rc), 0);
 	assert_int_equal(atomic_load(&t[1].rc), CB_ERR_INVAL);
 	assert_int_equal(atomic_load(&t[2].rc), 0);
+	assert_int_equal(atomic_load(&t[0].durable), 1);
+	assert_int_equal(atomic_load(&t[1].durable), 0);	/* no record */
+	assert_int_equal(atomic_load(&t[2].durable), 1);
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);
 	assert_true(has_key(st, t[0].key));
 	assert_false(has_key(st, t[1].key));	/* no audit record, no effect */
@@ -462,8 +471,10 @@ test_commit_failure(void **state)
 		assert_int_equal(commit_submit(f->c, &t[i].op), 0);
 	wait_all(&blocker, 1);
 	wait_all(t, 3);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 3; i++) {
 		assert_int_not_equal(atomic_load(&t[i].rc), 0);
+		assert_int_equal(atomic_load(&t[i].durable), 0);	/* rolled back */
+	}
 	/* The chain head followed the rollback: the next record links to the last durable one. */
 	top_init(&after, 9, 0, 0);
 	after.op.done = NULL;
@@ -531,8 +542,10 @@ test_txn_lost_mid_batch(void **state)
 		assert_int_equal(commit_submit(f->c, &t[i].op), 0);
 	wait_all(&blocker, 1);
 	wait_all(t, 3);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 3; i++) {
 		assert_int_not_equal(atomic_load(&t[i].rc), 0);
+		assert_int_equal(atomic_load(&t[i].durable), 0);
+	}
 	commit_stats(f->c, &batches, &ops, &failed);
 	assert_int_equal(failed, 1);	/* /metrics: credbroker_commit_failed_batches_total */
 	assert_int_equal(store_open(f->path, 0, &st, why, sizeof(why)), 0);

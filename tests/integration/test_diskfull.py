@@ -395,6 +395,49 @@ class RotationAnswerTest(TmpfsCase):
             d.stop()
 
 
+class RefusalAnswerTest(TmpfsCase):
+    def test_refusal_without_its_record_fails(self):
+        """A refusal whose audit record cannot be written is not answered as the refusal
+        (DESIGN: if the audit write fails, the request fails; docs/api.yaml: 500
+        `internal_error`), for an admin request refused before the commit (GET of an
+        unknown secret) and one refused in the transaction (DELETE of an unknown secret);
+        the answer a proxy's refused resolve gets (grant.c) is the same. With space again,
+        each is answered as the refusal with its record."""
+        d = self.deployment("refusal")
+        try:
+            d.start()
+            d.put_secret("gh", "ghp_real", [HOST])
+            calls = [("GET", "/v1/secrets/nosuch", "secret.show"),
+                     ("DELETE", "/v1/secrets/nosuch", "secret.delete")]
+            # GET /v1/audit appends its own audit.list record: those are left out.
+            def recs_since(before):
+                return [r for r in d.audit() if r["seq"] > before
+                        and r["action"] != "audit.list"]
+            before = d.audit()[-1]["seq"]
+            self.fill(d.filler)
+            try:
+                for method, path, _ in calls:
+                    st, js, raw = d.request("admin", method, path, timeout=20)
+                    self.assertEqual((st, js), (500, {"error": "internal_error"}),
+                                     (method, path, raw))
+                st, js = d.resolve("cbt_" + "A" * 40, "sbx-1", HOST)[:2]
+                self.assertEqual((st, js), (500, {"error": "internal_error"}))
+            finally:
+                self.unfill(d.filler)
+            self.assertEqual(recs_since(before), [],
+                             "records of requests answered as not durable")
+            for method, path, action in calls:
+                st, js, raw = d.request("admin", method, path)
+                self.assertEqual((st, js), (404, {"error": "not_found"}), (method, path, raw))
+            self.assertEqual([(r["action"], r["outcome"]) for r in recs_since(before)],
+                             [(a, "not_found") for _, _, a in calls])
+            self.assertEqual(d.kill(), 0)
+            self.assert_log_intact(d)
+        finally:
+            self.unfill(d.filler)
+            d.stop()
+
+
 class ReadOnlyTest(TmpfsCase):
     def test_read_only_database_refused(self):
         try:
