@@ -95,7 +95,6 @@ run_one(struct commit *c, struct commit_op *op, int64_t now, int *broken)
 {
 	int rc = 0, arc, sp = 0;
 
-	op->durable = 0;
 	if (op->fn != NULL) {
 		if ((rc = store_savepoint(c->wst)) != 0)
 			return rc;

@@ -37,8 +37,9 @@ struct commit_op {
 	commit_done_fn done;	/* may be NULL */
 	/*
 	 * Set by the commit thread before done (or before commit_run returns): 1 when the
-	 * op's audit record is durable (with the op's effects when fn returned 0; an fn that
-	 * failed had its effects undone, its record written); 0 when nothing of it is.
+	 * op's audit record (if audit.action is set) is durable, with the op's effects when
+	 * fn returned 0 (an fn that failed had its effects undone, its record written); 0
+	 * when nothing of it is. 0 from commit_submit/commit_run until the batch commits.
 	 */
 	int durable;
 	/* private to commit.c */
